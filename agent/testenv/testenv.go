@@ -1,0 +1,221 @@
+// Package testenv starts the real parts that pifleet's tests talk to
+// (Mosquitto, the project's own binaries, free loopback ports) and fails a
+// test with a clear message when a part is missing. It never skips: a
+// missing component is a broken test machine, and CI must say so.
+// scripts/install-test-deps.sh installs everything it needs.
+package testenv
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// RequireCommand returns the path of the named program or fails the test,
+// naming the Debian package that provides it.
+func RequireCommand(t testing.TB, name, debianPkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
+				return filepath.Join(dir, name)
+			}
+		}
+		t.Fatalf("required test component %q is missing: install the Debian package %q (scripts/install-test-deps.sh does this)", name, debianPkg)
+	}
+	return p
+}
+
+// RequireRoot fails the test unless it runs as root (network namespaces).
+func RequireRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test needs root for %s; run the test command as root (CI does)", why)
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free loopback port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ModuleRoot returns the repository root (the directory holding go.mod).
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("go.mod not found above %s", file)
+		}
+		dir = parent
+	}
+}
+
+var (
+	buildMu  sync.Mutex
+	buildDir string
+	built    = map[string]string{}
+)
+
+// Binary builds the main package at pkg (relative to the module root, e.g.
+// "./agent") once per test process and returns the binary's path. The
+// binary is built with -race when the test binary is, so races in the
+// real processes are caught too.
+func Binary(t testing.TB, pkg, name string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[pkg]; ok {
+		return p
+	}
+	if buildDir == "" {
+		d, err := os.MkdirTemp("", "pifleet-testbin-")
+		if err != nil {
+			t.Fatalf("temp dir: %v", err)
+		}
+		buildDir = d
+	}
+	out := filepath.Join(buildDir, name)
+	args := []string{"build", "-o", out}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	args = append(args, pkg)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = ModuleRoot(t)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	built[pkg] = out
+	return out
+}
+
+// Mosquitto is a running mosquitto broker started for a test.
+type Mosquitto struct {
+	URL  string // mqtt://127.0.0.1:PORT
+	Port int
+	Cmd  *exec.Cmd
+	Log  *SyncBuffer
+}
+
+// StartMosquitto starts a real Mosquitto broker on a free loopback port,
+// with extraConf appended to its config file (listener and allow_anonymous
+// are set unless extraConf sets a listener itself). It is stopped when the
+// test ends. A missing mosquitto binary fails the test.
+func StartMosquitto(t testing.TB, extraConf string) *Mosquitto {
+	t.Helper()
+	bin := RequireCommand(t, "mosquitto", "mosquitto")
+	port := FreePort(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	var b strings.Builder
+	b.WriteString("persistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n")
+	if !strings.Contains(extraConf, "listener ") {
+		fmt.Fprintf(&b, "listener %d 127.0.0.1\nallow_anonymous true\n", port)
+	}
+	b.WriteString(strings.ReplaceAll(extraConf, "{{PORT}}", fmt.Sprint(port)))
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := &Mosquitto{URL: fmt.Sprintf("mqtt://127.0.0.1:%d", port), Port: port, Log: &SyncBuffer{}}
+	m.Cmd = exec.Command(bin, "-c", conf)
+	m.Cmd.Stdout = m.Log
+	m.Cmd.Stderr = m.Log
+	if err := m.Cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = m.Cmd.Process.Kill()
+		_ = m.Cmd.Wait()
+	})
+	WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second, m.Log)
+	return m
+}
+
+// WaitTCP waits until addr accepts TCP connections or fails the test,
+// printing log (which may be nil) to explain why.
+func WaitTCP(t testing.TB, addr string, within time.Duration, log fmt.Stringer) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			msg := ""
+			if log != nil {
+				msg = log.String()
+			}
+			t.Fatalf("%s did not accept connections within %v: %v\n%s", addr, within, err, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Eventually polls cond every 20ms until it returns "" (success) or the
+// deadline passes, then fails with the last message. Use it for waiting on
+// asynchronous effects; never assert on how long they took.
+func Eventually(t testing.TB, within time.Duration, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		msg := cond()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true within %v: %s", within, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// SyncBuffer is a goroutine-safe bytes buffer for process output.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Lines returns the buffer's lines.
+func (s *SyncBuffer) Lines() []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s.String()))
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}
