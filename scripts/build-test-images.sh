@@ -11,6 +11,12 @@ set -eu
 force=0
 [ "${1:-}" = "-f" ] && force=1
 
+# Concurrent test packages may call this at once: build one at a time.
+if command -v flock >/dev/null; then
+	exec 9>"${TMPDIR:-/tmp}/pifleet-test-images.lock"
+	flock 9
+fi
+
 have() { [ "$force" = 0 ] && docker image inspect "$1" >/dev/null 2>&1; }
 
 BUSYBOX_IMAGE=${BUSYBOX_IMAGE:-pifleet-test/busybox:latest}
@@ -25,6 +31,10 @@ else
 	root=$(mktemp -d)
 	trap 'rm -rf "$root"' EXIT
 	mkdir -p "$root/bin" "$root/tmp" "$root/etc"
+	# Docker copies the image's /tmp mode onto the tmpfs the runner mounts
+	# there, so it must be world-writable and sticky like a distro's.
+	chmod 755 "$root"
+	chmod 1777 "$root/tmp"
 	cp "$bb" "$root/bin/busybox"
 	for app in $("$bb" --list); do
 		[ "$app" = busybox ] || ln -sf busybox "$root/bin/$app"
