@@ -164,7 +164,10 @@ func TestRejections(t *testing.T) {
 			return f.payload(*c, true)
 		}, "time to live"},
 		{"for another device", func(f *fixture, c *wire.Command) []byte { c.Device = "pi2"; return f.payload(*c, true) }, `for device "pi2"`},
-		{"denied verb", func(f *fixture, c *wire.Command) []byte { c.Argv = []string{"iam", "list-users"}; return f.payload(*c, true) }, "never allowed"},
+		{"denied verb", func(f *fixture, c *wire.Command) []byte {
+			c.Argv = []string{"iam", "list-users"}
+			return f.payload(*c, true)
+		}, "never allowed"},
 		{"denied flag", func(f *fixture, c *wire.Command) []byte {
 			c.Argv = []string{"ec2", "describe-instances", "--profile", "admin"}
 			return f.payload(*c, true)
