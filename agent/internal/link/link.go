@@ -184,9 +184,9 @@ func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error)
 	lost := make(chan error, 1)
 	opts := mqtt.NewClientOptions().
 		AddBroker(broker).
-		SetClientID("pifleet-agent-" + l.o.ID).
+		SetClientID("pifleet-agent-"+l.o.ID).
 		SetKeepAlive(l.o.KeepAlive).
-		SetPingTimeout(l.o.KeepAlive / 2).
+		SetPingTimeout(l.o.KeepAlive/2).
 		SetConnectTimeout(l.o.ConnectTimeout).
 		SetWriteTimeout(l.o.ConnectTimeout).
 		SetAutoReconnect(false).
