@@ -154,8 +154,16 @@ func (e *Engine) oneID(verb string, args []string) (fleet.Device, *Reply) {
 	}
 	d, ok := e.fleet.Get(args[0])
 	if !ok {
-		r := problem(e.fleet.UnknownID(args[0]).Error() + ".")
+		r := problem(sentence(e.fleet.UnknownID(args[0]).Error()))
 		return fleet.Device{}, &r
 	}
 	return d, nil
+}
+
+// sentence ends s with a full stop unless it ends with punctuation.
+func sentence(s string) string {
+	if strings.HasSuffix(s, ".") || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "!") {
+		return s
+	}
+	return s + "."
 }

@@ -17,7 +17,7 @@ const MaxRows = 40
 func (e *Engine) fleetCmd(args []string) Reply {
 	devs, err := e.fleet.Filter(strings.Join(args, " "))
 	if err != nil {
-		return problem(err.Error() + ".")
+		return problem(sentence(err.Error()))
 	}
 	online, bad := 0, 0
 	for i := range devs {

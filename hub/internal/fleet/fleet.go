@@ -182,7 +182,9 @@ func (f *Fleet) applyState(id string, st wire.State) error {
 	}
 	prev := d.State
 	d.Epoch = st.Epoch
-	d.LastSeen = now
+	if st.State != wire.StateLost { // a will is the broker speaking, not the device
+		d.LastSeen = now
+	}
 	var alert *Alert
 	if prev != st.State {
 		d.State = st.State
