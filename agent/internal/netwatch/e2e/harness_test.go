@@ -51,7 +51,9 @@ func newWorld(t testing.TB, agentID string) *world {
 	agentBin := testenv.Binary(t, "./agent", "pifleet-agent")
 	w := &world{t: t, ns: ns, hubOut: &testenv.SyncBuffer{}, agOut: &testenv.SyncBuffer{}}
 	w.client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		DialContext:       func(ctx context.Context, network, addr string) (net.Conn, error) { return dialIn(ctx, ns.Handle, network, addr) },
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialIn(ctx, ns.Handle, network, addr)
+		},
 		DisableKeepAlives: false,
 	}}
 	w.start("hub", w.hubOut, hubBin, "hub", "--mqtt-listen", mqttAddr, "--http-listen", httpAddr)
