@@ -34,6 +34,7 @@ type Options struct {
 	Keep       time.Duration       // ids are kept this long after their expiry (1 h)
 	ChunkBytes int                 // largest chunk data (8 KiB)
 	FlushEvery time.Duration       // a partial chunk waits at most this long (200 ms)
+	FinalRetry time.Duration       // how long a final is retried while the link is down (10 min)
 	Now        func() time.Time
 	Logger     *slog.Logger
 }
@@ -69,6 +70,9 @@ func (o *Options) ensureDefaults() error {
 	}
 	if o.FlushEvery == 0 {
 		o.FlushEvery = 200 * time.Millisecond
+	}
+	if o.FinalRetry == 0 {
+		o.FinalRetry = 10 * time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -219,7 +223,21 @@ func (h *Handler) publishFinal(log *slog.Logger, out daemon.ResultSink, replyTo 
 		f.Output = f.Output[:len(f.Output)/2]
 		f.Truncated = true
 	}
-	if err := out.PublishFinal(replyTo, f.ID, f); err != nil {
-		log.Error("publish final", "err", err)
+	// The final is the one record the hub must get: while the link is
+	// down, keep trying (backing off) for FinalRetry.
+	deadline := h.o.Now().Add(h.o.FinalRetry)
+	wait := 500 * time.Millisecond
+	for {
+		err := out.PublishFinal(replyTo, f.ID, f)
+		if err == nil {
+			return
+		}
+		if !h.o.Now().Before(deadline) {
+			log.Error("publish final: giving up", "err", err)
+			return
+		}
+		log.Warn("publish final; retrying", "err", err, "in", wait)
+		time.Sleep(wait)
+		wait = min(wait*2, 30*time.Second)
 	}
 }

@@ -368,3 +368,33 @@ func TestNewNeedsKeysAndDevice(t *testing.T) {
 		}
 	}
 }
+
+// flakySink fails the first publishes like a link that is reconnecting.
+type flakySink struct {
+	sink
+	fails int
+}
+
+func (s *flakySink) PublishFinal(hub, id string, f wire.Final) error {
+	s.mu.Lock()
+	if s.fails > 0 {
+		s.fails--
+		s.mu.Unlock()
+		return fmt.Errorf("not connected to a broker")
+	}
+	s.mu.Unlock()
+	return s.sink.PublishFinal(hub, id, f)
+}
+
+func TestFinalRetriedWhileLinkDown(t *testing.T) {
+	f := newFixture(t, nil)
+	f.h.o.Now = time.Now // the retry deadline needs a moving clock
+	c := f.command("r1", "ec2", "describe-instances")
+	c.Created, c.Expires = time.Now(), time.Now().Add(time.Minute)
+	s := &flakySink{fails: 2}
+	f.h.HandleCommand(context.Background(), f.payload(c, true), s)
+	f.h.Wait()
+	if _, finals := s.snapshot(); len(finals) != 1 {
+		t.Fatalf("%d finals after the link came back, want 1", len(finals))
+	}
+}
