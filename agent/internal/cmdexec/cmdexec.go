@@ -144,6 +144,7 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultS
 	if rej != nil {
 		if rej.reason == "" { // lost a race with a concurrent redelivery
 			h.Stats.Replayed.Add(1)
+			log.Info("command already handled: redelivery or replay dropped")
 			return
 		}
 		h.Stats.Rejected.Add(1)
@@ -167,6 +168,7 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultS
 		f.Error = res.Err.Error()
 	}
 	h.publishFinal(log, out, replyTo, f)
+	log.Info("finished", "outcome", f.Outcome, "exit", f.ExitCode, "ms", f.DurationMS, "bytes", f.Bytes)
 }
 
 // admit runs every check, in an order that never lets an unverified

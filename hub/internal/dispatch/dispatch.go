@@ -432,6 +432,7 @@ func (d *Dispatcher) final(topic string, pt wire.ParsedTopic, fin wire.Final) {
 	case done != nil:
 		done <- res
 	default:
+		d.log.Info("late result", "id", fin.ID, "device", pt.Device, "outcome", fin.Outcome)
 		d.o.OnLateResult(res)
 	}
 }

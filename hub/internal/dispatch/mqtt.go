@@ -35,15 +35,46 @@ func (p pahoPublisher) Publish(topic string, qos byte, retained bool, payload []
 // Subscribe subscribes c to this hub's results (register it with the
 // hub's OnConnect: the session is clean, so every reconnect renews it,
 // and the broker then re-sends any retained finals the hub missed).
+//
+// A SUBACK can refuse a filter with a failure code that paho does not
+// report as an error: mochi v2.7.9 answers "packet identifier in use"
+// (0x91) when the client's SUBSCRIBE id equals one of the broker's own
+// unacknowledged PUBLISH ids (e.g. retained states it is still sending).
+// So the code is checked and the subscription retried.
 func (d *Dispatcher) Subscribe(c mqtt.Client) {
-	tok := c.Subscribe(wire.ResultFilter(d.o.Hub), 1, func(_ mqtt.Client, m mqtt.Message) {
+	filter := wire.ResultFilter(d.o.Hub)
+	handler := func(_ mqtt.Client, m mqtt.Message) {
+		d.log.Debug("result message", "topic", m.Topic(), "retained", m.Retained(), "bytes", len(m.Payload()))
 		d.HandleResult(m.Topic(), m.Payload())
-	})
+	}
 	go func() {
-		if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
-			d.log.Error("subscribe to results", "err", tok.Error())
+		wait := 100 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			tok := c.Subscribe(filter, 1, handler)
+			if !tok.WaitTimeout(10 * time.Second) {
+				d.log.Error("subscribe to results: no SUBACK", "filter", filter)
+			} else if err := tok.Error(); err != nil {
+				d.log.Error("subscribe to results", "filter", filter, "err", err)
+			} else if code := subackCode(tok, filter); code >= 0x80 {
+				d.log.Warn("subscribe to results refused by the broker; retrying", "filter", filter, "code", fmt.Sprintf("0x%02x", code))
+			} else {
+				d.log.Debug("subscribed to results", "filter", filter)
+				return
+			}
+			if !c.IsConnected() || attempt >= 20 {
+				return // the next OnConnect subscribes again
+			}
+			time.Sleep(wait)
+			wait = min(wait*2, 5*time.Second)
 		}
 	}()
+}
+
+func subackCode(tok mqtt.Token, filter string) byte {
+	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		return st.Result()[filter]
+	}
+	return 0
 }
 
 // FromFleet adapts the hub's fleet view to Fleet.
