@@ -18,6 +18,9 @@ type Engine struct {
 	// spread, while it waits.
 	Delay    time.Duration
 	Progress []string
+	// Gate, when set, holds every answer until it is closed: a test can
+	// check what happened before the engine answered.
+	Gate chan struct{}
 
 	mu        sync.Mutex
 	asked     []chat.Request
@@ -34,6 +37,13 @@ func (e *Engine) AskProgress(ctx context.Context, r chat.Request, progress func(
 	e.mu.Lock()
 	e.asked = append(e.asked, r)
 	e.mu.Unlock()
+	if e.Gate != nil {
+		select {
+		case <-e.Gate:
+		case <-ctx.Done():
+			return chat.Reply{Text: "cancelled", Problem: true}
+		}
+	}
 	if e.Delay > 0 {
 		steps := len(e.Progress) + 1
 		for i := 0; i < steps; i++ {
