@@ -120,6 +120,7 @@ func sectionBlocks(s chat.Section) []slack.Block {
 // section limit, split at line ends. Aligned columns (a table) are kept in
 // a code block so they stay aligned.
 func textSections(text string) []slack.Block {
+	text = strings.TrimRight(text, " \n")
 	pre := preformatted(text)
 	limit := maxSectionText
 	if pre {
@@ -153,7 +154,7 @@ func overflowBlocks(r chat.Reply, full, name string) []slack.Block {
 	if r.Title != "" {
 		bs = append(bs, header(r.Title, r.Problem))
 	}
-	lines := strings.Count(full, "\n") + 1
+	lines := strings.Count(strings.TrimRight(full, "\n"), "\n") + 1
 	preview := strings.SplitN(full, "\n", previewLines+1)
 	if len(preview) > previewLines {
 		preview = preview[:previewLines]
@@ -196,7 +197,7 @@ func fullText(r chat.Reply) string {
 
 func fallback(r chat.Reply, full string) string {
 	text := full
-	if r.Title != "" && r.Text != "" {
+	if r.Title != "" && r.Text != "" && !strings.HasPrefix(r.Text, r.Title) {
 		text = r.Title + "\n" + text
 	}
 	if len(text) > maxFallbackText {
