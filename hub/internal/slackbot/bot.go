@@ -59,6 +59,7 @@ type Bot struct {
 	pace  *pacer
 	auth  *authorizer
 	audit *auditLog
+	acks  *ackWatch
 
 	botUser atomic.Value // string: the bot's own user id, from auth.test
 
@@ -93,8 +94,8 @@ func New(cfg Config, asker Asker, alerts AlertSource, log *slog.Logger) (*Bot, e
 	}
 	libLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	api := slack.New(tok.bot, slack.OptionAppLevelToken(tok.app), slack.OptionAPIURL(cfg.APIURL), slack.OptionLog(libLog))
-	var smOpts []socketmode.Option
-	smOpts = append(smOpts, socketmode.OptionLog(libLog))
+	acks := newAckWatch(log)
+	smOpts := []socketmode.Option{socketmode.OptionDebug(true), socketmode.OptionLog(acks)}
 	if cfg.pingInterval > 0 {
 		smOpts = append(smOpts, socketmode.OptionPingInterval(cfg.pingInterval))
 	}
@@ -108,6 +109,7 @@ func New(cfg Config, asker Asker, alerts AlertSource, log *slog.Logger) (*Bot, e
 		seen:   newSeenSet(cfg.DedupSize),
 		pace:   newPacer(cfg.PostInterval),
 		audit:  audit,
+		acks:   acks,
 	}
 	b.botUser.Store("")
 	b.auth = newAuthorizer(cfg, func(ctx context.Context, group string) ([]string, error) {

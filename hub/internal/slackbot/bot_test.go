@@ -180,6 +180,9 @@ func TestMentionIsAckedThenAnsweredInThread(t *testing.T) {
 	if ack.Seq > post.Seq {
 		t.Errorf("ack #%d arrived after the answer #%d, want it first", ack.Seq, post.Seq)
 	}
+	if s.bot.acks.written() == 0 {
+		t.Errorf("no ack was seen written: has slack-go's %q debug line changed? (see ackWatch)", ackWrittenPrefix)
+	}
 	if got, want := strings.Join(blockTypes(t, post.Blocks), ","), "header,section,context"; got != want {
 		t.Errorf("answer blocks = %s, want %s", got, want)
 	}
@@ -591,4 +594,8 @@ func TestRejectedTokens(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "wrong-secret") || ctx.Err() != nil {
 		t.Errorf("Run with a wrong app token = %v (ctx %v), want an error without the token", err, ctx.Err())
 	}
+}
+
+func testLogger(w *testenv.SyncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

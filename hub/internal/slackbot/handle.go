@@ -42,34 +42,47 @@ func (b *Bot) register(h *socketmode.SocketmodeHandler) {
 	h.HandleDefault(b.onOther)
 }
 
-// tracked acknowledges the envelope at once, before any work, and counts
-// the handler as in flight so that Run waits for it.
+// tracked acknowledges the envelope at once, and starts the work once the
+// ack is on the wire (see ackWatch), so that no answer can overtake its
+// ack. It counts the handler as in flight so that Run waits for it.
 func (b *Bot) tracked(f func(ctx context.Context, e *socketmode.Event)) socketmode.SocketmodeHandlerFunc {
 	return func(e *socketmode.Event, c *socketmode.Client) {
-		b.ack(c, e)
 		if !b.begin() {
+			b.ack(c, e, false)
 			return
 		}
 		defer b.inflight.Done()
+		if env, written := b.ack(c, e, true); written != nil {
+			b.acks.wait(b.runCtx, env, written)
+		}
 		f(b.runCtx, e)
 	}
 }
 
-func (b *Bot) ack(c *socketmode.Client, e *socketmode.Event) {
+// ack queues the envelope's ack; with watch, the channel closes when it
+// was written.
+func (b *Bot) ack(c *socketmode.Client, e *socketmode.Event, watch bool) (string, <-chan struct{}) {
 	if e.Request == nil || e.Request.EnvelopeID == "" {
-		return
+		return "", nil
+	}
+	env := e.Request.EnvelopeID
+	var written <-chan struct{}
+	if watch {
+		written = b.acks.expect(env)
 	}
 	if err := c.Ack(*e.Request); err != nil {
-		b.log.Error("slack: ack failed", "envelope", e.Request.EnvelopeID, "err", err)
-		return
+		b.acks.forget(env)
+		b.log.Error("slack: ack failed", "envelope", env, "err", err)
+		return "", nil
 	}
 	b.stats.envelopes.Add(1)
+	return env, written
 }
 
 // onOther acknowledges envelopes nobody handles (other events, other
 // buttons) so that Slack does not retry them.
 func (b *Bot) onOther(e *socketmode.Event, c *socketmode.Client) {
-	b.ack(c, e)
+	b.ack(c, e, false)
 	b.log.Debug("slack: ignored", "type", e.Type)
 }
 
@@ -85,7 +98,7 @@ func (b *Bot) onBadMessage(e *socketmode.Event, c *socketmode.Client) {
 		EnvelopeID string `json:"envelope_id"`
 	}
 	if json.Unmarshal(bad.Message, &env) == nil && env.EnvelopeID != "" {
-		_ = c.Ack(socketmode.Request{EnvelopeID: env.EnvelopeID})
+		b.ack(c, &socketmode.Event{Request: &socketmode.Request{EnvelopeID: env.EnvelopeID}}, false)
 	}
 	b.log.Warn("slack: unreadable envelope", "err", bad.Cause)
 }
