@@ -599,3 +599,25 @@ func TestRejectedTokens(t *testing.T) {
 func testLogger(w *testenv.SyncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+func TestTooSlowAnswerSaysSo(t *testing.T) {
+	ws := sbt.New(t)
+	cfg := testConfig(ws)
+	cfg.PlaceholderAfter = 50 * time.Millisecond
+	cfg.AskTimeout = 300 * time.Millisecond
+	s := start(t, ws, cfg, &sbt.Engine{Delay: time.Minute}, nil)
+	ws.Mention("Ev15", "U1", "C1", "1700000015.000100", "aws s3 sync")
+	placeholder := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000015.000100"))[0]
+	testenv.Eventually(t, wait, func() string {
+		if len(ws.Find(sbt.KindUpdate, func(r sbt.Record) bool {
+			return r.TS == placeholder.TS && strings.Contains(r.Text, "took longer than 300ms")
+		})) != 1 {
+			return "the placeholder does not say the command took too long: " + dump(ws.Records())
+		}
+		return ""
+	})
+	s.stop(t)
+	if e := s.auditEntries(t); len(e) != 1 || e[0].Outcome != OutcomeFailed || !strings.Contains(e[0].Detail, "deadline exceeded") {
+		t.Errorf("audit = %+v, want one failed entry", e)
+	}
+}

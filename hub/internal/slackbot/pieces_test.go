@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
 )
 
 type nopAsker struct{}
@@ -97,5 +98,31 @@ func TestAuthorizerGroupsAreCachedAndFailClosed(t *testing.T) {
 	everyone := newAuthorizer(Config{Users: []string{"*"}}, nil)
 	if r, _ := everyone.refusal(ctx, "U1", "C1"); r != "" {
 		t.Errorf("* refused U1: %q", r)
+	}
+}
+
+// The hub's engine and fleet plug in as they are.
+var (
+	_ Asker       = (*chat.Engine)(nil)
+	_ AlertSource = (*fleet.Fleet)(nil)
+)
+
+func TestTrustedResponseURL(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		want bool
+	}{
+		{"https://hooks.slack.com/commands/T1/1/abc", true},
+		{"https://hooks.slack-gov.com/commands/T1/1/abc", true},
+		{"http://hooks.slack.com/commands/T1/1/abc", false},
+		{"https://hooks.slack.com.evil.example/x", false},
+		{"https://evilslack.com/x", false},
+		{"http://127.0.0.1:4567/response/1", true}, // the configured API host
+		{"http://127.0.0.1:9999/response/1", false},
+		{"::", false},
+	} {
+		if got := trustedResponseURL("http://127.0.0.1:4567/", tc.url); got != tc.want {
+			t.Errorf("trustedResponseURL(%q) = %v, want %v", tc.url, got, tc.want)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,13 +34,14 @@ func (b *Bot) answer(ctx context.Context, a ask, command, heading string, run fu
 	var reply chat.Reply
 	select {
 	case reply = <-done:
+	case <-ctx.Done():
+		return b.gaveUp(ctx, a, live, command)
 	case <-timer.C:
 		live.start(ctx)
 		select {
 		case reply = <-done:
 		case <-ctx.Done():
-			live.stop()
-			return chat.Reply{}, fmt.Errorf("command %q: %w", command, ctx.Err())
+			return b.gaveUp(ctx, a, live, command)
 		}
 	}
 	live.stop()
@@ -55,6 +58,25 @@ func (b *Bot) answer(ctx context.Context, a ask, command, heading string, run fu
 	}
 	_, err := b.deliver(ctx, a, m, false)
 	return reply, err
+}
+
+// gaveUp tells the asker that the command took too long, or that the hub
+// is stopping, in place of the answer.
+func (b *Bot) gaveUp(ctx context.Context, a ask, live *liveMessage, command string) (chat.Reply, error) {
+	live.stop()
+	why := fmt.Sprintf(":hourglass: `%s` took longer than %s, so I stopped waiting. Try again later, or ask something smaller.", esc(command), b.cfg.AskTimeout)
+	if b.runCtx != nil && b.runCtx.Err() != nil {
+		why = ":wave: The hub is shutting down, so I could not finish `" + esc(command) + "`. Please ask again in a minute."
+	}
+	err := fmt.Errorf("command %q: %w", command, ctx.Err())
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if ts := live.ts(); ts != "" {
+		_ = b.update(nctx, a.channel, ts, renderNote(why))
+	} else {
+		_, _ = b.deliver(nctx, a, renderNote(why), false)
+	}
+	return chat.Reply{}, err
 }
 
 // deliver posts m for a: in a's thread, or as a new message. A slash
@@ -78,12 +100,32 @@ func (b *Bot) deliver(ctx context.Context, a ask, m message, refusal bool) (stri
 	return ts, b.uploads(ctx, a.channel, threadOf(a.thread, ts), m.Files)
 }
 
+// trustedResponseURL accepts Slack's hooks (https on slack.com or
+// slack-gov.com) and, for tests and proxies, the configured API host.
+func trustedResponseURL(apiURL, raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, d := range []string{"slack.com", "slack-gov.com"} {
+		if u.Scheme == "https" && (host == d || strings.HasSuffix(host, "."+d)) {
+			return true
+		}
+	}
+	api, err := url.Parse(apiURL)
+	return err == nil && api.Host != "" && u.Scheme == api.Scheme && strings.EqualFold(u.Host, api.Host)
+}
+
 func notInChannel(err error) bool {
 	var se slack.SlackErrorResponse
 	return errors.As(err, &se) && (se.Err == "not_in_channel" || se.Err == "channel_not_found")
 }
 
 func (b *Bot) respond(ctx context.Context, url string, m message) error {
+	if !trustedResponseURL(b.cfg.APIURL, url) {
+		return fmt.Errorf("answer through response_url: refusing %q: not a Slack URL", url)
+	}
 	err := slack.PostWebhookContext(ctx, url, &slack.WebhookMessage{Text: m.Text, Blocks: &slack.Blocks{BlockSet: m.Blocks}, ResponseType: slack.ResponseTypeEphemeral})
 	if err != nil {
 		return fmt.Errorf("answer through response_url: %w", err)
