@@ -316,7 +316,9 @@ func tokenRef(token string) string {
 
 var (
 	userMention = regexp.MustCompile(`^\s*(<@[UW][A-Z0-9]+(\|[^>]*)?>\s*)+`)
+	anyMention  = regexp.MustCompile(`<@[UW][A-Z0-9]+(\|[^>]*)?>`)
 	slackLink   = regexp.MustCompile(`<([^<>|]*)(\|([^<>]*))?>`)
+	unescaper   = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
 	quotes      = strings.NewReplacer("“", `"`, "”", `"`, "‘", "'", "’", "'")
 )
 
@@ -327,7 +329,12 @@ var (
 func cleanText(text, botUser string) string {
 	text = userMention.ReplaceAllString(text, "")
 	if botUser != "" {
-		text = regexp.MustCompile(`<@`+regexp.QuoteMeta(botUser)+`(\|[^>]*)?>`).ReplaceAllString(text, "")
+		text = anyMention.ReplaceAllStringFunc(text, func(m string) string {
+			if strings.HasPrefix(m, "<@"+botUser+">") || strings.HasPrefix(m, "<@"+botUser+"|") {
+				return ""
+			}
+			return m
+		})
 	}
 	text = slackLink.ReplaceAllStringFunc(text, func(s string) string {
 		m := slackLink.FindStringSubmatch(s)
@@ -345,7 +352,7 @@ func cleanText(text, botUser string) string {
 		}
 		return strings.TrimPrefix(target, "mailto:")
 	})
-	text = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&").Replace(text)
+	text = unescaper.Replace(text)
 	text = quotes.Replace(text)
 	return strings.Join(strings.Fields(text), " ")
 }

@@ -242,9 +242,9 @@ func mrkdwn(s string) *slack.TextBlockObject {
 // esc escapes the three characters Slack's mrkdwn treats as markup. Engine
 // text is plain (the CLI and HTTP API show it as is), so it is escaped
 // whole: a device named "<b>" shows as <b>.
-func esc(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+func esc(s string) string { return escaper.Replace(s) }
+
+var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 // cut shortens s to at most n bytes on a rune boundary, marking the cut.
 func cut(s string, n int) string {
