@@ -108,10 +108,10 @@ func TestEndToEndFleetInSlack(t *testing.T) {
 	if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	alert := waitPosts(t, ws, sbt.KindPost, 1, func(r sbt.Record) bool { return r.Channel == "CALERTS" })[0]
-	if !strings.Contains(alert.Text, "pi-slack went offline") {
-		t.Errorf("alert = %q, want pi-slack went offline", alert.Text)
-	}
+	// (It may have reported health problems before, e.g. an unsynced clock.)
+	waitPosts(t, ws, sbt.KindPost, 1, func(r sbt.Record) bool {
+		return r.Channel == "CALERTS" && strings.Contains(r.Text, "pi-slack went offline")
+	})
 }
 
 // gated holds the real engine's answers until gate is closed.

@@ -47,7 +47,7 @@ func (b *Bot) answer(ctx context.Context, a ask, command, heading string, run fu
 	live.stop()
 	m := render(reply, command)
 	if heading != "" {
-		m.Blocks = append(m.Blocks, contextBlock(heading))
+		m = m.withContext(heading)
 	}
 	if ts := live.ts(); ts != "" {
 		live.waitTurn(ctx)
@@ -90,7 +90,7 @@ func (b *Bot) deliver(ctx context.Context, a ask, m message, refusal bool) (stri
 	ts, err := b.post(ctx, a.channel, a.thread, m)
 	if err != nil && a.via == viaSlash && a.responseURL != "" && notInChannel(err) {
 		if len(m.Files) > 0 {
-			m.Blocks = append(m.Blocks, contextBlock("Invite me to this channel to get the full answer as a file."))
+			m = m.withContext("Invite me to this channel to get the full answer as a file.")
 		}
 		return "", b.respond(ctx, a.responseURL, m)
 	}

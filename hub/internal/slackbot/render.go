@@ -145,6 +145,26 @@ func confirmBlocks(c chat.Confirm) []slack.Block {
 	}
 }
 
+// withContext adds a context line to m within the block limit: as a new
+// block while there is room, else into the last context block.
+func (m message) withContext(text string) message {
+	blocks := append([]slack.Block(nil), m.Blocks...)
+	if len(blocks) < maxBlocks {
+		m.Blocks = append(blocks, contextBlock(text))
+		return m
+	}
+	if last, ok := blocks[len(blocks)-1].(*slack.ContextBlock); ok && len(last.ContextElements.Elements) < 10 {
+		merged := *last
+		merged.ContextElements.Elements = append(append([]slack.MixedElement(nil), last.ContextElements.Elements...), mrkdwn(cut(text, maxContextText)))
+		blocks[len(blocks)-1] = &merged
+		m.Blocks = blocks
+		return m
+	}
+	blocks[len(blocks)-1] = contextBlock(text)
+	m.Blocks = blocks
+	return m
+}
+
 func contextBlock(text string) slack.Block {
 	return slack.NewContextBlock("", mrkdwn(cut(text, maxContextText)))
 }

@@ -288,3 +288,27 @@ func TestFileName(t *testing.T) {
 		}
 	}
 }
+
+func TestWithContextStaysWithinTheLimit(t *testing.T) {
+	full := chat.Reply{Title: "t", Context: "c"}
+	for i := range 48 {
+		full.Sections = append(full.Sections, chat.Section{Text: fmt.Sprint(i)})
+	}
+	m := render(full, "fleet") // header + 48 sections + context = 50
+	if len(m.Blocks) != 50 {
+		t.Fatalf("setup: %d blocks, want 50", len(m.Blocks))
+	}
+	got := m.withContext("asked by someone")
+	checkLimits(t, got)
+	last, ok := got.Blocks[len(got.Blocks)-1].(*slack.ContextBlock)
+	if !ok || len(last.ContextElements.Elements) != 2 {
+		t.Errorf("the heading was not merged into the last context block: %#v", got.Blocks[len(got.Blocks)-1])
+	}
+	if orig := m.Blocks[len(m.Blocks)-1].(*slack.ContextBlock); len(orig.ContextElements.Elements) != 1 {
+		t.Error("withContext changed the original message")
+	}
+	short := render(chat.Reply{Text: "x"}, "x").withContext("y")
+	if len(short.Blocks) != 2 {
+		t.Errorf("short message: %d blocks, want 2", len(short.Blocks))
+	}
+}
