@@ -621,3 +621,22 @@ func TestTooSlowAnswerSaysSo(t *testing.T) {
 		t.Errorf("audit = %+v, want one failed entry", e)
 	}
 }
+
+func TestAPanickingEngineDoesNotTakeTheHubDown(t *testing.T) {
+	ws := sbt.New(t)
+	s := start(t, ws, testConfig(ws), panicky{}, nil)
+	ws.Mention("Ev16", "U1", "C1", "1700000016.000100", "fleet")
+	testenv.Eventually(t, wait, func() string {
+		if s.bot.Stats().Failed != 1 {
+			return "the panic was not counted as a failure"
+		}
+		return ""
+	})
+	if !strings.Contains(s.logs.String(), "engine bug") {
+		t.Errorf("the panic was not logged:\n%s", s.logs)
+	}
+	post := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000016.000100"))[0]
+	if !strings.Contains(post.Text, "failed inside the hub") {
+		t.Errorf("answer = %q, want an apology", post.Text)
+	}
+}

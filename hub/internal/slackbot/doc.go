@@ -10,7 +10,7 @@
 //     3 s), then the work is done; Slack's retries are answered once (a
 //     bounded LRU of event ids);
 //   - answers go into a thread of the asking message; a slash command's
-//     answer is a new channel message (see handleSlash);
+//     answer is a new channel message (see onSlash);
 //   - Block Kit limits are respected (≤ 50 blocks, section text < 3000
 //     chars); longer answers and chat.Reply.Files go as files in the thread
 //     (the external upload flow);

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"regexp"
+	"runtime/debug"
 	"strings"
 
 	"github.com/slack-go/slack"
@@ -52,10 +53,21 @@ func (b *Bot) tracked(f func(ctx context.Context, e *socketmode.Event)) socketmo
 			return
 		}
 		defer b.inflight.Done()
+		defer b.survive(e)
 		if env, written := b.ack(c, e, true); written != nil {
 			b.acks.wait(b.runCtx, env, written)
 		}
 		f(b.runCtx, e)
+	}
+}
+
+// survive keeps a bug in one handler from taking the hub down: the
+// handler's goroutine belongs to socketmode, and a panic there would end
+// the process.
+func (b *Bot) survive(e *socketmode.Event) {
+	if r := recover(); r != nil {
+		b.stats.failed.Add(1)
+		b.log.Error("slack: handler panicked; the envelope is dropped", "type", e.Type, "panic", r, "stack", string(debug.Stack()))
 	}
 }
 

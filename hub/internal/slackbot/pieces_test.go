@@ -126,3 +126,7 @@ func TestTrustedResponseURL(t *testing.T) {
 		}
 	}
 }
+
+type panicky struct{ nopAsker }
+
+func (panicky) Ask(context.Context, chat.Request) chat.Reply { panic("engine bug") }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +28,16 @@ func (b *Bot) answer(ctx context.Context, a ask, command, heading string, run fu
 	defer cancel()
 	live := &liveMessage{b: b, a: a, command: command, interval: b.cfg.UpdateInterval}
 	done := make(chan chat.Reply, 1)
-	go func() { done <- run(ctx, live.progress) }()
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				b.stats.failed.Add(1)
+				b.log.Error("slack: the engine panicked", "command", command, "panic", r, "stack", string(debug.Stack()))
+				done <- chat.Reply{Text: "Sorry, `" + command + "` failed inside the hub. That is a bug; the hub's log has the details.", Problem: true}
+			}
+		}()
+		done <- run(ctx, live.progress)
+	}()
 
 	timer := time.NewTimer(b.cfg.PlaceholderAfter)
 	defer timer.Stop()
