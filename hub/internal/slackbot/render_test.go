@@ -2,6 +2,7 @@ package slackbot
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -310,5 +312,20 @@ func TestWithContextStaysWithinTheLimit(t *testing.T) {
 	short := render(chat.Reply{Text: "x"}, "x").withContext("y")
 	if len(short.Blocks) != 2 {
 		t.Errorf("short message: %d blocks, want 2", len(short.Blocks))
+	}
+}
+
+// TestRenderEngineGolden renders the real engine's answers that need no
+// devices, so a change in the engine's wording shows up here as a golden
+// diff of what Slack users will see.
+func TestRenderEngineGolden(t *testing.T) {
+	now := func() time.Time { return time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC) }
+	eng := chat.New(fleet.New(now), now)
+	for name, q := range map[string]string{"help": "help", "unknown-verb": "flet", "fleet-empty": "fleet", "unknown-id": "where pi-404"} {
+		t.Run(name, func(t *testing.T) {
+			m := render(eng.Ask(context.Background(), chat.Request{Text: q, Source: "slack"}), q)
+			checkLimits(t, m)
+			checkGolden(t, "engine-"+name, m)
+		})
 	}
 }
