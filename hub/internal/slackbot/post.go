@@ -17,14 +17,17 @@ import (
 
 var timeNow = time.Now
 
+// deliverTimeout bounds posting one answer, its edits and files.
+const deliverTimeout = time.Minute
+
 // answer runs one command and delivers its reply to a.
 //
 // A quick answer is posted as it is. A slow one (longer than
 // Config.PlaceholderAfter) gets a placeholder first, which shows the
 // command's progress, if it reports any, and is then edited into the
 // answer; edits are no more frequent than Config.UpdateInterval.
-func (b *Bot) answer(ctx context.Context, a ask, command, heading string, run func(context.Context, func(string)) chat.Reply) (chat.Reply, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.AskTimeout)
+func (b *Bot) answer(parent context.Context, a ask, command, heading string, run func(context.Context, func(string)) chat.Reply) (chat.Reply, error) {
+	ctx, cancel := context.WithTimeout(parent, b.cfg.AskTimeout)
 	defer cancel()
 	live := &liveMessage{b: b, a: a, command: command, interval: b.cfg.UpdateInterval}
 	done := make(chan chat.Reply, 1)
@@ -33,7 +36,7 @@ func (b *Bot) answer(ctx context.Context, a ask, command, heading string, run fu
 			if r := recover(); r != nil {
 				b.stats.failed.Add(1)
 				b.log.Error("slack: the engine panicked", "command", command, "panic", r, "stack", string(debug.Stack()))
-				done <- chat.Reply{Text: "Sorry, `" + command + "` failed inside the hub. That is a bug; the hub's log has the details.", Problem: true}
+				done <- chat.Reply{Text: "Sorry, " + command + " failed inside the hub. That is a bug; the hub's log has the details.", Problem: true}
 			}
 		}()
 		done <- run(ctx, live.progress)
@@ -55,6 +58,10 @@ func (b *Bot) answer(ctx context.Context, a ask, command, heading string, run fu
 		}
 	}
 	live.stop()
+	// Delivery gets its own deadline: an answer that came just in time
+	// must not miss it, and Slack's rate limits may make us wait.
+	ctx, cancelDelivery := context.WithTimeout(parent, deliverTimeout)
+	defer cancelDelivery()
 	m := render(reply, command)
 	if heading != "" {
 		m = m.withContext(heading)
