@@ -3,6 +3,9 @@ package slackbot
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -17,6 +20,11 @@ import (
 //     FlapWindow, when one "settled" message gives its state.
 //   - problem/recovered/address: the same device, kind and detail within AlertRepeat
 //     is muted.
+//   - for AlertQuietStart after the bot starts, nothing is posted: the hub
+//     is learning the fleet from the broker's retained messages, and every
+//     offline device and every problem would otherwise be announced at each
+//     restart. One "hub started" message then lists the devices that are
+//     offline or have problems.
 //
 // decide and sweep are pure (time comes in), so the rules are table-tested.
 type alerter struct {
@@ -31,6 +39,16 @@ type alerter struct {
 	flapping map[string]string      // device → latest state while muted
 	state    map[string]string      // device → last posted state
 	recent   map[string]time.Time   // device/kind/detail → last posted
+
+	quiet       time.Duration
+	quietUntil  time.Time                // set by run; zero: no quiet start
+	startup     map[string]*startupState // device → what was learnt while quiet
+	startupDone bool
+}
+
+type startupState struct {
+	offline  bool
+	problems string
 }
 
 const alertQueue = 256
@@ -46,6 +64,8 @@ func newAlerter(cfg Config, stats *counters) *alerter {
 		flapping: map[string]string{},
 		state:    map[string]string{},
 		recent:   map[string]time.Time{},
+		quiet:    cfg.AlertQuietStart,
+		startup:  map[string]*startupState{},
 	}
 }
 
@@ -62,7 +82,8 @@ func (a *alerter) enqueue(al Alert) {
 }
 
 func (a *alerter) run(ctx context.Context, post func(context.Context, Alert) error) {
-	tick := time.NewTicker(max(a.window/10, 50*time.Millisecond))
+	a.quietUntil = timeNow().Add(a.quiet)
+	tick := time.NewTicker(max(min(a.window/10, a.quiet/3, 5*time.Second), 20*time.Millisecond))
 	defer tick.Stop()
 	send := func(out []Alert) {
 		for _, al := range out {
@@ -93,6 +114,15 @@ func (a *alerter) run(ctx context.Context, post func(context.Context, Alert) err
 
 // decide returns the messages one event deserves (none when muted).
 func (a *alerter) decide(al Alert) []Alert {
+	out := a.rules(al)
+	if !a.quietUntil.IsZero() && al.Time.Before(a.quietUntil) {
+		a.learn(al)
+		return nil
+	}
+	return out
+}
+
+func (a *alerter) rules(al Alert) []Alert {
 	switch al.Kind {
 	case AlertOffline, AlertOnline:
 		return a.stateChange(al)
@@ -127,10 +157,69 @@ func (a *alerter) stateChange(al Alert) []Alert {
 	return []Alert{al}
 }
 
+// learn records an event of the quiet start for the summary.
+func (a *alerter) learn(al Alert) {
+	st := a.startup[al.Device]
+	if st == nil {
+		st = &startupState{}
+		a.startup[al.Device] = st
+	}
+	switch al.Kind {
+	case AlertOffline:
+		st.offline = true
+	case AlertOnline:
+		st.offline = false
+	case AlertProblem:
+		st.problems = al.Detail
+	case AlertRecovered:
+		st.problems = ""
+	}
+}
+
+// maxStartupNames bounds the device lists of the "hub started" message.
+const maxStartupNames = 20
+
+// summary is the "hub started" message, once the quiet start is over.
+func (a *alerter) summary(now time.Time) []Alert {
+	if a.startupDone || a.quietUntil.IsZero() || now.Before(a.quietUntil) {
+		return nil
+	}
+	a.startupDone = true
+	var offline, problems []string
+	for _, dev := range slices.Sorted(maps.Keys(a.startup)) {
+		st := a.startup[dev]
+		if st.offline {
+			offline = append(offline, dev)
+		}
+		if st.problems != "" {
+			problems = append(problems, dev+" ("+st.problems+")")
+		}
+	}
+	a.startup = nil
+	var parts []string
+	if len(offline) > 0 {
+		parts = append(parts, fmt.Sprintf("%d offline: %s", len(offline), names(offline)))
+	}
+	if len(problems) > 0 {
+		parts = append(parts, fmt.Sprintf("%d with problems: %s", len(problems), names(problems)))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return []Alert{{Kind: alertStartup, Time: now, Detail: strings.Join(parts, "; ")}}
+}
+
+func names(xs []string) string {
+	if len(xs) > maxStartupNames {
+		return strings.Join(xs[:maxStartupNames], ", ") + fmt.Sprintf(" and %d more", len(xs)-maxStartupNames)
+	}
+	return strings.Join(xs, ", ")
+}
+
 // sweep ends the muting of devices that have been steady for the window,
 // and forgets old history so memory stays bounded.
 func (a *alerter) sweep(now time.Time) []Alert {
-	var out []Alert
+	out := a.summary(now)
 	for dev, kind := range a.flapping {
 		flips := a.flips[dev]
 		if len(flips) > 0 && now.Sub(flips[len(flips)-1]) < a.window {

@@ -123,3 +123,47 @@ func TestAlertQueueNeverBlocks(t *testing.T) {
 		t.Errorf("dropped %d alerts, want 10", got)
 	}
 }
+
+func TestQuietStartIsSummarisedOnce(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
+	a := newAlerter(Config{FlapWindow: 10 * time.Minute, FlapChanges: 4, AlertRepeat: 30 * time.Minute}, &counters{})
+	a.quietUntil = t0.Add(15 * time.Second)
+	sec := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	for _, al := range []Alert{
+		{Kind: AlertOffline, Device: "pi-09", Detail: "lost", Time: sec(1)},
+		{Kind: AlertOffline, Device: "pi-03", Detail: "lost", Time: sec(1)},
+		{Kind: AlertProblem, Device: "pi-04", Detail: "under_voltage", Time: sec(2)},
+		{Kind: AlertOffline, Device: "pi-05", Time: sec(3)},
+		{Kind: AlertOnline, Device: "pi-05", Time: sec(4)}, // came back during the quiet start
+		{Kind: AlertAddress, Device: "pi-06", Detail: "192.0.2.6", Time: sec(5)},
+	} {
+		if out := a.decide(al); len(out) != 0 {
+			t.Errorf("%+v during the quiet start posted %v", al, out)
+		}
+	}
+	if out := a.sweep(sec(10)); len(out) != 0 {
+		t.Errorf("summary before the quiet start ended: %v", out)
+	}
+	out := a.sweep(sec(16))
+	want := "2 offline: pi-03, pi-09; 1 with problems: pi-04 (under_voltage)"
+	if len(out) != 1 || out[0].Kind != alertStartup || out[0].Detail != want {
+		t.Fatalf("summary = %+v, want one %q", out, want)
+	}
+	if out := a.sweep(sec(17)); len(out) != 0 {
+		t.Errorf("a second summary: %v", out)
+	}
+	// What was learnt counts: pi-09 is known offline, so its return is news
+	// and a repeat of offline is not.
+	if got := kinds(a.decide(Alert{Kind: AlertOffline, Device: "pi-09", Time: sec(20)})); got != "" {
+		t.Errorf("repeat offline after start: %q, want muted", got)
+	}
+	if got := kinds(a.decide(Alert{Kind: AlertOnline, Device: "pi-09", Time: sec(21)})); got != "online" {
+		t.Errorf("back online after start: %q, want online", got)
+	}
+
+	calm := newAlerter(Config{FlapWindow: time.Minute, FlapChanges: 4, AlertRepeat: time.Minute}, &counters{})
+	calm.quietUntil = t0
+	if out := calm.sweep(sec(1)); len(out) != 0 {
+		t.Errorf("a summary of nothing: %v", out)
+	}
+}

@@ -34,7 +34,7 @@ func testConfig(ws *sbt.Workspace) Config {
 	return Config{
 		XAppToken: sbt.AppToken, XBotToken: sbt.BotToken, APIURL: ws.APIURL(),
 		Users: []string{"U1"}, PostInterval: 20 * time.Millisecond, UpdateInterval: 100 * time.Millisecond,
-		PlaceholderAfter: 2 * time.Second,
+		PlaceholderAfter: 2 * time.Second, AlertQuietStart: time.Millisecond,
 	}
 }
 
@@ -638,5 +638,26 @@ func TestAPanickingEngineDoesNotTakeTheHubDown(t *testing.T) {
 	post := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000016.000100"))[0]
 	if !strings.Contains(post.Text, "failed inside the hub") {
 		t.Errorf("answer = %q, want an apology", post.Text)
+	}
+}
+
+func TestAlertsDuringTheQuietStartAreSummarised(t *testing.T) {
+	ws := sbt.New(t)
+	cfg := testConfig(ws)
+	cfg.AlertChannel = "CALERT"
+	cfg.AlertQuietStart = time.Second
+	src := &sbt.Alerts{}
+	start(t, ws, cfg, &sbt.Engine{}, src)
+	testenv.Eventually(t, wait, func() string {
+		if src.Subscribers() != 1 {
+			return "the bot did not subscribe to alerts"
+		}
+		return ""
+	})
+	src.Emit(fleet.Alert{Kind: AlertOffline, Device: "pi-07", Detail: "lost", Time: time.Now()})
+	src.Emit(fleet.Alert{Kind: AlertProblem, Device: "pi-08", Detail: "hot", Time: time.Now()})
+	posts := waitPosts(t, ws, sbt.KindPost, 1, func(r sbt.Record) bool { return r.Channel == "CALERT" })
+	if want := "Hub started: 1 offline: pi-07; 1 with problems: pi-08 (hot)"; len(posts) != 1 || posts[0].Text != want {
+		t.Errorf("alerts = %s, want one %q", dump(posts), want)
 	}
 }

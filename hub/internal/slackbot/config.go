@@ -75,6 +75,9 @@ type Config struct {
 	FlapWindow  time.Duration // window for counting state changes [10m]
 	FlapChanges int           // more changes than this in the window is flapping [4]
 	AlertRepeat time.Duration // same alert for the same device is muted this long [30m]
+	// AlertQuietStart is how long after start alerts are only summarised
+	// (the hub is relearning the fleet from retained messages) [15s].
+	AlertQuietStart time.Duration
 
 	// DedupSize is how many recent event ids are remembered [1024].
 	DedupSize int
@@ -158,6 +161,7 @@ func (c *Config) ensureDefaults() {
 	setDur(&c.AskTimeout, 2*time.Minute)
 	setDur(&c.FlapWindow, 10*time.Minute)
 	setDur(&c.AlertRepeat, 30*time.Minute)
+	setDur(&c.AlertQuietStart, 15*time.Second)
 	if c.FlapChanges <= 0 {
 		c.FlapChanges = 4
 	}

@@ -336,6 +336,7 @@ const (
 	AlertAddress   = "address"
 	alertFlapping  = "flapping"
 	alertSettled   = "settled"
+	alertStartup   = "startup"
 )
 
 var alertLook = map[string]struct{ emoji, verb string }{
@@ -346,6 +347,7 @@ var alertLook = map[string]struct{ emoji, verb string }{
 	AlertAddress:   {":arrows_counterclockwise:", "changed address"},
 	alertFlapping:  {":repeat:", "is flapping"},
 	alertSettled:   {":ballot_box_with_check:", "settled"},
+	alertStartup:   {":information_source:", "Hub started"},
 }
 
 func renderAlert(a Alert) message {
@@ -356,6 +358,9 @@ func renderAlert(a Alert) message {
 	}
 	line := fmt.Sprintf("%s *%s* %s", look.emoji, esc(a.Device), look.verb)
 	text := fmt.Sprintf("%s %s", a.Device, look.verb)
+	if a.Device == "" {
+		line, text = fmt.Sprintf("%s *%s*", look.emoji, look.verb), look.verb
+	}
 	if a.Detail != "" {
 		line += ": " + esc(a.Detail)
 		text += ": " + a.Detail
