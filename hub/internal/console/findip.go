@@ -79,6 +79,7 @@ const (
 func FindIP(ctx context.Context, rw io.ReadWriter, opts FindOptions) (Result, error) {
 	opts.ensureDefaults()
 	s := newSession(rw, opts.Transcript)
+	defer s.close()
 	if err := wake(ctx, s, opts, keyEnter); err != nil {
 		return Result{}, err
 	}
@@ -138,6 +139,7 @@ func login(ctx context.Context, s *session, opts FindOptions) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("credentials: %w", err)
 	}
+	s.setSecret(pass)
 	s.mark()
 	if err := s.send(user + keyEnter); err != nil {
 		return Result{}, err
@@ -165,7 +167,7 @@ func login(ctx context.Context, s *session, opts FindOptions) (Result, error) {
 	s.mark()
 	_ = s.send("exit" + keyEnter) // log out whatever happened
 	if err != nil {
-		return Result{}, fmt.Errorf("hostname -I: no answer: %w; received %q", err, out)
+		return Result{}, fmt.Errorf("hostname -I: no answer: %w; received %q", err, lastLine(out))
 	}
 	r, perr := parseHostnameI(hostnameRe.FindStringSubmatch(out)[1])
 	if _, err := s.expect(ctx, 5*time.Second, loginRe); err != nil {

@@ -140,6 +140,12 @@ func Open(name string, baud int) (serial.Port, error) {
 	if err != nil {
 		return nil, openError(name, err)
 	}
+	// Drop what the adapter buffered before we came: an old banner must
+	// not pass for the current one.
+	if err := p.ResetInputBuffer(); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("flush %s: %w", name, err)
+	}
 	return p, nil
 }
 

@@ -18,11 +18,15 @@ type session struct {
 	buf        []byte // received since the last mark
 	changed    chan struct{}
 	readErr    error
-	transcript io.Writer
+	transcript *redactor // nil: no transcript
+	secret     string    // redacted from transcript and error texts
 }
 
 func newSession(rw io.ReadWriter, transcript io.Writer) *session {
-	s := &session{w: rw, changed: make(chan struct{}, 1), transcript: transcript}
+	s := &session{w: rw, changed: make(chan struct{}, 1)}
+	if transcript != nil {
+		s.transcript = &redactor{w: transcript}
+	}
 	go s.pump(rw)
 	return s
 }
@@ -60,6 +64,23 @@ func (s *session) send(p string) error {
 	return nil
 }
 
+// setSecret makes the session redact secret from now on.
+func (s *session) setSecret(secret string) {
+	s.mu.Lock()
+	s.secret = secret
+	s.mu.Unlock()
+	if s.transcript != nil {
+		s.transcript.setSecret(secret)
+	}
+}
+
+// close flushes the transcript.
+func (s *session) close() {
+	if s.transcript != nil {
+		s.transcript.Flush()
+	}
+}
+
 // mark forgets what was received so far.
 func (s *session) mark() {
 	s.mu.Lock()
@@ -67,11 +88,12 @@ func (s *session) mark() {
 	s.mu.Unlock()
 }
 
-// text returns what was received since the last mark, cleaned.
+// text returns what was received since the last mark, cleaned and
+// without the secret (it ends up in error messages).
 func (s *session) text() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return cleanText(string(s.buf))
+	return redactString(cleanText(string(s.buf)), s.secret)
 }
 
 var errTimeout = errors.New("timeout")
