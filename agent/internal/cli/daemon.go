@@ -118,6 +118,7 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 		Heartbeat: f.heartbeat,
 		Logger:    log,
 	}
+	cfg.Addrs, cfg.Health = senses(log) // issue 4: netwatch + health (senses.go)
 	d, err := daemon.New(cfg)
 	if err != nil {
 		return err
