@@ -20,7 +20,11 @@ type Options struct {
 	// RepairInterval is the least time between two restarts, so a getty
 	// that keeps failing is not restarted in a loop. Default 5 minutes.
 	RepairInterval time.Duration
-	Now            func() time.Time
+	// Interval is how long Check reuses the setup and getty results (the
+	// health loop calls it every few seconds; config files and systemd
+	// change rarely). Logins are read on every call. Default 1 minute.
+	Interval time.Duration
+	Now      func() time.Time
 	Logger         *slog.Logger
 }
 
@@ -30,6 +34,9 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.RepairInterval == 0 {
 		o.RepairInterval = 5 * time.Minute
+	}
+	if o.Interval == 0 {
+		o.Interval = time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -64,6 +71,10 @@ type Watcher struct {
 	opts       Options
 	mu         sync.Mutex
 	lastRepair time.Time
+
+	cacheMu  sync.Mutex
+	cached   *Report
+	cachedAt time.Time
 }
 
 // NewWatcher returns a Watcher.
@@ -73,11 +84,23 @@ func NewWatcher(opts Options) *Watcher {
 	return &Watcher{opts: opts}
 }
 
-// Check runs every check and returns the health block's console part and
-// the problems to add to Health.Problems. It never fails as a whole.
+// Check returns the health block's console part and the problems to add
+// to Health.Problems. It runs every check at most once per Interval and
+// reads the logins every time. It never fails as a whole.
 func (w *Watcher) Check(ctx context.Context) (wire.Console, []wire.Problem) {
-	r := w.Report(ctx)
-	return r.Console, r.Problems
+	w.cacheMu.Lock()
+	defer w.cacheMu.Unlock()
+	now := w.opts.Now()
+	if w.cached == nil || now.Sub(w.cachedAt) >= w.opts.Interval || now.Before(w.cachedAt) {
+		r := w.Report(ctx)
+		w.cached, w.cachedAt = &r, now
+		return r.Console, r.Problems
+	}
+	c := w.cached.Console
+	c.Repaired = false // reported once, by the check that restarted
+	logins, _ := w.checkLogins(c.TTY)
+	c.InUse = len(logins) > 0
+	return c, append([]wire.Problem(nil), w.cached.Problems...)
 }
 
 // Report runs every check and returns all findings (what doctor prints).

@@ -95,15 +95,7 @@ func TestWatcherSystemdUnreachable(t *testing.T) {
 }
 
 func TestWatcherConsoleInUse(t *testing.T) {
-	root := t.TempDir()
-	if err := os.CopyFS(root, os.DirFS("testdata/roots/bookworm-good")); err != nil {
-		t.Fatal(err)
-	}
-	// CopyFS copies the dev/serial0 symlink as a file; put it back.
-	os.Remove(filepath.Join(root, "dev/serial0"))
-	if err := os.Symlink("ttyS0", filepath.Join(root, "dev/serial0")); err != nil {
-		t.Fatal(err)
-	}
+	root := copyRoot(t, "bookworm-good")
 	b, err := os.ReadFile("testdata/utmp/x86_64-glibc.utmp")
 	if err != nil {
 		t.Fatal(err)
@@ -120,4 +112,67 @@ func TestWatcherConsoleInUse(t *testing.T) {
 	if len(r.Problems) != 0 {
 		t.Errorf("got problems %v, want none: a console login is not a problem", r.Problems)
 	}
+}
+
+func TestWatcherCheckCaches(t *testing.T) {
+	root := copyRoot(t, "bookworm-good")
+	sd := systemdtest.New(map[string]string{unitS0: "active"})
+	now := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
+	w := console.NewWatcher(console.Options{Root: root, Systemd: sd, Interval: time.Minute, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	c, _ := w.Check(ctx)
+	if c.InUse {
+		t.Fatal("in use before any login")
+	}
+	// A login shows at once; a getty change only after Interval.
+	b, _ := os.ReadFile("testdata/utmp/x86_64-glibc.utmp")
+	os.MkdirAll(filepath.Join(root, "var/run"), 0o755)
+	os.WriteFile(filepath.Join(root, "var/run/utmp"), b, 0o644)
+	sd.Set(unitS0, "failed")
+	now = now.Add(30 * time.Second)
+	c, problems := w.Check(ctx)
+	if !c.InUse {
+		t.Errorf("got InUse=false after a console login, want true")
+	}
+	if len(problems) != 0 || c.GettyState != "active" {
+		t.Errorf("getty re-checked within Interval: %+v %v", c, problems)
+	}
+	now = now.Add(31 * time.Second)
+	if c, problems = w.Check(ctx); c.GettyState != "failed" || !slices.Contains(problems, wire.ProblemGettyDown) {
+		t.Errorf("after Interval: got %+v %v, want the failed getty", c, problems)
+	}
+}
+
+// copyRoot copies a fixture root (keeping the dev/serial0 symlink) so a
+// test can add files to it.
+func copyRoot(t *testing.T, name string) string {
+	t.Helper()
+	root := t.TempDir()
+	src := filepath.Join("testdata/roots", name)
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		dst := filepath.Join(root, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(dst, 0o755)
+		case d.Type()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, dst)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }
