@@ -25,7 +25,7 @@ type Options struct {
 	// change rarely). Logins are read on every call. Default 1 minute.
 	Interval time.Duration
 	Now      func() time.Time
-	Logger         *slog.Logger
+	Logger   *slog.Logger
 }
 
 func (o *Options) ensureDefaults() {
