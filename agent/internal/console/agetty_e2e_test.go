@@ -190,7 +190,9 @@ func runPifleet(t *testing.T, env []string, args ...string) (string, string, err
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
 	err := cmd.Run()
+	t.Logf("pifleet %s: %v", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
 	return stdout.String(), stderr.String(), err
 }
 

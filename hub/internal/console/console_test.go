@@ -333,3 +333,20 @@ type syncBuf struct {
 
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestListPorts runs the real enumerator (sysfs on Linux): it must not
+// fail on a machine without cables, and known cables sort first.
+func TestListPorts(t *testing.T) {
+	ports, err := ListPorts()
+	if err != nil {
+		t.Fatalf("ListPorts: %v", err)
+	}
+	seenUnknown := false
+	for _, p := range ports {
+		if !p.Known() {
+			seenUnknown = true
+		} else if seenUnknown {
+			t.Errorf("known cable %s listed after an unknown port", p)
+		}
+	}
+}
