@@ -242,3 +242,24 @@ func ReloadAgetty(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Remove deletes the banner (on a clean agent shutdown, so a stale banner
+// does not outlive the agent) and asks agetty to reprint without it. A
+// missing file is fine.
+func (b *Banner) Remove(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := os.Remove(b.path())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove banner: %w", err)
+	}
+	b.last, b.loaded = nil, true
+	reload := b.Reload
+	if reload == nil {
+		reload = ReloadAgetty
+	}
+	return reload(ctx)
+}

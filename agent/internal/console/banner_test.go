@@ -131,3 +131,23 @@ func TestBannerUnwritable(t *testing.T) {
 		t.Error("got no error writing below a regular file, want one")
 	}
 }
+
+func TestBannerRemove(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pifleet.issue")
+	reloads := 0
+	b := &Banner{Path: p, Reload: func(context.Context) error { reloads++; return nil }}
+	ctx := context.Background()
+	b.Update(ctx, testInfo)
+	if err := b.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) || reloads != 2 {
+		t.Errorf("got stat err %v, %d reloads; want the file gone and a reload", err, reloads)
+	}
+	if err := b.Remove(ctx); err != nil || reloads != 2 {
+		t.Errorf("second Remove: got %v, %d reloads; want nil and no reload", err, reloads)
+	}
+	if changed, _ := b.Update(ctx, testInfo); !changed {
+		t.Error("Update after Remove: got unchanged, want the banner written again")
+	}
+}
