@@ -127,6 +127,12 @@ func checkOverlays(root string, cfg *BootConfig) []Finding {
 				Line:    "dtoverlay=" + strings.TrimPrefix(asciiHyphens(l.Value), "pi3-"),
 				Message: fmt.Sprintf("%s line %d: overlay name %q has non-ASCII characters (a typographic hyphen?); the firmware will not find it", l.File, l.No, name),
 				Snippet: snippetFor(asciiHyphens(name))})
+			// Say now what the corrected line will need too.
+			if fixed := asciiHyphens(name); pl011Overlays[fixed] {
+				if f := overlayFinding(cfg, l, fixed); f.Status == StatusFix {
+					out = append(out, f)
+				}
+			}
 			continue
 		}
 		if !pl011Overlays[name] {
