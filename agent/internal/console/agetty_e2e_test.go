@@ -3,7 +3,7 @@ package console_test
 // End-to-end tests of the console path with real parts: a real agetty
 // (util-linux) on one end of a cable made of two PTYs bridged like socat,
 // the agent's banner as its issue file, and the real `pifleet console`
-// binary on the other end. They need agetty and a native build of
+// binary on the other end. They need agetty, root and a native build of
 // ./hub, so the ARMv7 qemu run skips them by name: -skip '^TestAgetty'.
 
 import (
@@ -131,6 +131,8 @@ type getty struct {
 func startGetty(t *testing.T, tty string, env []string, args ...string) *getty {
 	t.Helper()
 	bin := testenv.RequireCommand(t, "agetty", "util-linux")
+	// As another user agetty prints nothing: it must own the tty.
+	testenv.RequireRoot(t, "agetty (it makes the PTY its controlling terminal and changes its owner)")
 	g := &getty{log: &testenv.SyncBuffer{}}
 	done := make(chan struct{})
 	exited := make(chan struct{})
