@@ -171,3 +171,25 @@ func TestNetnsWatch(t *testing.T) {
 		t.Errorf("Watch returned %v, want context.Canceled", err)
 	}
 }
+
+// BenchmarkNetnsSnapshot measures a netlink snapshot of a namespace with
+// a few addresses and a default route.
+func BenchmarkNetnsSnapshot(b *testing.B) {
+	ns := netnstest.New(b)
+	ns.IP("addr", "add", "192.0.2.10/24", "dev", "v0")
+	ns.IP("-6", "addr", "add", "2001:db8::10/64", "dev", "v0", "nodad")
+	ns.IP("route", "add", "default", "via", "192.0.2.1", "dev", "v0")
+	h, err := netlink.NewHandleAt(ns.Handle, unix.NETLINK_ROUTE)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	w := New(Options{Handle: h})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := w.Snapshot(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
