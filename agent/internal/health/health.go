@@ -133,7 +133,7 @@ type Collector struct {
 	states   map[string]wire.ProbeState
 	failures map[string]uint64
 
-	model    *modelInfo // cached once found
+	model *modelInfo // cached once found
 	// Where the sensors were found: sysfs numbering is fixed for a boot,
 	// so look once and look again only when the file disappears.
 	thermalDir, hwmonDir string
@@ -141,8 +141,8 @@ type Collector struct {
 	mounts      []mount
 	mountsCycle uint64
 	cycle       uint64
-	vcgencmd slowResult[uint32]
-	docker   slowResult[string]
+	vcgencmd    slowResult[uint32]
+	docker      slowResult[string]
 }
 
 // New returns a Collector with the built-in probes registered.
