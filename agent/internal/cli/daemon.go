@@ -25,6 +25,7 @@ type daemonFlags struct {
 	brokers   string
 	id        string
 	heartbeat time.Duration
+	minGap    time.Duration
 	keepalive time.Duration
 	labels    string
 	logLevel  string
@@ -34,6 +35,7 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.brokers, "broker", "mqtt://127.0.0.1:1883", "MQTT broker URL(s), comma separated, tried in order (mqtt://, mqtts://)")
 	fs.StringVar(&f.id, "id", "", "device id (default: the host name, sanitized)")
 	fs.DurationVar(&f.heartbeat, "heartbeat", 30*time.Second, "status heartbeat interval")
+	fs.DurationVar(&f.minGap, "min-interval", 500*time.Millisecond, "shortest time between two status reports; changes in between are coalesced")
 	fs.DurationVar(&f.keepalive, "keepalive", 10*time.Second, "MQTT keepalive (at least 2s); the broker declares the agent lost after 1.5x this")
 	fs.StringVar(&f.labels, "labels", "", "comma-separated labels for targeting (e.g. lab,floor2)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -112,11 +114,12 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 			ID:        id,
 			KeepAlive: f.keepalive,
 		},
-		Hostname:  hostname,
-		Version:   Version,
-		Labels:    splitList(f.labels),
-		Heartbeat: f.heartbeat,
-		Logger:    log,
+		Hostname:    hostname,
+		Version:     Version,
+		Labels:      splitList(f.labels),
+		Heartbeat:   f.heartbeat,
+		MinInterval: f.minGap,
+		Logger:      log,
 	}
 	cfg.Addrs, cfg.Health = senses(log) // issue 4: netwatch + health (senses.go)
 	d, err := daemon.New(cfg)

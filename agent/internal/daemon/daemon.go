@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/agent/internal/link"
+	"github.com/pifleet/pifleet/agent/internal/report"
 	"github.com/pifleet/pifleet/agent/wire"
 )
 
@@ -28,6 +29,9 @@ type Config struct {
 	// HealthEvery is how often health is sampled between heartbeats to
 	// catch changes (report by exception). Default 5s.
 	HealthEvery time.Duration
+	// MinInterval is the shortest time between two status messages;
+	// changes in between are coalesced. Default 500ms.
+	MinInterval time.Duration
 
 	Addrs    AddrSource
 	Health   HealthSource
@@ -44,6 +48,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.Debounce == 0 {
 		c.Debounce = 150 * time.Millisecond
+	}
+	if c.MinInterval == 0 {
+		c.MinInterval = 500 * time.Millisecond
 	}
 	if c.HealthEvery == 0 {
 		c.HealthEvery = 5 * time.Second
@@ -80,9 +87,7 @@ type Daemon struct {
 	bootTime time.Time
 	wake     chan struct{} // something changed: rebuild and maybe publish
 
-	mu   sync.Mutex
-	seq  uint64
-	last *wire.Status // last status published (nil: none this session)
+	seq uint64 // owned by loop
 }
 
 // New checks cfg and builds a Daemon.
@@ -90,12 +95,7 @@ func New(cfg Config) (*Daemon, error) {
 	cfg.ensureDefaults()
 	d := &Daemon{cfg: cfg, log: cfg.Logger.With("component", "daemon"), wake: make(chan struct{}, 1)}
 	cfg.Link.BootID = readTrim(cfg.ProcRoot + "/sys/kernel/random/boot_id")
-	cfg.Link.OnUp = func(uint64) {
-		d.mu.Lock()
-		d.last = nil // a new session republishes everything
-		d.mu.Unlock()
-		d.poke()
-	}
+	cfg.Link.OnUp = func(uint64) { d.poke() } // a new session republishes everything
 	if cfg.Commands != nil {
 		cfg.Link.OnCommand = func(p []byte) {
 			cfg.Commands.HandleCommand(context.Background(), p, d.link)
@@ -153,59 +153,75 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return <-linkDone
 }
 
-// loop is the reporting loop: debounce address events, sample health,
-// publish on change and on heartbeat.
+// loop is the reporting loop. Address events are debounced into one
+// snapshot; health is sampled every HealthEvery; report.Decider says when
+// a status goes out (a change beyond a threshold, never faster than
+// MinInterval, and at least every Heartbeat).
 func (d *Daemon) loop(ctx context.Context, addrEvents <-chan struct{}) {
-	heartbeat := time.NewTicker(d.cfg.Heartbeat)
-	defer heartbeat.Stop()
+	dec := report.NewDecider(report.Config{Heartbeat: d.cfg.Heartbeat, MinInterval: d.cfg.MinInterval})
+	deb := &report.Debouncer{Quiet: d.cfg.Debounce}
 	sample := time.NewTicker(d.cfg.HealthEvery)
 	defer sample.Stop()
-	var debounce <-chan time.Time
+	timer := time.NewTimer(d.cfg.Heartbeat)
+	defer timer.Stop()
+	var wake time.Time // when the decider wants to be asked again
+	rearm := func() {
+		next := wake
+		if deb.Armed() && (next.IsZero() || deb.Deadline().Before(next)) {
+			next = deb.Deadline()
+		}
+		if next.IsZero() {
+			next = d.cfg.Now().Add(d.cfg.Heartbeat)
+		}
+		timer.Stop()
+		timer.Reset(max(next.Sub(d.cfg.Now()), 0))
+	}
+	evaluate := func() {
+		if deb.Armed() {
+			return // a burst of address events is still settling
+		}
+		wake = d.report(ctx, dec)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-addrEvents:
-			if debounce == nil {
-				debounce = time.After(d.cfg.Debounce)
-			}
-		case <-debounce:
-			debounce = nil
-			d.report(ctx, false)
-		case <-d.wake:
-			d.report(ctx, false)
+			deb.Event(d.cfg.Now())
+		case <-d.wake: // a new MQTT session: publish everything now
+			dec.Reset()
+			evaluate()
 		case <-sample.C:
-			d.report(ctx, false)
-		case <-heartbeat.C:
-			d.report(ctx, true)
+			evaluate()
+		case <-timer.C:
+			deb.Fire(d.cfg.Now())
+			evaluate()
 		}
+		rearm()
 	}
 }
 
-// report builds the current status and publishes it when it differs in a
-// way that matters, or when force (heartbeat) is set.
-func (d *Daemon) report(ctx context.Context, force bool) {
+// report builds the current status and publishes it when the decider says
+// so. It returns when to ask again (zero while disconnected).
+func (d *Daemon) report(ctx context.Context, dec *report.Decider) time.Time {
 	if !d.link.Connected() {
-		return
+		return time.Time{}
 	}
 	st := d.build(ctx)
-	d.mu.Lock()
-	changed := d.last == nil || Significant(*d.last, st)
-	d.mu.Unlock()
-	if !changed && !force {
-		return
+	now := d.cfg.Now()
+	decision := dec.Decide(now, st)
+	if !decision.Publish {
+		return decision.Wake
 	}
-	d.mu.Lock()
 	d.seq++
 	st.Seq = d.seq
-	d.mu.Unlock()
 	if err := d.link.PublishStatus(st); err != nil {
 		d.log.Warn("publish status", "err", err)
-		return
+		return now.Add(d.cfg.MinInterval)
 	}
-	d.mu.Lock()
-	d.last = &st
-	d.mu.Unlock()
+	dec.Published(now, st)
+	d.log.Debug("status published", "seq", st.Seq, "why", decision.Reasons)
+	return decision.Wake
 }
 
 func (d *Daemon) build(ctx context.Context) wire.Status {

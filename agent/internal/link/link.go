@@ -215,11 +215,6 @@ func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error)
 	if err := tok.Error(); err != nil {
 		return nil, fmt.Errorf("connect %s: %w", broker, err)
 	}
-	// Birth first, so the hub sees the new epoch before anything else.
-	if err := publishWait(c, wire.StateTopic(l.o.ID), l.stateMsg(wire.StateOnline, epoch), true, l.o.ConnectTimeout); err != nil {
-		c.Disconnect(0)
-		return nil, fmt.Errorf("publish birth: %w", err)
-	}
 	subs := map[string]byte{wire.StateTopic(l.o.ID): 1}
 	if l.o.OnCommand != nil {
 		subs[wire.CmdTopic(l.o.ID)] = 1
@@ -228,6 +223,13 @@ func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error)
 	if !tok.WaitTimeout(l.o.ConnectTimeout) || tok.Error() != nil {
 		c.Disconnect(0)
 		return nil, fmt.Errorf("subscribe: %v", tokErr(tok))
+	}
+	// Birth after the subscription: brokers send the retained state of the
+	// previous session right after SUBACK, before they process our next
+	// packet, so checkOwnState sees it before the birth overwrites it.
+	if err := publishWait(c, wire.StateTopic(l.o.ID), l.stateMsg(wire.StateOnline, epoch), true, l.o.ConnectTimeout); err != nil {
+		c.Disconnect(0)
+		return nil, fmt.Errorf("publish birth: %w", err)
 	}
 	l.setClient(c)
 	l.log.Info("connected", "broker", broker, "epoch", epoch)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/hubd"
 )
 
@@ -25,7 +26,7 @@ func init() {
 }
 
 type hubFlags struct {
-	id, broker, mqttListen, httpListen, tokenFile, logLevel string
+	id, broker, mqttListen, mqttData, httpListen, tokenFile, logLevel string
 }
 
 func runHub(ctx context.Context, env Env, args []string) error {
@@ -36,6 +37,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.id, "id", "hub", "hub id (unique among hubs sharing a broker)")
 	fs.StringVar(&f.broker, "broker", "", "external MQTT broker URL (mqtt://host:1883); empty: run the embedded broker")
 	fs.StringVar(&f.mqttListen, "mqtt-listen", "127.0.0.1:1883", "address of the embedded MQTT broker")
+	fs.StringVar(&f.mqttData, "mqtt-data", "", "directory where the embedded broker keeps retained messages across restarts (empty: memory only)")
 	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API")
 	fs.StringVar(&f.tokenFile, "http-token-file", "", "file holding the API bearer token (required off loopback)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -63,6 +65,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	h, err := hubd.New(hubd.Config{
 		ID: f.id, Version: Version, BrokerURL: f.broker, MQTTListen: f.mqttListen,
 		HTTPListen: f.httpListen, HTTPToken: token, Logger: log,
+		BrokerOptions: broker.Options{DataDir: f.mqttData},
 	})
 	if err != nil {
 		return err
