@@ -388,25 +388,53 @@ func (w *Watcher) isWireless(name string) bool {
 	return false
 }
 
-// iwgetidSSID returns an SSID function that runs iwgetid when installed.
+// lookProgram finds a program on PATH or in the sbin directories (not on
+// a non-root user's PATH on Debian).
+func lookProgram(name string) (string, bool) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, true
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// iwgetidSSID returns an SSID function that runs `iwgetid -r IFACE`
+// (wireless-tools) or else `iw dev IFACE link` (iw), whichever is
+// installed, without a shell. With neither it reports no SSID.
 func iwgetidSSID() func(context.Context, string) (string, error) {
-	bin, err := exec.LookPath("iwgetid")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/iwgetid", "/sbin/iwgetid"} {
-			if _, serr := os.Stat(p); serr == nil {
-				bin, err = p, nil
-				break
+	if bin, ok := lookProgram("iwgetid"); ok {
+		return func(ctx context.Context, iface string) (string, error) {
+			out, err := exec.CommandContext(ctx, bin, "-r", iface).Output()
+			if err != nil {
+				return "", fmt.Errorf("%s -r %s: %w", bin, iface, err)
 			}
+			return strings.TrimSpace(string(out)), nil
 		}
 	}
-	if err != nil {
-		return func(context.Context, string) (string, error) { return "", nil }
-	}
-	return func(ctx context.Context, iface string) (string, error) {
-		out, err := exec.CommandContext(ctx, bin, "-r", iface).Output()
-		if err != nil {
-			return "", fmt.Errorf("%s -r %s: %w", bin, iface, err)
+	if bin, ok := lookProgram("iw"); ok {
+		return func(ctx context.Context, iface string) (string, error) {
+			out, err := exec.CommandContext(ctx, bin, "dev", iface, "link").Output()
+			if err != nil {
+				return "", fmt.Errorf("%s dev %s link: %w", bin, iface, err)
+			}
+			return parseIwLink(out), nil
 		}
-		return strings.TrimSpace(string(out)), nil
 	}
+	return func(context.Context, string) (string, error) { return "", nil }
+}
+
+// parseIwLink returns the SSID line of `iw dev IFACE link` ("" when not
+// connected).
+func parseIwLink(out []byte) string {
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SSID: "); ok {
+			return v
+		}
+	}
+	return ""
 }
