@@ -133,9 +133,16 @@ type Collector struct {
 	states   map[string]wire.ProbeState
 	failures map[string]uint64
 
-	model    *modelInfo // cached once found
-	vcgencmd slowResult[uint32]
-	docker   slowResult[string]
+	model *modelInfo // cached once found
+	// Where the sensors were found: sysfs numbering is fixed for a boot,
+	// so look once and look again only when the file disappears.
+	thermalDir, hwmonDir string
+	// mounts parsed during the current Collect (shared by two probes).
+	mounts      []mount
+	mountsCycle uint64
+	cycle       uint64
+	vcgencmd    slowResult[uint32]
+	docker      slowResult[string]
 }
 
 // New returns a Collector with the built-in probes registered.
@@ -194,6 +201,7 @@ func (c *Collector) Failures() map[string]uint64 {
 func (c *Collector) Collect(ctx context.Context) wire.Health {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.cycle++
 	var h wire.Health
 	h.Probes = make(map[string]wire.ProbeState, len(c.probes))
 	for _, p := range c.probes {
