@@ -18,11 +18,14 @@
 //     slack.RateLimitedError.RetryAfter;
 //   - an answer slower than ~1 s gets a placeholder that is edited in place,
 //     no more often than every 2 s;
-//   - proactive alerts go to an opt-in channel with flapping suppression;
+//   - proactive alerts go to an opt-in channel with repeats muted, flapping
+//     devices summarised, and the first seconds after start (the hub
+//     relearning the fleet) summed up in one "hub started" message;
 //   - only configured channels and users (or user groups) are served; every
 //     command is written to a JSON-lines audit log.
 //
 // Tokens come from files or the environment, never from flags, and are
-// never logged. Without tokens the hub runs as before: see ConfigFromEnv and
-// Config.Enabled.
+// never logged. Without tokens the hub runs as before: see ConfigFromEnv,
+// Config.Flags and Serve. The slackbottest package is a fake Slack
+// workspace (real HTTP and WebSocket on loopback) for tests.
 package slackbot
