@@ -2,11 +2,151 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pifleet/pifleet/agent/internal/daemon"
+	"github.com/pifleet/pifleet/agent/internal/link"
+	"github.com/pifleet/pifleet/agent/wire"
 )
 
-// runDaemon parses the agent's flags and runs the daemon (filled in by the
-// walking skeleton).
+// Version is stamped at build time with -ldflags "-X ...cli.Version=v1.2.3".
+var Version = "dev"
+
+// daemonFlags are the agent's flags. Every flag can also come from the
+// environment as PIFLEET_AGENT_<NAME> (upper case, '-' → '_'), which is
+// how /etc/default/pifleet-agent configures the systemd unit.
+type daemonFlags struct {
+	brokers   string
+	id        string
+	heartbeat time.Duration
+	minGap    time.Duration
+	keepalive time.Duration
+	labels    string
+	logLevel  string
+}
+
+func (f *daemonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.brokers, "broker", "mqtt://127.0.0.1:1883", "MQTT broker URL(s), comma separated, tried in order (mqtt://, mqtts://)")
+	fs.StringVar(&f.id, "id", "", "device id (default: the host name, sanitized)")
+	fs.DurationVar(&f.heartbeat, "heartbeat", 30*time.Second, "status heartbeat interval")
+	fs.DurationVar(&f.minGap, "min-interval", 500*time.Millisecond, "shortest time between two status reports; changes in between are coalesced")
+	fs.DurationVar(&f.keepalive, "keepalive", 10*time.Second, "MQTT keepalive (at least 2s); the broker declares the agent lost after 1.5x this")
+	fs.StringVar(&f.labels, "labels", "", "comma-separated labels for targeting (e.g. lab,floor2)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+// applyEnv sets every flag not given on the command line from the
+// environment.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string, prefix string) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func newLogger(w interface{ Write([]byte) (int, error) }, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
 func runDaemon(ctx context.Context, env Env, args []string) error {
-	return fmt.Errorf("daemon not wired yet")
+	var f daemonFlags
+	fs := flag.NewFlagSet("pifleet-agent", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return ErrUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "pifleet-agent: unexpected argument %q\n", fs.Arg(0))
+		return ErrUsage
+	}
+	if err := applyEnv(fs, env.Getenv, "PIFLEET_AGENT_"); err != nil {
+		return err
+	}
+	log, err := newLogger(env.Stderr, f.logLevel)
+	if err != nil {
+		return err
+	}
+	hostname, _ := os.Hostname()
+	id := f.id
+	if id == "" {
+		id = wire.SanitizeID(hostname)
+	}
+	if err := wire.ValidateID(id); err != nil {
+		return fmt.Errorf("--id: %w", err)
+	}
+	if f.keepalive < link.MinKeepAlive {
+		return fmt.Errorf("--keepalive %v is too short: at least %v (brokers drop healthy clients below that)", f.keepalive, link.MinKeepAlive)
+	}
+	if f.heartbeat < time.Second {
+		return fmt.Errorf("--heartbeat %v is too short: at least 1s", f.heartbeat)
+	}
+	brokers := splitList(f.brokers)
+	for _, b := range brokers {
+		if !strings.Contains(b, "://") {
+			return fmt.Errorf("--broker %q: want a URL such as mqtt://host:1883", b)
+		}
+	}
+	cfg := daemon.Config{
+		Link: link.Options{
+			Brokers:   brokers,
+			ID:        id,
+			KeepAlive: f.keepalive,
+		},
+		Hostname:    hostname,
+		Version:     Version,
+		Labels:      splitList(f.labels),
+		Heartbeat:   f.heartbeat,
+		MinInterval: f.minGap,
+		Logger:      log,
+	}
+	cfg.Addrs, cfg.Health = senses(log) // issue 4: netwatch + health (senses.go)
+	d, err := daemon.New(cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("pifleet-agent starting", "id", id, "version", Version, "broker", f.brokers)
+	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("pifleet-agent stopped")
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func init() {
+	register("version", "print the agent version", func(_ context.Context, env Env, _ []string) error {
+		fmt.Fprintf(env.Stdout, "pifleet-agent %s (protocol v%d)\n", Version, wire.ProtocolVersion)
+		return nil
+	})
 }

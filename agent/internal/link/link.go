@@ -1,0 +1,366 @@
+package link
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/pifleet/pifleet/agent/wire"
+)
+
+// Options configure a Link. The zero value of every optional field has a
+// sensible default (see ensureDefaults).
+type Options struct {
+	Brokers   []string // e.g. mqtt://127.0.0.1:1883; tried in order
+	ID        string   // device id (validated)
+	BootID    string
+	KeepAlive time.Duration // default 10s; at least 2s
+	Logger    *slog.Logger
+
+	ConnectTimeout time.Duration // default 10s
+	MinBackoff     time.Duration // default 500ms
+	MaxBackoff     time.Duration // default 30s
+
+	// Configure may adjust the client options of every connection (TLS,
+	// credentials). It is called once per connection attempt.
+	Configure func(o *mqtt.ClientOptions) error
+
+	// OnCommand receives the payload of every message on the device's
+	// command topic. It must return quickly.
+	OnCommand func(payload []byte)
+
+	// OnUp is called (from the link's goroutine) after each successful
+	// connect and birth, with the session epoch. The daemon republishes
+	// its status there.
+	OnUp func(epoch uint64)
+	// OnDown is called when a connection is lost.
+	OnDown func(err error)
+
+	Now func() time.Time // default time.Now
+}
+
+// MinKeepAlive is the shortest keepalive accepted: brokers check at
+// 1.5 × keepalive and below 2 s healthy clients get dropped (REFERENCE.md).
+const MinKeepAlive = 2 * time.Second
+
+func (o *Options) ensureDefaults() error {
+	if err := wire.ValidateID(o.ID); err != nil {
+		return fmt.Errorf("device id: %w", err)
+	}
+	if len(o.Brokers) == 0 {
+		return errors.New("no broker URL given")
+	}
+	if o.KeepAlive == 0 {
+		o.KeepAlive = 10 * time.Second
+	}
+	if o.KeepAlive < MinKeepAlive {
+		return fmt.Errorf("keepalive %v is too short: at least %v", o.KeepAlive, MinKeepAlive)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.MinBackoff == 0 {
+		o.MinBackoff = 500 * time.Millisecond
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Link is the agent's MQTT session.
+type Link struct {
+	o   Options
+	log *slog.Logger
+
+	mu        sync.Mutex
+	client    mqtt.Client // nil while disconnected
+	epoch     uint64      // epoch of the current (or last) session
+	floor     uint64      // next epoch must be greater than this
+	lastState string      // for Connected/State reporting
+	kick      chan struct{}
+}
+
+// New validates o and returns a Link. Run starts it.
+func New(o Options) (*Link, error) {
+	if err := o.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	return &Link{o: o, log: o.Logger.With("component", "link"), kick: make(chan struct{}, 1)}, nil
+}
+
+// Connected reports whether a session is up.
+func (l *Link) Connected() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.client != nil && l.client.IsConnectionOpen()
+}
+
+// Epoch returns the epoch of the current or last session (0 before the first).
+func (l *Link) Epoch() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.epoch
+}
+
+// nextEpoch returns an epoch greater than every epoch used or seen before:
+// wall-clock milliseconds, bumped past the floor when the clock is behind
+// (a Pi without RTC boots in 1970).
+func (l *Link) nextEpoch() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var e uint64
+	if ms := l.o.Now().UnixMilli(); ms > 0 {
+		e = uint64(ms)
+	}
+	if f := max(l.floor, l.epoch); e <= f {
+		e = f + 1
+	}
+	l.epoch = e
+	return e
+}
+
+func (l *Link) stateMsg(s wire.Lifecycle, epoch uint64) []byte {
+	b, _ := json.Marshal(wire.State{V: wire.ProtocolVersion, State: s, Epoch: epoch, Time: l.o.Now().UTC(), BootID: l.o.BootID})
+	return b
+}
+
+// Run keeps a session up until ctx ends, then publishes "offline" and
+// disconnects. It returns nil on a clean shutdown.
+func (l *Link) Run(ctx context.Context) error {
+	backoff := l.o.MinBackoff
+	for attempt := 0; ; attempt++ {
+		broker := l.o.Brokers[attempt%len(l.o.Brokers)]
+		lost, err := l.connect(ctx, broker)
+		if err != nil {
+			l.log.Warn("connect failed", "broker", broker, "err", err, "retry_in", backoff)
+		} else {
+			backoff = l.o.MinBackoff
+			select {
+			case <-ctx.Done():
+				l.shutdown()
+				return nil
+			case err := <-lost:
+				l.log.Warn("connection lost", "broker", broker, "err", err)
+				if l.o.OnDown != nil {
+					l.o.OnDown(err)
+				}
+			case <-l.kick:
+				backoff = 0 // deliberate reconnect with a higher epoch: no wait
+			}
+		}
+		// Backoff with full jitter: spread a fleet's reconnects after a
+		// broker restart.
+		wait := time.Duration(0)
+		if backoff > 0 {
+			wait = backoff/2 + rand.N(backoff/2+1)
+		} else {
+			backoff = l.o.MinBackoff
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, l.o.MaxBackoff)
+	}
+}
+
+func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error) {
+	epoch := l.nextEpoch()
+	lost := make(chan error, 1)
+	opts := mqtt.NewClientOptions().
+		AddBroker(broker).
+		SetClientID("pifleet-agent-"+l.o.ID).
+		SetKeepAlive(l.o.KeepAlive).
+		SetPingTimeout(l.o.KeepAlive/2).
+		SetConnectTimeout(l.o.ConnectTimeout).
+		SetWriteTimeout(l.o.ConnectTimeout).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetCleanSession(true).
+		SetOrderMatters(false).
+		SetBinaryWill(wire.StateTopic(l.o.ID), l.stateMsg(wire.StateLost, epoch), 1, true).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			l.setClient(nil)
+			select {
+			case lost <- err:
+			default:
+			}
+		})
+	if l.o.Configure != nil {
+		if err := l.o.Configure(opts); err != nil {
+			return nil, fmt.Errorf("configure client: %w", err)
+		}
+	}
+	c := mqtt.NewClient(opts)
+	tok := c.Connect()
+	if !waitToken(ctx, tok, l.o.ConnectTimeout) {
+		c.Disconnect(0)
+		return nil, fmt.Errorf("connect %s: timed out after %v", broker, l.o.ConnectTimeout)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("connect %s: %w", broker, err)
+	}
+	subs := map[string]byte{wire.StateTopic(l.o.ID): 1}
+	if l.o.OnCommand != nil {
+		subs[wire.CmdTopic(l.o.ID)] = 1
+	}
+	tok = c.SubscribeMultiple(subs, l.route(c, epoch))
+	if !tok.WaitTimeout(l.o.ConnectTimeout) || tok.Error() != nil {
+		c.Disconnect(0)
+		return nil, fmt.Errorf("subscribe: %v", tokErr(tok))
+	}
+	// Birth after the subscription: brokers send the retained state of the
+	// previous session right after SUBACK, before they process our next
+	// packet, so checkOwnState sees it before the birth overwrites it.
+	if err := publishWait(c, wire.StateTopic(l.o.ID), l.stateMsg(wire.StateOnline, epoch), true, l.o.ConnectTimeout); err != nil {
+		c.Disconnect(0)
+		return nil, fmt.Errorf("publish birth: %w", err)
+	}
+	l.setClient(c)
+	l.log.Info("connected", "broker", broker, "epoch", epoch)
+	if l.o.OnUp != nil {
+		l.o.OnUp(epoch)
+	}
+	return lost, nil
+}
+
+// route handles messages on the agent's own topics.
+func (l *Link) route(c mqtt.Client, epoch uint64) mqtt.MessageHandler {
+	return func(_ mqtt.Client, m mqtt.Message) {
+		switch m.Topic() {
+		case wire.CmdTopic(l.o.ID):
+			if l.o.OnCommand != nil {
+				l.o.OnCommand(m.Payload())
+			}
+		case wire.StateTopic(l.o.ID):
+			l.checkOwnState(c, epoch, m.Payload())
+		}
+	}
+}
+
+// checkOwnState guards the epoch against a clock that went backwards: if
+// the broker holds a state with an epoch at or above ours from an earlier
+// session, a late will of that session could be taken as newer than our
+// birth. We raise the floor and reconnect with a higher epoch.
+func (l *Link) checkOwnState(c mqtt.Client, epoch uint64, payload []byte) {
+	st, err := wire.DecodeState(payload)
+	if err != nil || st.Epoch < epoch || (st.Epoch == epoch && st.State == wire.StateOnline) {
+		return
+	}
+	if st.Epoch == epoch {
+		return // our own offline/lost echo
+	}
+	l.mu.Lock()
+	l.floor = max(l.floor, st.Epoch)
+	l.mu.Unlock()
+	l.log.Warn("broker holds a newer epoch than ours (clock behind?); reconnecting with a higher one", "ours", epoch, "seen", st.Epoch)
+	go c.Disconnect(100) // the lost handler is not called on Disconnect: signal Run ourselves
+	go func() {
+		l.setClient(nil)
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+func (l *Link) setClient(c mqtt.Client) {
+	l.mu.Lock()
+	l.client = c
+	l.mu.Unlock()
+}
+
+// shutdown publishes "offline" with the current epoch and disconnects.
+func (l *Link) shutdown() {
+	l.mu.Lock()
+	c, epoch := l.client, l.epoch
+	l.client = nil
+	l.mu.Unlock()
+	if c == nil || !c.IsConnectionOpen() {
+		return
+	}
+	if err := publishWait(c, wire.StateTopic(l.o.ID), l.stateMsg(wire.StateOffline, epoch), true, 2*time.Second); err != nil {
+		l.log.Warn("publish offline", "err", err)
+	}
+	c.Disconnect(250)
+	l.log.Info("disconnected cleanly", "epoch", epoch)
+}
+
+// ErrNotConnected is returned by publishes while no session is up.
+var ErrNotConnected = errors.New("not connected to a broker")
+
+// Publish sends payload to topic with QoS 1 and waits for the broker's ack.
+func (l *Link) Publish(topic string, payload []byte, retained bool) error {
+	l.mu.Lock()
+	c := l.client
+	l.mu.Unlock()
+	if c == nil {
+		return ErrNotConnected
+	}
+	return publishWait(c, topic, payload, retained, l.o.ConnectTimeout)
+}
+
+// PublishStatus publishes st retained on the device's status topic.
+func (l *Link) PublishStatus(st wire.Status) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode status: %w", err)
+	}
+	return l.Publish(wire.StatusTopic(l.o.ID), b, true)
+}
+
+// PublishChunk implements daemon.ResultSink.
+func (l *Link) PublishChunk(hub, cmdID string, c wire.Chunk) error {
+	b, _ := json.Marshal(c)
+	return l.Publish(wire.ResultTopic(l.o.ID, hub, cmdID), b, false)
+}
+
+// PublishFinal implements daemon.ResultSink: the final record is retained
+// until the hub clears it.
+func (l *Link) PublishFinal(hub, cmdID string, f wire.Final) error {
+	b, _ := json.Marshal(f)
+	return l.Publish(wire.ResultTopic(l.o.ID, hub, cmdID), b, true)
+}
+
+func publishWait(c mqtt.Client, topic string, payload []byte, retained bool, timeout time.Duration) error {
+	tok := c.Publish(topic, 1, retained, payload)
+	if !tok.WaitTimeout(timeout) {
+		return fmt.Errorf("publish %s: no ack within %v", topic, timeout)
+	}
+	return tok.Error()
+}
+
+func waitToken(ctx context.Context, tok mqtt.Token, timeout time.Duration) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return true
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return false
+	}
+}
+
+func tokErr(tok mqtt.Token) error {
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	return errors.New("timed out")
+}

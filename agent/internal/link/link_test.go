@@ -1,0 +1,212 @@
+package link
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/pifleet/pifleet/agent/wire"
+)
+
+// startBroker runs a real (in-process) mochi broker on a loopback port.
+func startBroker(t *testing.T) (*mochi.Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, "mqtt://" + addr
+}
+
+// watcher records every state message of a device.
+type watcher struct {
+	mu     sync.Mutex
+	states []wire.State
+}
+
+func watch(t *testing.T, url, id string) *watcher {
+	w := &watcher{}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("watcher"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("watcher connect: %v", tok.Error())
+	}
+	tok := c.Subscribe(wire.StateTopic(id), 1, func(_ paho.Client, m paho.Message) {
+		if st, err := wire.DecodeState(m.Payload()); err == nil {
+			w.mu.Lock()
+			w.states = append(w.states, st)
+			w.mu.Unlock()
+		}
+	})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("watcher subscribe: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(50) })
+	return w
+}
+
+// waitFor waits for a state message matching cond and returns it.
+func (w *watcher) waitFor(t *testing.T, what string, cond func(wire.State) bool) wire.State {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		for _, s := range w.states {
+			if cond(s) {
+				w.mu.Unlock()
+				return s
+			}
+		}
+		w.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t.Fatalf("no state message %s; saw %+v", what, w.states)
+	return wire.State{}
+}
+
+func run(t *testing.T, o Options) (*Link, context.CancelFunc, chan error) {
+	t.Helper()
+	o.MinBackoff, o.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	l, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return l, cancel, done
+}
+
+func TestBirthWillRebirthAndCleanShutdown(t *testing.T) {
+	srv, url := startBroker(t)
+	w := watch(t, url, "pi1")
+	l, cancel, done := run(t, Options{Brokers: []string{url}, ID: "pi1", KeepAlive: 2 * time.Second})
+
+	first := w.waitFor(t, "online", func(s wire.State) bool { return s.State == wire.StateOnline })
+	if first.Epoch == 0 || l.Epoch() != first.Epoch {
+		t.Fatalf("birth epoch %d, link epoch %d", first.Epoch, l.Epoch())
+	}
+	// The broker drops the session as if the link died: the will carries
+	// the same epoch, and the link comes back with a higher one.
+	cl, ok := srv.Clients.Get("pifleet-agent-pi1")
+	if !ok {
+		t.Fatal("agent's client not found on the broker")
+	}
+	cl.Stop(context.Canceled)
+	lost := w.waitFor(t, "lost (will)", func(s wire.State) bool { return s.State == wire.StateLost })
+	if lost.Epoch != first.Epoch {
+		t.Errorf("will epoch = %d, want the session's %d", lost.Epoch, first.Epoch)
+	}
+	second := w.waitFor(t, "rebirth", func(s wire.State) bool { return s.State == wire.StateOnline && s.Epoch > first.Epoch })
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v, want nil on shutdown", err)
+	}
+	done <- nil // for the cleanup
+	off := w.waitFor(t, "offline", func(s wire.State) bool { return s.State == wire.StateOffline })
+	if off.Epoch != second.Epoch {
+		t.Errorf("offline epoch = %d, want %d", off.Epoch, second.Epoch)
+	}
+}
+
+// TestClockBehind: a Pi without RTC boots at 1970. The broker still holds
+// the retained state of the previous boot with a (wall-clock) epoch far
+// above ours; the link must move past it so a late will of the old
+// session cannot be taken as newer than our birth.
+func TestClockBehind(t *testing.T) {
+	_, url := startBroker(t)
+	old, _ := json.Marshal(wire.State{V: 1, State: wire.StateLost, Epoch: 1_795_000_000_000})
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("seed"))
+	if tok := c.Connect(); !tok.WaitTimeout(5 * time.Second) {
+		t.Fatal("seed connect")
+	}
+	c.Publish(wire.StateTopic("pi1"), 1, true, old).WaitTimeout(5 * time.Second)
+	c.Disconnect(50)
+
+	w := watch(t, url, "pi1")
+	epoch1970 := time.Unix(5, 0)
+	run(t, Options{Brokers: []string{url}, ID: "pi1", Now: func() time.Time { return epoch1970 }})
+	w.waitFor(t, "online with an epoch above the old session's", func(s wire.State) bool {
+		return s.State == wire.StateOnline && s.Epoch > 1_795_000_000_000
+	})
+}
+
+func TestCommandsDelivered(t *testing.T) {
+	_, url := startBroker(t)
+	got := make(chan []byte, 1)
+	l, _, _ := run(t, Options{Brokers: []string{url}, ID: "pi1", OnCommand: func(p []byte) { got <- p }})
+	deadline := time.Now().Add(10 * time.Second)
+	for !l.Connected() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("hub"))
+	c.Connect().WaitTimeout(5 * time.Second)
+	defer c.Disconnect(50)
+	c.Publish(wire.CmdTopic("pi1"), 1, false, []byte(`{"v":1}`)).WaitTimeout(5 * time.Second)
+	select {
+	case p := <-got:
+		if string(p) != `{"v":1}` {
+			t.Errorf("payload = %q", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("command not delivered")
+	}
+}
+
+func TestOptionsRejected(t *testing.T) {
+	for name, o := range map[string]Options{
+		"short keepalive": {Brokers: []string{"mqtt://x:1"}, ID: "pi", KeepAlive: time.Second},
+		"bad id":          {Brokers: []string{"mqtt://x:1"}, ID: "pi/1"},
+		"no broker":       {ID: "pi"},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("%s: New accepted %+v", name, o)
+		}
+	}
+}
+
+// TestNoBrokerKeepsTrying: with no broker the link neither returns nor
+// crashes; it stops cleanly when asked.
+func TestNoBrokerKeepsTrying(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	l, cancel, done := run(t, Options{Brokers: []string{"mqtt://" + addr}, ID: "pi1", ConnectTimeout: 200 * time.Millisecond})
+	time.Sleep(300 * time.Millisecond)
+	if l.Connected() {
+		t.Fatal("connected to nothing")
+	}
+	if err := l.PublishStatus(wire.Status{}); err != ErrNotConnected {
+		t.Errorf("PublishStatus while down = %v, want ErrNotConnected", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	done <- nil
+}

@@ -1,0 +1,196 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
+)
+
+// Device is the JSON shape of one device in the API. Field names are a
+// stable contract for scripts and dashboards.
+type Device struct {
+	ID           string           `json:"id"`
+	Online       bool             `json:"online"`
+	State        string           `json:"state"`
+	Epoch        uint64           `json:"epoch"`
+	Hostname     string           `json:"hostname,omitempty"`
+	AgentVersion string           `json:"agent_version,omitempty"`
+	BootTime     *time.Time       `json:"boot_time,omitempty"`
+	Labels       []string         `json:"labels,omitempty"`
+	Addresses    []wire.Address   `json:"addresses"`
+	Interfaces   []wire.Interface `json:"interfaces"`
+	Health       *wire.Health     `json:"health"`
+	Problems     []wire.Problem   `json:"problems"`
+	LastSeen     *time.Time       `json:"last_seen"`
+	Since        *time.Time       `json:"since,omitempty"`
+}
+
+// FromFleet converts a fleet device to its API shape.
+func FromFleet(d *fleet.Device) Device {
+	out := Device{ID: d.ID, Online: d.Online(), State: string(d.State), Epoch: d.Epoch,
+		Addresses: []wire.Address{}, Interfaces: []wire.Interface{}, Problems: []wire.Problem{}}
+	if out.State == "" {
+		out.State = "unknown"
+	}
+	if !d.LastSeen.IsZero() {
+		t := d.LastSeen.UTC()
+		out.LastSeen = &t
+	}
+	if !d.Since.IsZero() {
+		t := d.Since.UTC()
+		out.Since = &t
+	}
+	if st := d.Status; st != nil {
+		out.Hostname, out.AgentVersion, out.Labels = st.Hostname, st.AgentVersion, st.Labels
+		if !st.BootTime.IsZero() {
+			t := st.BootTime
+			out.BootTime = &t
+		}
+		if st.Addresses != nil {
+			out.Addresses = st.Addresses
+		}
+		if st.Interfaces != nil {
+			out.Interfaces = st.Interfaces
+		}
+		h := st.Health
+		out.Health = &h
+		if h.Problems != nil {
+			out.Problems = h.Problems
+		}
+	}
+	return out
+}
+
+// Asker is the command engine.
+type Asker interface {
+	Ask(ctx context.Context, r chat.Request) chat.Reply
+}
+
+// Server serves the API.
+type Server struct {
+	Fleet  *fleet.Fleet
+	Engine Asker
+	// Token, when set, is required as "Authorization: Bearer TOKEN" on
+	// every request except /healthz.
+	Token  string
+	Logger *slog.Logger
+	// Extra lets other parts of the hub add routes (e.g. /metrics).
+	Extra map[string]http.Handler
+}
+
+// MaxBody caps request bodies.
+const MaxBody = 64 << 10
+
+// Handler returns the API's http.Handler.
+func (s *Server) Handler() http.Handler {
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /api/devices", s.devices)
+	mux.HandleFunc("GET /api/devices/{id}", s.device)
+	mux.HandleFunc("POST /api/ask", s.ask)
+	mux.HandleFunc("GET /api/stats", s.stats)
+	for p, h := range s.Extra {
+		mux.Handle(p, h)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return s.auth(mux)
+}
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	if s.Token == "" {
+		return next
+	}
+	want := []byte("Bearer " + s.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pifleet"`)
+			writeErr(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
+	devs, err := s.Fleet.Filter(r.URL.Query().Get("filter"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	out := make([]Device, len(devs))
+	for i := range devs {
+		out[i] = FromFleet(&devs[i])
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) device(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	d, ok := s.Fleet.Get(id)
+	if !ok {
+		writeErr(w, http.StatusNotFound, s.Fleet.UnknownID(id).Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, FromFleet(&d))
+}
+
+type askRequest struct {
+	Text string `json:"text"`
+	User string `json:"user,omitempty"`
+}
+
+func (s *Server) ask(w http.ResponseWriter, r *http.Request) {
+	var req askRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err := dec.Decode(&req); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeErr(w, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		writeErr(w, http.StatusBadRequest, `want a JSON body like {"text": "fleet"}: `+err.Error())
+		return
+	}
+	user := req.User
+	if user == "" {
+		user = "http"
+	}
+	reply := s.Engine.Ask(r.Context(), chat.Request{Text: req.Text, User: user, Source: "http"})
+	writeJSON(w, http.StatusOK, reply)
+}
+
+func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Fleet.Stats())
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Error is the JSON body of every error response.
+type Error struct {
+	Error string `json:"error"`
+}
+
+func writeErr(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, Error{Error: strings.TrimSuffix(msg, ".")})
+}

@@ -1,0 +1,118 @@
+package broker
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"go.etcd.io/bbolt"
+)
+
+// Options configure the embedded broker.
+type Options struct {
+	// Listen is the TCP address, default 127.0.0.1:1883 (loopback: nothing
+	// is exposed unless the operator asks).
+	Listen string
+	// TLS, when set, makes the listener speak MQTT over TLS.
+	TLS *tls.Config
+	// Hooks replace the default allow-all authentication (e.g. the
+	// per-device credentials and ACL hook). Each is added in order.
+	Hooks []mqtt.Hook
+	// DataDir, when set, persists retained messages and sessions in
+	// DataDir/broker.db (bbolt), so a hub restart keeps the fleet's
+	// retained state even for devices that are offline.
+	DataDir string
+	// MaxPacket caps incoming packets (default 512 KiB).
+	MaxPacket uint32
+	Logger    *slog.Logger
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	srv  *mqtt.Server
+	addr net.Addr
+	tls  bool
+}
+
+// Start listens and serves in the background.
+func Start(o Options) (*Broker, error) {
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:1883"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxPacket == 0 {
+		o.MaxPacket = 512 << 10
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = o.MaxPacket
+	srv := mqtt.New(&mqtt.Options{
+		Logger:       o.Logger.With("component", "broker"),
+		Capabilities: caps,
+	})
+	hooks := o.Hooks
+	if len(hooks) == 0 {
+		hooks = []mqtt.Hook{new(auth.AllowHook)}
+	}
+	for _, h := range hooks {
+		if err := srv.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("broker hook %s: %w", h.ID(), err)
+		}
+	}
+	if o.DataDir != "" {
+		if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("broker data dir: %w", err)
+		}
+		store := &bolt.Options{Path: filepath.Join(o.DataDir, "broker.db"), Bucket: "pifleet",
+			Options: &bbolt.Options{Timeout: 2 * time.Second}}
+		if err := srv.AddHook(new(bolt.Hook), store); err != nil {
+			return nil, fmt.Errorf("broker store %s: %w (is another hub using it?)", store.Path, err)
+		}
+	}
+	// Listen ourselves so that a busy port is a clear error now, not a log
+	// line from a goroutine later, and so ":0" works in tests.
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: listen on %s: %w (is another broker running? use --mqtt-listen or --broker)", o.Listen, err)
+	}
+	addr := ln.Addr()
+	ln.Close()
+	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr.String(), TLSConfig: o.TLS})
+	if err := srv.AddListener(tcp); err != nil {
+		return nil, fmt.Errorf("embedded broker: listener: %w", err)
+	}
+	if err := srv.Serve(); err != nil {
+		return nil, fmt.Errorf("embedded broker: serve: %w", err)
+	}
+	return &Broker{srv: srv, addr: addr, tls: o.TLS != nil}, nil
+}
+
+// Addr is the address the broker listens on.
+func (b *Broker) Addr() net.Addr { return b.addr }
+
+// URL is the broker's URL for clients.
+func (b *Broker) URL() string {
+	if b.tls {
+		return "mqtts://" + b.addr.String()
+	}
+	return "mqtt://" + b.addr.String()
+}
+
+// Close stops the broker. Clients see their connection close; their wills
+// are published, as with any broker going away.
+func (b *Broker) Close() error {
+	if b == nil || b.srv == nil {
+		return errors.New("broker not started")
+	}
+	return b.srv.Close()
+}

@@ -1,0 +1,171 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
+)
+
+var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func ptr[T any](v T) *T { return &v }
+
+func testEngine(t testing.TB) *Engine {
+	f := fleet.New(func() time.Time { return now })
+	add := func(id string, state wire.Lifecycle, st wire.Status) {
+		b, _ := json.Marshal(wire.State{V: 1, State: wire.StateOnline, Epoch: 1})
+		f.Apply(wire.StateTopic(id), b)
+		st.V, st.ID, st.Epoch, st.Seq = 1, id, 1, 1
+		b, _ = json.Marshal(st)
+		if err := f.Apply(wire.StatusTopic(id), b); err != nil {
+			t.Fatal(err)
+		}
+		if state != wire.StateOnline {
+			b, _ = json.Marshal(wire.State{V: 1, State: state, Epoch: 1})
+			f.Apply(wire.StateTopic(id), b)
+		}
+	}
+	add("pi-kitchen", wire.StateOnline, wire.Status{
+		Interfaces: []wire.Interface{{Name: "lo", Loopback: true, Up: true}, {Name: "eth0", Up: true, DefaultRoute: true}},
+		Addresses: []wire.Address{{Address: "127.0.0.1", Prefix: 8, Interface: "lo", Loopback: true},
+			{Address: "192.0.2.10", Prefix: 24, Interface: "eth0", Primary: true},
+			{Address: "fe80::1", Prefix: 64, Interface: "eth0", LinkLocal: true}},
+		Health: wire.Health{TempC: ptr(47.2)},
+	})
+	add("pi-garage", wire.StateLost, wire.Status{
+		Addresses: []wire.Address{{Address: "198.51.100.4", Prefix: 24, Interface: "wlan0"}},
+		Health: wire.Health{TempC: ptr(81.0), RootReadOnly: ptr(true), Throttle: ptr(wire.DecodeThrottle(0x50005)),
+			Problems: []wire.Problem{wire.ProblemUnderVoltage, wire.ProblemReadOnlyRoot},
+			Probes:   map[string]wire.ProbeState{"thermal": wire.ProbeOK, "wifi": wire.ProbeAbsent}},
+	})
+	return New(f, func() time.Time { return now })
+}
+
+func ask(e *Engine, text string) Reply {
+	return e.Ask(context.Background(), Request{Text: text, User: "U1", Source: "test"})
+}
+
+func TestAnswers(t *testing.T) {
+	e := testEngine(t)
+	for _, tc := range []struct {
+		text        string
+		problem     bool
+		contains    []string
+		notContains []string
+	}{
+		{"help", false, []string{"fleet", "where <id>", "health <id>", "history <id>"}, nil},
+		{"", false, []string{"Commands"}, nil},
+		{"fleet", false, []string{"2 devices, 1 online, 1 with problems", "pi-kitchen · online · 192.0.2.10 · 47.2 °C", "pi-garage · lost", "under voltage"}, []string{"127.0.0.1", "fe80::1"}},
+		{"FLEET online", false, []string{"1 devices", "pi-kitchen"}, []string{"pi-garage"}},
+		{"fleet problems", false, []string{"pi-garage"}, []string{"pi-kitchen"}},
+		{"fleet bogus", true, []string{"unknown filter"}, nil},
+		{"where pi-kitchen", false, []string{"pi-kitchen is online", "eth0 (default route): 192.0.2.10/24 (primary), fe80::1/64 (link-local)"}, []string{"lo:"}},
+		{"where pi-kichen", true, []string{`no device "pi-kichen"; did you mean "pi-kitchen"?`}, nil},
+		{"where", true, []string{"Usage: where <id>"}, nil},
+		{"where a b", true, []string{"Usage"}, nil},
+		{"where ../../etc", true, []string{"not a valid device id"}, nil},
+		{"health pi-garage", false, []string{"offline (connection lost)", "81.0 °C", "under-voltage, throttled", "read-only", "Not present", "wifi", "Problems: under voltage, read only root"}, nil},
+		{"history pi-garage", false, []string{"lost"}, nil},
+		{"flet", true, []string{`Did you mean "fleet"`}, nil},
+		{"rm -rf /", true, []string{`I don't know "rm"`}, nil},
+		{`where "unterminated`, true, []string{"unclosed double quote"}, nil},
+		{strings.Repeat("x", MaxInput+1), true, []string{"at most"}, nil},
+		{"\x00\x01 \u202e", true, []string{"I don't know"}, nil},
+	} {
+		r := ask(e, tc.text)
+		if r.Problem != tc.problem {
+			t.Errorf("Ask(%.30q).Problem = %v, want %v (text %q)", tc.text, r.Problem, tc.problem, r.Text)
+		}
+		for _, s := range tc.contains {
+			if !strings.Contains(r.Text, s) {
+				t.Errorf("Ask(%.30q) = %q, want it to contain %q", tc.text, r.Text, s)
+			}
+		}
+		for _, s := range tc.notContains {
+			if strings.Contains(r.Text, s) {
+				t.Errorf("Ask(%.30q) = %q, must not contain %q", tc.text, r.Text, s)
+			}
+		}
+	}
+}
+
+type echo struct{}
+
+func (echo) Handle(_ context.Context, r Request, args []string) Reply {
+	return Reply{Text: fmt.Sprintf("%s:%q", r.User, args)}
+}
+
+func TestExtensionVerb(t *testing.T) {
+	e := testEngine(t)
+	e.Handle("aws", "run the AWS CLI on Pis", echo{})
+	if got, want := ask(e, `aws pi-kitchen s3 ls 'my bucket' ";" '$(id)'`).Text, `U1:["pi-kitchen" "s3" "ls" "my bucket" ";" "$(id)"]`; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	if !strings.Contains(ask(e, "help").Text, "run the AWS CLI") {
+		t.Error("help does not list the extension verb")
+	}
+}
+
+func TestSplit(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"a b  c", []string{"a", "b", "c"}},
+		{`a "b c" 'd e'`, []string{"a", "b c", "d e"}},
+		{`a\ b`, []string{"a b"}},
+		{`"a\"b"`, []string{`a"b`}},
+		{`'$(id)' ; rm -rf / ` + "`x`", []string{"$(id)", ";", "rm", "-rf", "/", "`x`"}},
+		{"“smart quotes”", []string{"smart quotes"}},
+		{`""`, []string{""}},
+		{"", nil},
+	} {
+		got, err := Split(tc.in)
+		if err != nil || fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.want) {
+			t.Errorf("Split(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{`'open`, `"open`} {
+		if _, err := Split(bad); err == nil {
+			t.Errorf("Split(%q) accepted", bad)
+		}
+	}
+}
+
+func TestLongFleetGoesToFile(t *testing.T) {
+	f := fleet.New(nil)
+	for i := 0; i < MaxRows+5; i++ {
+		b, _ := json.Marshal(wire.State{V: 1, State: wire.StateOnline, Epoch: 1})
+		f.Apply(wire.StateTopic(fmt.Sprintf("pi-%03d", i)), b)
+	}
+	r := New(f, nil).Ask(context.Background(), Request{Text: "fleet"})
+	if len(r.Sections) != MaxRows || len(r.Files) != 1 || strings.Count(r.Files[0].Content, "pi-") != MaxRows+5 {
+		t.Errorf("sections=%d files=%d; want %d sections and one file with every device", len(r.Sections), len(r.Files), MaxRows)
+	}
+}
+
+// BenchmarkFleet10k answers `fleet` over 10,000 devices.
+func BenchmarkFleet10k(b *testing.B) {
+	f := fleet.New(nil)
+	for i := 0; i < 10000; i++ {
+		id := fmt.Sprintf("pi-%05d", i)
+		s, _ := json.Marshal(wire.State{V: 1, State: wire.StateOnline, Epoch: 1})
+		f.Apply(wire.StateTopic(id), s)
+		st, _ := json.Marshal(wire.Status{V: 1, ID: id, Epoch: 1, Seq: 1, Addresses: []wire.Address{{Address: fmt.Sprintf("192.0.2.%d", i%250+1), Prefix: 24, Interface: "eth0"}}, Health: wire.Health{TempC: ptr(45.0)}})
+		f.Apply(wire.StatusTopic(id), st)
+	}
+	e := New(f, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r := e.Ask(context.Background(), Request{Text: "fleet"}); len(r.Files) != 1 {
+			b.Fatal("no file")
+		}
+	}
+}

@@ -1,0 +1,346 @@
+package chat
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
+)
+
+// MaxRows is how many devices a fleet answer lists inline; the whole table
+// goes in a file beyond that.
+const MaxRows = 40
+
+func (e *Engine) fleetCmd(args []string) Reply {
+	devs, err := e.fleet.Filter(strings.Join(args, " "))
+	if err != nil {
+		return problem(sentence(err.Error()))
+	}
+	online, bad := 0, 0
+	for i := range devs {
+		if devs[i].Online() {
+			online++
+		}
+		if len(devs[i].Problems()) > 0 {
+			bad++
+		}
+	}
+	title := fmt.Sprintf("Fleet: %d devices, %d online, %d with problems", len(devs), online, bad)
+	if len(devs) == 0 {
+		return Reply{Text: title + ".", Title: title}
+	}
+	var b strings.Builder
+	fmt.Fprintln(&b, title)
+	var secs []Section
+	for i := range devs {
+		line := e.DeviceLine(&devs[i])
+		fmt.Fprintln(&b, "  "+line)
+		if i < MaxRows {
+			secs = append(secs, Section{Text: line})
+		}
+	}
+	r := Reply{Text: b.String(), Title: title, Sections: secs}
+	if len(devs) > MaxRows {
+		r.Context = fmt.Sprintf("Showing %d of %d; the whole list is attached.", MaxRows, len(devs))
+		r.Files = []File{{Name: "fleet.txt", Content: b.String()}}
+	}
+	return r
+}
+
+// DeviceLine is the one-line summary of a device used in fleet lists.
+func (e *Engine) DeviceLine(d *fleet.Device) string {
+	mark := "🟢"
+	if !d.Online() {
+		mark = "🔴"
+	} else if len(d.Problems()) > 0 {
+		mark = "🟠"
+	}
+	parts := []string{fmt.Sprintf("%s %s", mark, d.ID)}
+	state := string(d.State)
+	if state == "" {
+		state = "unknown"
+	}
+	parts = append(parts, state)
+	if addrs := fleet.UsableAddresses(d.Status); len(addrs) > 0 {
+		parts = append(parts, strings.Join(addrs, " "))
+	} else {
+		parts = append(parts, "no address")
+	}
+	if d.Status != nil && d.Status.Health.TempC != nil {
+		parts = append(parts, fmt.Sprintf("%.1f °C", *d.Status.Health.TempC))
+	}
+	if ps := d.Problems(); len(ps) > 0 {
+		parts = append(parts, "problems: "+problemText(ps))
+	}
+	parts = append(parts, "seen "+Ago(e.now(), d.LastSeen))
+	return strings.Join(parts, " · ")
+}
+
+func problemText(ps []wire.Problem) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = strings.ReplaceAll(string(p), "_", " ")
+	}
+	return strings.Join(s, ", ")
+}
+
+// Ago renders how long ago t was, coarsely.
+func Ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 2*time.Second:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+func (e *Engine) where(args []string) Reply {
+	d, bad := e.oneID("where", args)
+	if bad != nil {
+		return *bad
+	}
+	title := fmt.Sprintf("%s is %s", d.ID, stateWord(&d))
+	var b strings.Builder
+	fmt.Fprintln(&b, title)
+	var fields []Field
+	if d.Status == nil {
+		fmt.Fprintln(&b, "  no status report yet")
+	} else {
+		byIf := map[string][]wire.Address{}
+		for _, a := range d.Status.Addresses {
+			byIf[a.Interface] = append(byIf[a.Interface], a)
+		}
+		for _, ifc := range d.Status.Interfaces {
+			addrs := byIf[ifc.Name]
+			if ifc.Loopback {
+				continue
+			}
+			var s []string
+			for _, a := range addrs {
+				s = append(s, addrText(a))
+			}
+			label := ifc.Name
+			if ifc.DefaultRoute {
+				label += " (default route)"
+			}
+			if ifc.SSID != "" {
+				label += " wifi " + ifc.SSID
+			}
+			if !ifc.Up {
+				label += " (down)"
+			}
+			val := strings.Join(s, "\n")
+			if val == "" {
+				val = "no address"
+			}
+			fmt.Fprintf(&b, "  %s: %s\n", label, strings.ReplaceAll(val, "\n", ", "))
+			fields = append(fields, Field{Label: label, Value: val})
+		}
+		if len(d.Status.Interfaces) == 0 {
+			for _, a := range d.Status.Addresses {
+				fmt.Fprintf(&b, "  %s: %s\n", a.Interface, addrText(a))
+				fields = append(fields, Field{Label: a.Interface, Value: addrText(a)})
+			}
+		}
+	}
+	ctx := "last seen " + Ago(e.now(), d.LastSeen)
+	fmt.Fprintln(&b, "  "+ctx)
+	return Reply{Text: b.String(), Title: title, Sections: []Section{{Fields: fields}}, Context: ctx}
+}
+
+func addrText(a wire.Address) string {
+	s := fmt.Sprintf("%s/%d", a.Address, a.Prefix)
+	switch {
+	case a.Loopback:
+		s += " (loopback)"
+	case a.LinkLocal:
+		s += " (link-local)"
+	case a.Primary:
+		s += " (primary)"
+	}
+	return s
+}
+
+func stateWord(d *fleet.Device) string {
+	switch d.State {
+	case wire.StateOnline:
+		return "online"
+	case wire.StateOffline:
+		return "offline (shut down cleanly)"
+	case wire.StateLost:
+		return "offline (connection lost)"
+	}
+	return "in an unknown state"
+}
+
+func (e *Engine) health(args []string) Reply {
+	d, bad := e.oneID("health", args)
+	if bad != nil {
+		return *bad
+	}
+	title := fmt.Sprintf("Health of %s (%s)", d.ID, stateWord(&d))
+	if d.Status == nil {
+		return Reply{Text: title + "\n  no status report yet", Title: title}
+	}
+	fields := HealthFields(d.Status)
+	var b strings.Builder
+	fmt.Fprintln(&b, title)
+	for _, f := range fields {
+		fmt.Fprintf(&b, "  %-22s %s\n", f.Label+":", f.Value)
+	}
+	secs := []Section{{Fields: fields}}
+	if ps := d.Problems(); len(ps) > 0 {
+		p := "⚠️ Problems: " + problemText(ps)
+		fmt.Fprintln(&b, "  "+p)
+		secs = append([]Section{{Text: p}}, secs...)
+	}
+	ctx := "last seen " + Ago(e.now(), d.LastSeen)
+	return Reply{Text: b.String(), Title: title, Sections: secs, Context: ctx}
+}
+
+// HealthFields renders every known health fact of a status.
+func HealthFields(st *wire.Status) []Field {
+	h := st.Health
+	var f []Field
+	add := func(label, value string) { f = append(f, Field{Label: label, Value: value}) }
+	if h.Model != "" {
+		add("Model", strings.TrimSpace(h.Model+" "+h.Revision))
+	}
+	add("Agent", st.AgentVersion)
+	if h.TempC != nil {
+		add("SoC temperature", fmt.Sprintf("%.1f °C", *h.TempC))
+	}
+	if h.CPUFreqMHz != nil {
+		add("CPU frequency", fmt.Sprintf("%.0f MHz", *h.CPUFreqMHz))
+	}
+	if t := h.Throttle; t != nil {
+		add("Throttling now", flagList(t.UnderVoltage, t.FreqCapped, t.Throttled, t.SoftTempLimit))
+		add("Since boot", flagList(t.UnderVoltageOccurred, t.FreqCappedOccurred, t.ThrottledOccurred, t.SoftTempLimitOccurred))
+	}
+	if h.Load1 != nil && h.Load5 != nil && h.Load15 != nil {
+		add("Load", fmt.Sprintf("%.2f %.2f %.2f", *h.Load1, *h.Load5, *h.Load15))
+	}
+	if h.MemTotalB != nil && h.MemAvailB != nil {
+		add("Memory available", fmt.Sprintf("%s of %s", bytesText(*h.MemAvailB), bytesText(*h.MemTotalB)))
+	}
+	for _, d := range h.Disks {
+		v := fmt.Sprintf("%.0f%% used, %s free", d.UsedPercent, bytesText(d.FreeB))
+		if d.ReadOnly {
+			v += ", READ-ONLY"
+		}
+		add("Disk "+d.Path, v)
+	}
+	if h.RootReadOnly != nil {
+		add("Root filesystem", map[bool]string{true: "read-only ⚠️", false: "read-write"}[*h.RootReadOnly])
+	}
+	if h.ClockSynced != nil {
+		add("Clock", map[bool]string{true: "synchronised", false: "NOT synchronised ⚠️"}[*h.ClockSynced])
+	}
+	if h.UptimeS != nil {
+		add("Uptime", (time.Duration(*h.UptimeS) * time.Second).String())
+	}
+	if h.Docker != "" {
+		add("Docker", h.Docker)
+	}
+	if c := h.Console; c != nil {
+		v := "getty " + map[bool]string{true: "active", false: "NOT active"}[c.GettyActive]
+		if c.TTY != "" {
+			v = c.TTY + ", " + v
+		}
+		if c.InUse {
+			v += ", in use"
+		}
+		add("Console", v)
+	}
+	var absent, failed []string
+	for name, s := range h.Probes {
+		switch s {
+		case wire.ProbeAbsent:
+			absent = append(absent, name)
+		case wire.ProbeFailed:
+			failed = append(failed, name)
+		}
+	}
+	sort.Strings(absent)
+	sort.Strings(failed)
+	if len(absent) > 0 {
+		add("Not present", strings.Join(absent, ", "))
+	}
+	if len(failed) > 0 {
+		add("Probes failing", strings.Join(failed, ", "))
+	}
+	return f
+}
+
+func flagList(uv, capped, thr, soft bool) string {
+	var s []string
+	if uv {
+		s = append(s, "under-voltage")
+	}
+	if capped {
+		s = append(s, "frequency capped")
+	}
+	if thr {
+		s = append(s, "throttled")
+	}
+	if soft {
+		s = append(s, "soft temperature limit")
+	}
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+func bytesText(b uint64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := uint64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}
+
+func (e *Engine) history(args []string) Reply {
+	d, bad := e.oneID("history", args)
+	if bad != nil {
+		return *bad
+	}
+	title := fmt.Sprintf("Recent changes of %s", d.ID)
+	var b strings.Builder
+	fmt.Fprintln(&b, title)
+	if len(d.History) == 0 {
+		fmt.Fprintln(&b, "  nothing recorded since this hub started")
+	}
+	var lines []string
+	for i := len(d.History) - 1; i >= 0; i-- {
+		c := d.History[i]
+		l := fmt.Sprintf("%s  %s", c.Time.UTC().Format("2006-01-02 15:04:05Z"), c.Kind)
+		if c.Detail != "" {
+			l += ": " + c.Detail
+		}
+		lines = append(lines, l)
+		fmt.Fprintln(&b, "  "+l)
+	}
+	text := strings.Join(lines, "\n")
+	if text == "" {
+		text = "nothing recorded since this hub started"
+	}
+	return Reply{Text: b.String(), Title: title, Sections: []Section{{Text: text}}}
+}

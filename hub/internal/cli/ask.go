@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/pifleet/pifleet/hub/internal/chat"
+)
+
+func init() {
+	register("ask", "ask the hub, as in Slack: pifleet ask fleet | where ID | health ID | help", runAsk)
+}
+
+// errAnswerProblem makes `pifleet ask` exit non-zero when the hub's answer
+// is about an error (unknown id or command), for scripts.
+type errAnswerProblem struct{}
+
+func (errAnswerProblem) Error() string { return "the hub could not answer that" }
+func (errAnswerProblem) ExitCode() int { return 1 }
+
+func runAsk(ctx context.Context, env Env, args []string) error {
+	fs := flag.NewFlagSet("pifleet ask", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var hub string
+	addHubFlags(fs, &hub)
+	if err := fs.Parse(args); err != nil {
+		return usageErr(err)
+	}
+	text := strings.Join(fs.Args(), " ")
+	if strings.TrimSpace(text) == "" {
+		fmt.Fprintln(env.Stderr, "usage: pifleet ask TEXT (e.g. pifleet ask fleet)")
+		return ErrUsage
+	}
+	c, err := newHubClient(env, fs, hub)
+	if err != nil {
+		return err
+	}
+	var r chat.Reply
+	if err := c.do(ctx, "POST", "/api/ask", map[string]string{"text": text}, &r); err != nil {
+		return err
+	}
+	fmt.Fprint(env.Stdout, r.Text)
+	if !strings.HasSuffix(r.Text, "\n") {
+		fmt.Fprintln(env.Stdout)
+	}
+	if r.Problem {
+		return ErrSilent
+	}
+	return nil
+}
+
+// ErrSilent exits non-zero without printing anything more.
+var ErrSilent = fmt.Errorf("silent failure")

@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// hubClient talks to a hub's HTTP API.
+type hubClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func addHubFlags(fs *flag.FlagSet, hub *string) {
+	fs.StringVar(hub, "hub", "http://127.0.0.1:8080", "the hub's HTTP API (env PIFLEET_HUB; token from PIFLEET_HUB_TOKEN)")
+}
+
+func newHubClient(env Env, fs *flag.FlagSet, hub string) (*hubClient, error) {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "hub" })
+	if !set && env.Getenv != nil && env.Getenv("PIFLEET_HUB") != "" {
+		hub = env.Getenv("PIFLEET_HUB")
+	}
+	if !strings.HasPrefix(hub, "http://") && !strings.HasPrefix(hub, "https://") {
+		return nil, fmt.Errorf("--hub %q: want a URL such as http://127.0.0.1:8080", hub)
+	}
+	c := &hubClient{base: strings.TrimRight(hub, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	if env.Getenv != nil {
+		c.token = env.Getenv("PIFLEET_HUB_TOKEN")
+	}
+	return c, nil
+}
+
+// do sends a request and decodes a JSON answer into out. API errors come
+// back as one clear line.
+func (c *hubClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the hub at %s (is `pifleet hub` running?): %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read answer from %s: %w", c.base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s", e.Error)
+		}
+		return fmt.Errorf("hub answered %s", resp.Status)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("hub sent something that is not the expected JSON: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pifleet/pifleet/hub/internal/api"
+	"github.com/pifleet/pifleet/hub/internal/chat"
+)
+
+func init() {
+	register("devices", "list the fleet as a table (or --json)", runDevices)
+}
+
+func runDevices(ctx context.Context, env Env, args []string) error {
+	fs := flag.NewFlagSet("pifleet devices", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	var hub, filter string
+	var asJSON bool
+	addHubFlags(fs, &hub)
+	fs.BoolVar(&asJSON, "json", false, "print the hub's JSON")
+	fs.StringVar(&filter, "filter", "", "online, offline, problems or label:NAME")
+	if err := fs.Parse(args); err != nil {
+		return usageErr(err)
+	}
+	c, err := newHubClient(env, fs, hub)
+	if err != nil {
+		return err
+	}
+	path := "/api/devices"
+	if filter != "" {
+		path += "?filter=" + filter
+	}
+	if fs.NArg() == 1 {
+		var d api.Device
+		if err := c.do(ctx, "GET", "/api/devices/"+fs.Arg(0), nil, &d); err != nil {
+			return err
+		}
+		return printDevices(env, []api.Device{d}, asJSON)
+	}
+	var devs []api.Device
+	if err := c.do(ctx, "GET", path, nil, &devs); err != nil {
+		return err
+	}
+	return printDevices(env, devs, asJSON)
+}
+
+func printDevices(env Env, devs []api.Device, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(devs)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tONLINE\tADDRESSES\tTEMP\tPROBLEMS\tLAST SEEN")
+	now := time.Now()
+	for _, d := range devs {
+		var addrs []string
+		for _, a := range d.Addresses {
+			if a.Usable() {
+				addrs = append(addrs, a.Address)
+			}
+		}
+		online := "yes"
+		if !d.Online {
+			online = "NO (" + d.State + ")"
+		}
+		temp := "-"
+		if d.Health != nil && d.Health.TempC != nil {
+			temp = fmt.Sprintf("%.1f°C", *d.Health.TempC)
+		}
+		probs := "-"
+		if len(d.Problems) > 0 {
+			var p []string
+			for _, x := range d.Problems {
+				p = append(p, string(x))
+			}
+			probs = strings.Join(p, ",")
+		}
+		seen := "never"
+		if d.LastSeen != nil {
+			seen = chat.Ago(now, *d.LastSeen)
+		}
+		if len(addrs) == 0 {
+			addrs = []string{"-"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, online, strings.Join(addrs, " "), temp, probs, seen)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/hub/internal/broker"
+	"github.com/pifleet/pifleet/hub/internal/hubd"
+)
+
+// Version is stamped at build time with -ldflags "-X ...cli.Version=v1.2.3".
+var Version = "dev"
+
+func init() {
+	register("hub", "run the hub: fleet view, embedded MQTT broker, HTTP API (and Slack when configured)", runHub)
+	register("version", "print the version", func(_ context.Context, env Env, _ []string) error {
+		fmt.Fprintf(env.Stdout, "pifleet %s (protocol v%d)\n", Version, wire.ProtocolVersion)
+		return nil
+	})
+}
+
+type hubFlags struct {
+	id, broker, mqttListen, mqttData, httpListen, tokenFile, logLevel string
+}
+
+func runHub(ctx context.Context, env Env, args []string) error {
+	var f hubFlags
+	fs := flag.NewFlagSet("pifleet hub", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	host, _ := os.Hostname()
+	fs.StringVar(&f.id, "id", "hub", "hub id (unique among hubs sharing a broker)")
+	fs.StringVar(&f.broker, "broker", "", "external MQTT broker URL (mqtt://host:1883); empty: run the embedded broker")
+	fs.StringVar(&f.mqttListen, "mqtt-listen", "127.0.0.1:1883", "address of the embedded MQTT broker")
+	fs.StringVar(&f.mqttData, "mqtt-data", "", "directory where the embedded broker keeps retained messages across restarts (empty: memory only)")
+	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API")
+	fs.StringVar(&f.tokenFile, "http-token-file", "", "file holding the API bearer token (required off loopback)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return usageErr(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "pifleet hub: unexpected argument %q\n", fs.Arg(0))
+		return ErrUsage
+	}
+	if err := applyEnv(fs, env.Getenv, "PIFLEET_HUB_"); err != nil {
+		return err
+	}
+	log, err := newLogger(env.Stderr, f.logLevel)
+	if err != nil {
+		return err
+	}
+	if f.broker != "" && !strings.Contains(f.broker, "://") {
+		return fmt.Errorf("--broker %q: want a URL such as mqtt://host:1883", f.broker)
+	}
+	token, err := readSecretFile(f.tokenFile)
+	if err != nil {
+		return fmt.Errorf("--http-token-file: %w", err)
+	}
+	h, err := hubd.New(hubd.Config{
+		ID: f.id, Version: Version, BrokerURL: f.broker, MQTTListen: f.mqttListen,
+		HTTPListen: f.httpListen, HTTPToken: token, Logger: log,
+		BrokerOptions: broker.Options{DataDir: f.mqttData},
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("pifleet hub starting", "id", f.id, "version", Version, "host", host)
+	if err := h.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("pifleet hub stopped")
+	return nil
+}
+
+func usageErr(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return ErrUsage
+}
+
+// applyEnv sets every flag not given on the command line from the
+// environment (PREFIX + upper-case name with '-' → '_').
+func applyEnv(fs *flag.FlagSet, getenv func(string) string, prefix string) error {
+	if getenv == nil {
+		return nil
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func newLogger(w interface{ Write([]byte) (int, error) }, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// readSecretFile reads a one-line secret; "" for no file. The secret is
+// never logged.
+func readSecretFile(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}

@@ -1,0 +1,310 @@
+package hubd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/hub/internal/api"
+	"github.com/pifleet/pifleet/hub/internal/broker"
+	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
+)
+
+// Config configures a hub. Zero values get defaults.
+type Config struct {
+	ID         string // hub id; default "hub"
+	Version    string
+	BrokerURL  string // external broker; empty: start the embedded one
+	MQTTListen string // embedded broker address; default 127.0.0.1:1883
+	HTTPListen string // default 127.0.0.1:8080
+	HTTPToken  string // required when HTTPListen is not loopback
+	KeepAlive  time.Duration
+
+	// ConfigureMQTT adjusts the hub's MQTT client (TLS, credentials).
+	ConfigureMQTT func(o *mqtt.ClientOptions) error
+	// BrokerOptions are passed to the embedded broker (hooks, TLS).
+	BrokerOptions broker.Options
+
+	Logger *slog.Logger
+	Now    func() time.Time
+
+	// Ready, when set, is called once the hub serves HTTP and is connected.
+	Ready func(h *Hub)
+}
+
+func (c *Config) ensureDefaults() error {
+	if c.ID == "" {
+		c.ID = "hub"
+	}
+	if err := wire.ValidateID(c.ID); err != nil {
+		return fmt.Errorf("hub id: %w", err)
+	}
+	if c.MQTTListen == "" {
+		c.MQTTListen = "127.0.0.1:1883"
+	}
+	if c.HTTPListen == "" {
+		c.HTTPListen = "127.0.0.1:8080"
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if !IsLoopback(c.HTTPListen) && c.HTTPToken == "" {
+		return fmt.Errorf("refusing to serve the HTTP API on %s without a bearer token: set --http-token-file, or listen on 127.0.0.1", c.HTTPListen)
+	}
+	return nil
+}
+
+// IsLoopback reports whether a listen address binds only loopback.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Hub is a running hub.
+type Hub struct {
+	cfg    Config
+	log    *slog.Logger
+	Fleet  *fleet.Fleet
+	Engine *chat.Engine
+
+	broker   *broker.Broker
+	client   mqtt.Client
+	httpAddr net.Addr
+	epoch    uint64
+
+	onConnMu sync.Mutex
+	onConn   []func(mqtt.Client)
+
+	logMu     sync.Mutex
+	logBudget int
+	logReset  time.Time
+}
+
+// New builds a hub (nothing runs until Run).
+func New(cfg Config) (*Hub, error) {
+	if err := cfg.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	f := fleet.New(cfg.Now)
+	return &Hub{cfg: cfg, log: cfg.Logger.With("component", "hub"), Fleet: f, Engine: chat.New(f, cfg.Now)}, nil
+}
+
+// ID is the hub's id.
+func (h *Hub) ID() string { return h.cfg.ID }
+
+// HTTPAddr is where the API listens (after Run started it).
+func (h *Hub) HTTPAddr() net.Addr { return h.httpAddr }
+
+// BrokerURL is the broker the hub uses.
+func (h *Hub) BrokerURL() string {
+	if h.broker != nil {
+		return h.broker.URL()
+	}
+	return h.cfg.BrokerURL
+}
+
+// MQTT returns the hub's MQTT client (for dispatching commands).
+func (h *Hub) MQTT() mqtt.Client { return h.client }
+
+// OnConnect registers fn to run after every (re)connect to the broker, for
+// parts of the hub that subscribe to more topics (command results). The
+// session is clean, so subscriptions must be renewed each time. Register
+// before Run.
+func (h *Hub) OnConnect(fn func(mqtt.Client)) {
+	h.onConnMu.Lock()
+	h.onConn = append(h.onConn, fn)
+	h.onConnMu.Unlock()
+}
+
+// Run runs the hub until ctx ends.
+func (h *Hub) Run(ctx context.Context) error {
+	if h.cfg.BrokerURL == "" {
+		bo := h.cfg.BrokerOptions
+		bo.Listen = h.cfg.MQTTListen
+		if bo.Logger == nil {
+			// mochi is chatty at info level (every listener start/stop).
+			bo.Logger = slog.New(quietHandler{h.cfg.Logger.Handler()})
+		}
+		b, err := broker.Start(bo)
+		if err != nil {
+			return err
+		}
+		h.broker = b
+		defer b.Close()
+		h.log.Info("embedded MQTT broker listening", "url", b.URL())
+	}
+	ln, err := net.Listen("tcp", h.cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("HTTP API: listen on %s: %w", h.cfg.HTTPListen, err)
+	}
+	h.httpAddr = ln.Addr()
+	srv := &http.Server{Handler: (&api.Server{Fleet: h.Fleet, Engine: h.Engine, Token: h.cfg.HTTPToken, Logger: h.log}).Handler(),
+		ReadHeaderTimeout: 5 * time.Second}
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	h.log.Info("HTTP API listening", "url", "http://"+h.httpAddr.String())
+
+	if err := h.connect(ctx); err != nil {
+		return err
+	}
+	defer h.disconnect()
+	if h.cfg.Ready != nil {
+		h.cfg.Ready(h)
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-httpErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("HTTP API: %w", err)
+	}
+}
+
+func (h *Hub) presence(state wire.Lifecycle) []byte {
+	b, _ := json.Marshal(wire.HubPresence{V: wire.ProtocolVersion, Hub: h.cfg.ID, State: state, Epoch: h.epoch, Time: h.cfg.Now().UTC(), Version: h.cfg.Version})
+	return b
+}
+
+// connect starts the MQTT session: presence with a will, subscriptions to
+// every device's retained state and status (which rebuilds the view).
+func (h *Hub) connect(ctx context.Context) error {
+	h.epoch = uint64(max(h.cfg.Now().UnixMilli(), 1))
+	broker := h.BrokerURL()
+	opts := mqtt.NewClientOptions().
+		AddBroker(broker).
+		SetClientID("pifleet-hub-" + h.cfg.ID).
+		SetKeepAlive(h.cfg.KeepAlive).
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(30 * time.Second).
+		SetOrderMatters(true). // per-topic order matters for epochs
+		SetBinaryWill(wire.HubPresenceTopic(h.cfg.ID), h.presence(wire.StateLost), 1, true).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) { h.log.Warn("MQTT connection lost; reconnecting", "err", err) }).
+		SetOnConnectHandler(func(c mqtt.Client) {
+			h.log.Info("connected to MQTT broker", "broker", broker)
+			c.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOnline))
+			c.SubscribeMultiple(map[string]byte{wire.FilterAllStates: 1, wire.FilterAllStatuses: 1}, h.ingest)
+			h.onConnMu.Lock()
+			fns := append([]func(mqtt.Client){}, h.onConn...)
+			h.onConnMu.Unlock()
+			for _, fn := range fns {
+				fn(c)
+			}
+		})
+	if h.cfg.ConfigureMQTT != nil {
+		if err := h.cfg.ConfigureMQTT(opts); err != nil {
+			return fmt.Errorf("MQTT client: %w", err)
+		}
+	}
+	h.client = mqtt.NewClient(opts)
+	tok := h.client.Connect()
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("connect to MQTT broker %s: %w", broker, err)
+		}
+	case <-ctx.Done():
+		return nil
+	case <-time.After(15 * time.Second):
+		h.log.Warn("MQTT broker not reachable yet; still trying in the background", "broker", broker)
+	}
+	return nil
+}
+
+func (h *Hub) disconnect() {
+	if h.client == nil {
+		return
+	}
+	if h.client.IsConnectionOpen() {
+		tok := h.client.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOffline))
+		tok.WaitTimeout(2 * time.Second)
+	}
+	h.client.Disconnect(250)
+}
+
+// ingest feeds one message into the fleet. Bad messages are counted by the
+// fleet and logged here, rate-limited so that a flood of garbage cannot
+// fill the disk with logs.
+func (h *Hub) ingest(_ mqtt.Client, m mqtt.Message) {
+	err := h.Fleet.Apply(m.Topic(), m.Payload())
+	if err == nil || errors.Is(err, fleet.ErrStale) {
+		if err != nil {
+			h.log.Debug("ignored stale message", "topic", m.Topic(), "err", err)
+		}
+		return
+	}
+	if h.allowLog() {
+		h.log.Warn("rejected message", "topic", trunc(m.Topic(), 200), "bytes", len(m.Payload()), "err", err)
+	}
+}
+
+func (h *Hub) allowLog() bool {
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	now := h.cfg.Now()
+	if now.Sub(h.logReset) > time.Minute {
+		h.logReset, h.logBudget = now, 20
+	}
+	if h.logBudget <= 0 {
+		return false
+	}
+	h.logBudget--
+	if h.logBudget == 0 {
+		h.log.Warn("too many rejected messages; muting this log for a minute (see /api/stats)")
+	}
+	return true
+}
+
+func trunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// quietHandler drops records below warn (for the embedded broker's logs).
+type quietHandler struct{ slog.Handler }
+
+func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && q.Handler.Enabled(ctx, l)
+}
+
+func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{q.Handler.WithAttrs(as)}
+}
+
+func (q quietHandler) WithGroup(name string) slog.Handler {
+	return quietHandler{q.Handler.WithGroup(name)}
+}

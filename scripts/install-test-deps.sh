@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the real parts pifleet's tests talk to, from Debian packages:
+# Mosquitto (external broker), socat (PTY cable), util-linux (agetty),
+# qemu-user-static (ARMv7 test run), iproute2 (network namespaces),
+# busybox-static and mmdebstrap (local Docker test images: no registry),
+# systemd (systemd-analyze verify), dpkg-dev (inspecting .deb packages),
+# openssh (deploy tests). Idempotent: it only calls apt-get when something
+# is missing. The Docker Engine itself is part of the machine; the tests
+# fail with a clear message when it is not reachable.
+set -euo pipefail
+
+pkgs_needed=(mosquitto socat util-linux qemu-user-static iproute2 busybox-static mmdebstrap
+  systemd dpkg openssh-server openssh-client openssl)
+
+missing=()
+for p in "${pkgs_needed[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-test-deps: everything is installed"
+  exit 0
+fi
+
+pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+echo "install-test-deps: installing $pkgs"
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+# The Debian mosquitto package starts a system broker on :1883 when systemd
+# runs; tests use their own on free ports, so nothing else is needed.
+echo "install-test-deps: done"
