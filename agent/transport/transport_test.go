@@ -19,7 +19,7 @@ import (
 var issued = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
 type files struct {
-	dir                                                 string
+	dir                                                  string
 	ca, serverCert, serverKey, clientCert, clientKey, pw string
 }
 
