@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pifleet/pifleet/agent/internal/console"
 	"github.com/pifleet/pifleet/agent/internal/daemon"
 	"github.com/pifleet/pifleet/agent/internal/link"
 	"github.com/pifleet/pifleet/agent/wire"
@@ -29,6 +30,9 @@ type daemonFlags struct {
 	keepalive time.Duration
 	labels    string
 	logLevel  string
+
+	consoleRepair bool
+	consoleIssue  string
 }
 
 func (f *daemonFlags) register(fs *flag.FlagSet) {
@@ -38,6 +42,8 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.minGap, "min-interval", 500*time.Millisecond, "shortest time between two status reports; changes in between are coalesced")
 	fs.DurationVar(&f.keepalive, "keepalive", 10*time.Second, "MQTT keepalive (at least 2s); the broker declares the agent lost after 1.5x this")
 	fs.StringVar(&f.labels, "labels", "", "comma-separated labels for targeting (e.g. lab,floor2)")
+	fs.BoolVar(&f.consoleRepair, "console-repair", false, "restart serial-getty@<tty>.service when it is failed or inactive (at most every 5 minutes)")
+	fs.StringVar(&f.consoleIssue, "console-issue", console.DefaultIssuePath, "agetty issue snippet with this Pi's addresses, shown above login: on the serial console (empty: none)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 }
 
@@ -121,7 +127,8 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 		MinInterval: f.minGap,
 		Logger:      log,
 	}
-	cfg.Addrs, cfg.Health = senses(log) // issue 4: netwatch + health (senses.go)
+	cfg.Addrs, cfg.Health = senses(log, f)            // netwatch + health (senses.go)
+	cfg.OnStatus = consoleBanner(log, f.consoleIssue) // console banner (consolewire.go)
 	d, err := daemon.New(cfg)
 	if err != nil {
 		return err

@@ -13,8 +13,9 @@ import (
 
 // senses returns the netlink address watcher (polling fallback built in)
 // and the health probe registry, reading the real system.
-func senses(log *slog.Logger) (daemon.AddrSource, daemon.HealthSource) {
+func senses(log *slog.Logger, f daemonFlags) (daemon.AddrSource, daemon.HealthSource) {
 	addrs := netwatch.New(netwatch.Options{Logger: log})
 	probes := health.New(health.Options{Logger: log})
+	probes.Register("console", consoleProbe(log, f.consoleRepair)) // consolewire.go
 	return addrs, probes
 }

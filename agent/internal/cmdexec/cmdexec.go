@@ -1,0 +1,243 @@
+package cmdexec
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pifleet/pifleet/agent/internal/daemon"
+	"github.com/pifleet/pifleet/agent/internal/runner"
+	"github.com/pifleet/pifleet/agent/policy"
+	"github.com/pifleet/pifleet/agent/wire"
+)
+
+// Runner runs a job; *runner.Runner implements it.
+type Runner interface {
+	Run(ctx context.Context, job runner.Job, emit runner.Emit) runner.Result
+}
+
+// Options configure a Handler.
+type Options struct {
+	Device     string              // this Pi's id: commands for another device are rejected
+	Keys       []ed25519.PublicKey // hub public keys; a command must be signed by one
+	Store      *Store              // exactly-once store (required)
+	Policy     *policy.Policy      // nil: the built-in policy
+	Runner     Runner              // required
+	ClockSkew  time.Duration       // tolerated lead of the hub's clock over ours (30 s)
+	MaxTTL     time.Duration       // longest accepted Expires-Created (1 h)
+	Keep       time.Duration       // ids are kept this long after their expiry (1 h)
+	ChunkBytes int                 // largest chunk data (8 KiB)
+	FlushEvery time.Duration       // a partial chunk waits at most this long (200 ms)
+	FinalRetry time.Duration       // how long a final is retried while the link is down (10 min)
+	Now        func() time.Time
+	Logger     *slog.Logger
+}
+
+func (o *Options) ensureDefaults() error {
+	if o.Store == nil || o.Runner == nil {
+		return errors.New("cmdexec: Store and Runner are required")
+	}
+	if err := wire.ValidateID(o.Device); err != nil {
+		return fmt.Errorf("cmdexec: device: %w", err)
+	}
+	if len(o.Keys) == 0 {
+		return errors.New("cmdexec: no hub public key configured")
+	}
+	if o.Policy == nil {
+		p, err := policy.New(policy.Config{})
+		if err != nil {
+			return err
+		}
+		o.Policy = p
+	}
+	if o.ClockSkew == 0 {
+		o.ClockSkew = 30 * time.Second
+	}
+	if o.MaxTTL == 0 {
+		o.MaxTTL = time.Hour
+	}
+	if o.Keep == 0 {
+		o.Keep = time.Hour
+	}
+	if o.ChunkBytes == 0 {
+		o.ChunkBytes = 8 << 10
+	}
+	if o.FlushEvery == 0 {
+		o.FlushEvery = 200 * time.Millisecond
+	}
+	if o.FinalRetry == 0 {
+		o.FinalRetry = 10 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Stats count what the handler did (for logs and health).
+type Stats struct {
+	Received, Malformed, Replayed, Rejected, Ran atomic.Int64
+}
+
+// Handler implements daemon.CommandHandler.
+type Handler struct {
+	o     Options
+	log   *slog.Logger
+	wg    sync.WaitGroup
+	Stats Stats
+}
+
+var _ daemon.CommandHandler = (*Handler)(nil)
+
+// New returns a Handler.
+func New(o Options) (*Handler, error) {
+	if err := o.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	return &Handler{o: o, log: o.Logger.With("component", "cmdexec")}, nil
+}
+
+// HandleCommand handles one command payload in its own goroutine.
+func (h *Handler) HandleCommand(ctx context.Context, payload []byte, out daemon.ResultSink) {
+	h.Stats.Received.Add(1)
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		h.handle(ctx, payload, out)
+	}()
+}
+
+// Wait waits for the commands being handled to finish.
+func (h *Handler) Wait() { h.wg.Wait() }
+
+// rejection is a reason to refuse a command, reported to the hub.
+type rejection struct{ reason string }
+
+func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultSink) {
+	cmd, err := wire.DecodeCommand(payload)
+	if err != nil {
+		h.Stats.Malformed.Add(1)
+		h.log.Warn("malformed command dropped", "err", err, "bytes", len(payload))
+		return
+	}
+	log := h.log.With("id", cmd.ID, "hub", cmd.Hub)
+	replyTo := cmd.Hub
+	if cmd.ReplyTo != "" && wire.ValidateID(cmd.ReplyTo) == nil {
+		replyTo = cmd.ReplyTo
+	}
+	key := cmd.Hub + "/" + cmd.ID
+	if seen, err := h.o.Store.Seen(key); err == nil && seen {
+		h.Stats.Replayed.Add(1)
+		log.Info("command already handled: redelivery or replay dropped")
+		return
+	}
+	job, rej := h.admit(cmd, key)
+	if rej != nil {
+		if rej.reason == "" { // lost a race with a concurrent redelivery
+			h.Stats.Replayed.Add(1)
+			return
+		}
+		h.Stats.Rejected.Add(1)
+		log.Warn("command rejected", "reason", rej.reason)
+		h.publishFinal(log, out, replyTo, wire.Final{ID: cmd.ID, Seq: 1, Outcome: wire.OutcomeRejected, ExitCode: -1, Error: rej.reason})
+		return
+	}
+	h.Stats.Ran.Add(1)
+	log.Info("running", "tool", job.Tool.Image, "argv_words", len(job.Argv))
+	ch := newChunker(h.o.ChunkBytes, h.o.FlushEvery, func(c wire.Chunk) {
+		c.V, c.Kind, c.ID, c.Device = wire.ProtocolVersion, wire.KindChunk, cmd.ID, h.o.Device
+		if err := out.PublishChunk(replyTo, cmd.ID, c); err != nil {
+			log.Warn("publish chunk", "seq", c.Seq, "err", err)
+		}
+	})
+	res := h.o.Runner.Run(ctx, job, ch.add)
+	seq := ch.close()
+	f := wire.Final{ID: cmd.ID, Seq: seq + 1, Outcome: res.Outcome, ExitCode: res.ExitCode,
+		DurationMS: res.Duration.Milliseconds(), Bytes: res.Bytes, Truncated: res.Truncated, Output: res.Output}
+	if res.Err != nil && res.Outcome != wire.OutcomeExited {
+		f.Error = res.Err.Error()
+	}
+	h.publishFinal(log, out, replyTo, f)
+}
+
+// admit runs every check, in an order that never lets an unverified
+// command write to the store.
+func (h *Handler) admit(cmd wire.Command, key string) (runner.Job, *rejection) {
+	reject := func(format string, a ...any) (runner.Job, *rejection) {
+		return runner.Job{}, &rejection{fmt.Sprintf(format, a...)}
+	}
+	if cmd.Device != h.o.Device {
+		return reject("command is for device %q, this is %q", cmd.Device, h.o.Device)
+	}
+	if !cmd.Verify(h.o.Keys) {
+		return reject("bad signature: not signed by a hub key this Pi trusts")
+	}
+	now := h.o.Now()
+	switch {
+	case !cmd.Expires.After(cmd.Created):
+		return reject("expires (%s) is not after created (%s)", cmd.Expires.Format(time.RFC3339), cmd.Created.Format(time.RFC3339))
+	case cmd.Expires.Sub(cmd.Created) > h.o.MaxTTL:
+		return reject("time to live %v is longer than the %v this Pi accepts", cmd.Expires.Sub(cmd.Created), h.o.MaxTTL)
+	case !now.Before(cmd.Expires):
+		return reject("expired at %s (Pi clock %s)", cmd.Expires.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	case now.Add(h.o.ClockSkew).Before(cmd.Created):
+		return reject("not valid yet: created %s but the Pi clock says %s (is the Pi's clock synchronised?)", cmd.Created.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	fresh, err := h.o.Store.Mark(key, cmd.Expires, now.Add(-h.o.Keep))
+	if err != nil {
+		return reject("cannot record the command, so it is not run (exactly once): %v", err)
+	}
+	if !fresh {
+		return runner.Job{}, &rejection{}
+	}
+	var roles []string
+	if cmd.Role != "" {
+		roles = []string{cmd.Role}
+	}
+	d, err := h.o.Policy.Check(cmd.Tool, cmd.Argv, roles)
+	if err != nil {
+		return reject("policy on the Pi: %v", err)
+	}
+	tool, _ := h.o.Policy.Tool(cmd.Tool)
+	return runner.Job{ID: cmd.ID, Tool: tool, Argv: d.Argv}, nil
+}
+
+// publishFinal publishes f, trimming its Output so that the record fits
+// in wire.MaxPayload once encoded (JSON escaping can grow it).
+func (h *Handler) publishFinal(log *slog.Logger, out daemon.ResultSink, replyTo string, f wire.Final) {
+	f.V, f.Kind, f.Device = wire.ProtocolVersion, wire.KindFinal, h.o.Device
+	for {
+		b, _ := json.Marshal(f)
+		if len(b) <= wire.MaxPayload-1024 || f.Output == "" {
+			break
+		}
+		f.Output = f.Output[:len(f.Output)/2]
+		f.Truncated = true
+	}
+	// The final is the one record the hub must get: while the link is
+	// down, keep trying (backing off) for FinalRetry.
+	deadline := h.o.Now().Add(h.o.FinalRetry)
+	wait := 500 * time.Millisecond
+	for {
+		err := out.PublishFinal(replyTo, f.ID, f)
+		if err == nil {
+			return
+		}
+		if !h.o.Now().Before(deadline) {
+			log.Error("publish final: giving up", "err", err)
+			return
+		}
+		log.Warn("publish final; retrying", "err", err, "in", wait)
+		time.Sleep(wait)
+		wait = min(wait*2, 30*time.Second)
+	}
+}

@@ -1,0 +1,24 @@
+// Package cmdexec is the agent's daemon.CommandHandler: it turns a raw
+// command payload into a container run and its result records.
+//
+// Every command is decoded, checked against the hub public keys the Pi is
+// configured with (ed25519), checked for time (expired, or not yet valid
+// beyond the clock-skew tolerance: a Pi without RTC that has not synced
+// its clock says so), checked for replay, checked against the policy again
+// (the hub checked it too), and only then run by the runner. Output goes
+// back as Chunks with gap-free sequence numbers, then one Final (retained
+// by the sink until the hub clears it).
+//
+// Exactly once: the ids of accepted commands are kept in a small bbolt
+// file in the agent's data dir, written only when a command arrives (one
+// transaction that also prunes ids whose command expired more than Keep
+// ago). A redelivered or replayed command whose id is known is dropped
+// without a reply, so it can neither run twice nor overwrite the retained
+// Final of its first run; this also holds across an agent restart. An id
+// is recorded before the run, so a crash mid-run never reruns it (at most
+// once, and exactly once when the agent stays up).
+//
+// Rejections of commands that decode (bad signature, expired, not for this
+// device, policy) are reported as Final{Outcome: rejected, Error: reason};
+// payloads that do not decode are only logged and counted.
+package cmdexec

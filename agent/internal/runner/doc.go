@@ -1,0 +1,19 @@
+// Package runner runs one cloud-CLI command in a container through the
+// Docker Engine API and streams its output.
+//
+// The argv goes to the tool's entrypoint as the container's Cmd: there is
+// never a shell. The image must already be on the Pi (it is pulled only
+// when Options.AllowPull is set, never on every run). Every container is
+// hardened: non-root user, all capabilities dropped, no-new-privileges,
+// read-only root with a tmpfs /tmp, memory/pids/CPU limits, no logging
+// driver (nothing is written to the SD card), a configurable network mode,
+// and a timeout that kills it. The runner removes the container itself on
+// every path (and Sweep removes leftovers of a crashed agent, found by
+// label), so none is left behind.
+//
+// Credentials come only from the Pi: the tool's env file (only the
+// variables the tool allows are passed) or its credential directory,
+// mounted read-only. Output is redacted line by line before it leaves the
+// runner: AWS access key ids, secrets and session tokens after their
+// labels, STS session tokens, and every value of the env file.
+package runner

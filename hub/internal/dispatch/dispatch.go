@@ -1,0 +1,498 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pifleet/pifleet/agent/policy"
+	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/hub/internal/chat"
+)
+
+// Fleet is what the dispatcher needs from the fleet view.
+type Fleet interface {
+	// Resolve turns a target (id, comma list, label, "all") into ids.
+	Resolve(target string) ([]string, error)
+	// Online reports whether the device is connected now.
+	Online(id string) bool
+}
+
+// Publisher publishes an MQTT message and returns once the broker has it
+// (QoS 1) or it failed.
+type Publisher interface {
+	Publish(topic string, qos byte, retained bool, payload []byte) error
+}
+
+// Options configure a Dispatcher.
+type Options struct {
+	Hub       string             // this hub's id (result topics are addressed to it)
+	Key       ed25519.PrivateKey // signing key
+	Fleet     Fleet
+	Publisher Publisher
+	Policy    *policy.Policy // nil: the built-in policy
+	// TTL is how long a command may wait to start on the Pi (60 s).
+	TTL time.Duration
+	// Wait is how long Handle waits for all results before answering
+	// with what it has (2 min); later results go to OnLateResult.
+	Wait time.Duration
+	// AllowOffline sends to Pis the fleet says are offline (they run it
+	// only if they come back before the command expires).
+	AllowOffline bool
+	ConfirmTTL   time.Duration // how long a confirmation stays valid (5 min)
+	FirstLines   int           // lines of output shown per Pi inline (6)
+	// StateFile, when set, remembers commands in flight across a hub
+	// restart (small JSON, written when a command is sent or finishes).
+	StateFile string
+	// OnLateResult receives results that arrive after Handle answered or
+	// after a hub restart (e.g. post them to the request's channel).
+	OnLateResult func(Result)
+	// OnChunk, when set, sees each chunk as it arrives (live streaming).
+	OnChunk func(device, id string, c wire.Chunk)
+	Now     func() time.Time
+	Logger  *slog.Logger
+}
+
+func (o *Options) ensureDefaults() error {
+	if err := wire.ValidateID(o.Hub); err != nil {
+		return fmt.Errorf("dispatch: hub id: %w", err)
+	}
+	if len(o.Key) != ed25519.PrivateKeySize {
+		return errors.New("dispatch: no signing key")
+	}
+	if o.Fleet == nil || o.Publisher == nil {
+		return errors.New("dispatch: Fleet and Publisher are required")
+	}
+	if o.Policy == nil {
+		p, err := policy.New(policy.Config{})
+		if err != nil {
+			return err
+		}
+		o.Policy = p
+	}
+	if o.TTL == 0 {
+		o.TTL = 60 * time.Second
+	}
+	if o.Wait == 0 {
+		o.Wait = 2 * time.Minute
+	}
+	if o.ConfirmTTL == 0 {
+		o.ConfirmTTL = 5 * time.Minute
+	}
+	if o.FirstLines == 0 {
+		o.FirstLines = 6
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.OnLateResult == nil {
+		o.OnLateResult = func(Result) {}
+	}
+	return nil
+}
+
+// Request is what the dispatcher remembers about who asked (chat.Request
+// without the text's secrets: only what is needed to answer later).
+type Request struct {
+	User    string `json:"user"`
+	Channel string `json:"channel,omitempty"`
+	Source  string `json:"source,omitempty"`
+	Text    string `json:"text,omitempty"`
+}
+
+// Result is one Pi's answer to one command.
+type Result struct {
+	ID      string
+	Device  string
+	Tool    string
+	Argv    []string
+	Final   wire.Final
+	Output  string // reassembled from the chunks, or Final.Output
+	Request Request
+	// Missing is set when no final arrived in time (Final is empty).
+	Missing bool
+}
+
+// Dispatcher sends commands and collects their results.
+type Dispatcher struct {
+	o   Options
+	log *slog.Logger
+
+	mu       sync.Mutex
+	inflight map[string]*flight  // by command id
+	confirms map[string]*pending // by token
+}
+
+// flight is one command to one Pi.
+type flight struct {
+	rec    record
+	chunks map[uint64]wire.Chunk
+	done   chan Result // buffered 1; nil once Handle stopped waiting
+}
+
+// record is what survives a restart in the state file.
+type record struct {
+	ID      string    `json:"id"`
+	Device  string    `json:"device"`
+	Tool    string    `json:"tool"`
+	Argv    []string  `json:"argv"`
+	Expires time.Time `json:"expires"`
+	Request Request   `json:"request"`
+}
+
+type pending struct {
+	user    string
+	req     chat.Request
+	tool    string
+	target  string
+	dec     policy.Decision
+	expires time.Time
+}
+
+// New returns a Dispatcher, loading commands in flight from StateFile.
+func New(o Options) (*Dispatcher, error) {
+	if err := o.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{o: o, log: o.Logger.With("component", "dispatch"),
+		inflight: map[string]*flight{}, confirms: map[string]*pending{}}
+	recs, err := loadState(o.StateFile)
+	if err != nil {
+		d.log.Warn("state file unreadable; results of commands sent before the restart will arrive without their request", "err", err)
+	}
+	for _, r := range recs {
+		d.inflight[r.ID] = &flight{rec: r, chunks: map[uint64]wire.Chunk{}}
+	}
+	return d, nil
+}
+
+// Handle answers `aws <target> <args…>` (the aws tool). Register it with
+// the chat engine for the verb "aws".
+func (d *Dispatcher) Handle(ctx context.Context, req chat.Request, args []string) chat.Reply {
+	return d.handle(ctx, "aws", req, args)
+}
+
+// ForTool returns a chat handler for another configured tool (gcloud, az).
+func (d *Dispatcher) ForTool(tool string) chat.Handler { return toolHandler{d, tool} }
+
+type toolHandler struct {
+	d    *Dispatcher
+	tool string
+}
+
+func (t toolHandler) Handle(ctx context.Context, req chat.Request, args []string) chat.Reply {
+	return t.d.handle(ctx, t.tool, req, args)
+}
+
+func problem(format string, a ...any) chat.Reply {
+	return chat.Reply{Text: fmt.Sprintf(format, a...), Problem: true}
+}
+
+func (d *Dispatcher) handle(ctx context.Context, tool string, req chat.Request, args []string) chat.Reply {
+	if len(args) < 2 {
+		return problem("Usage: %s <device|id,id|label|all> <%s arguments…>, e.g. `%s pi1 ec2 describe-instances`.", tool, tool, tool)
+	}
+	target := args[0]
+	if _, err := d.o.Fleet.Resolve(target); err != nil {
+		return problem("%s.", capitalise(err.Error()))
+	}
+	dec, err := d.o.Policy.Check(tool, args[1:], d.o.Policy.RolesOf(req.User))
+	if err != nil {
+		return problem("Refused: %v.", err)
+	}
+	if dec.Class == policy.Mutating {
+		return d.askConfirm(req, tool, target, dec)
+	}
+	return d.run(ctx, req, tool, target, dec)
+}
+
+func (d *Dispatcher) askConfirm(req chat.Request, tool, target string, dec policy.Decision) chat.Reply {
+	token := newID("k")
+	summary := fmt.Sprintf("%s %s on %s (role %s)", tool, strings.Join(dec.Argv, " "), target, dec.Role)
+	d.mu.Lock()
+	now := d.o.Now()
+	for k, p := range d.confirms {
+		if now.After(p.expires) {
+			delete(d.confirms, k)
+		}
+	}
+	d.confirms[token] = &pending{user: req.User, req: req, tool: tool, target: target, dec: dec, expires: now.Add(d.o.ConfirmTTL)}
+	d.mu.Unlock()
+	return chat.Reply{
+		Text:    fmt.Sprintf("This changes things: %s. Confirm within %v to run it.", summary, d.o.ConfirmTTL),
+		Title:   "Confirm: " + tool + " " + dec.Verb,
+		Confirm: &chat.Confirm{Token: token, Summary: summary},
+	}
+}
+
+// Confirm runs a mutating command that user approved with token.
+func (d *Dispatcher) Confirm(ctx context.Context, user, token string) chat.Reply {
+	d.mu.Lock()
+	p, ok := d.confirms[token]
+	if ok && p.user == user {
+		delete(d.confirms, token) // single use
+	}
+	d.mu.Unlock()
+	switch {
+	case !ok:
+		return problem("That confirmation is unknown or was used already.")
+	case p.user != user:
+		return problem("Only the person who asked can confirm this.")
+	case d.o.Now().After(p.expires):
+		return problem("That confirmation expired; ask again.")
+	}
+	// The policy may have changed since: check again.
+	dec, err := d.o.Policy.Check(p.tool, p.dec.Argv, d.o.Policy.RolesOf(user))
+	if err != nil {
+		return problem("Refused: %v.", err)
+	}
+	return d.run(ctx, p.req, p.tool, p.target, dec)
+}
+
+// run sends the command to every online target and waits for the results.
+func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target string, dec policy.Decision) chat.Reply {
+	ids, err := d.o.Fleet.Resolve(target)
+	if err != nil {
+		return problem("%s.", capitalise(err.Error()))
+	}
+	var results []Result
+	var waits []chan Result
+	var sent []string
+	for _, dev := range ids {
+		if !d.o.AllowOffline && !d.o.Fleet.Online(dev) {
+			results = append(results, Result{Device: dev, Missing: true, Final: wire.Final{Outcome: wire.OutcomeRejected,
+				Error: "offline: not sent (a command is never queued for an offline Pi)"}})
+			continue
+		}
+		ch, err := d.send(req, tool, dev, dec)
+		if err != nil {
+			results = append(results, Result{Device: dev, Missing: true, Final: wire.Final{Outcome: wire.OutcomeError, Error: err.Error()}})
+			continue
+		}
+		waits = append(waits, ch)
+		sent = append(sent, dev)
+	}
+	wctx, cancel := context.WithTimeout(ctx, d.o.Wait)
+	defer cancel()
+	got := map[string]bool{}
+	for _, ch := range waits {
+		select {
+		case r := <-ch:
+			results = append(results, r)
+			got[r.Device] = true
+		case <-wctx.Done():
+		}
+	}
+	for _, dev := range sent {
+		if !got[dev] {
+			results = append(results, Result{Device: dev, Missing: true, Final: wire.Final{Outcome: wire.OutcomeError,
+				Error: fmt.Sprintf("no result within %v; it will be posted when it arrives", d.o.Wait)}})
+		}
+	}
+	d.stopWaiting(waits)
+	return d.render(tool, dec, results)
+}
+
+// send signs and publishes one command and registers it in flight.
+func (d *Dispatcher) send(req chat.Request, tool, dev string, dec policy.Decision) (chan Result, error) {
+	now := d.o.Now().UTC().Truncate(time.Millisecond)
+	cmd := wire.Command{V: wire.ProtocolVersion, ID: newID("c"), Hub: d.o.Hub, Device: dev, ReplyTo: d.o.Hub,
+		Created: now, Expires: now.Add(d.o.TTL), Tool: tool, Argv: dec.Argv, Role: dec.Role}
+	cmd.Sign(d.o.Key)
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("encode command: %w", err)
+	}
+	ch := make(chan Result, 1)
+	f := &flight{rec: record{ID: cmd.ID, Device: dev, Tool: tool, Argv: dec.Argv, Expires: cmd.Expires,
+		Request: Request{User: req.User, Channel: req.Channel, Source: req.Source, Text: req.Text}},
+		chunks: map[uint64]wire.Chunk{}, done: ch}
+	d.mu.Lock()
+	d.inflight[cmd.ID] = f
+	d.saveLocked()
+	d.mu.Unlock()
+	if err := d.o.Publisher.Publish(wire.CmdTopic(dev), 1, false, b); err != nil {
+		d.mu.Lock()
+		delete(d.inflight, cmd.ID)
+		d.saveLocked()
+		d.mu.Unlock()
+		return nil, fmt.Errorf("send to %s: %w", dev, err)
+	}
+	d.log.Info("command sent", "id", cmd.ID, "device", dev, "tool", tool, "verb", dec.Verb, "user", req.User)
+	return ch, nil
+}
+
+// stopWaiting detaches Handle from flights that have not finished, so
+// their results go to OnLateResult.
+func (d *Dispatcher) stopWaiting(waits []chan Result) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	set := map[chan Result]bool{}
+	for _, w := range waits {
+		set[w] = true
+	}
+	for _, f := range d.inflight {
+		if set[f.done] {
+			f.done = nil
+		}
+	}
+	// A result that arrived between the deadline and now is in its channel.
+	for _, w := range waits {
+		select {
+		case r := <-w:
+			go d.o.OnLateResult(r)
+		default:
+		}
+	}
+}
+
+// HandleResult takes one message from wire.ResultFilter(hub). It never
+// blocks on the network (the clear is published in the background), so it
+// is safe in an MQTT client's message callback.
+func (d *Dispatcher) HandleResult(topic string, payload []byte) {
+	if len(payload) == 0 {
+		return // our own clear of a retained final
+	}
+	pt, err := wire.ParseTopic(topic)
+	if err != nil || pt.Leaf != wire.LeafResult || pt.Hub != d.o.Hub {
+		d.log.Warn("result on an unexpected topic", "topic", topic, "err", err)
+		return
+	}
+	rec, err := wire.DecodeResult(payload)
+	if err != nil {
+		d.log.Warn("bad result record", "topic", topic, "err", err)
+		return
+	}
+	switch {
+	case rec.Chunk != nil:
+		d.chunk(pt, *rec.Chunk)
+	case rec.Final != nil:
+		d.final(topic, pt, *rec.Final)
+	}
+}
+
+func (d *Dispatcher) chunk(pt wire.ParsedTopic, c wire.Chunk) {
+	if c.ID != pt.CmdID || c.Device != pt.Device {
+		return
+	}
+	d.mu.Lock()
+	f, ok := d.inflight[c.ID]
+	if ok && f.rec.Device == pt.Device && len(f.chunks) < 100000 {
+		f.chunks[c.Seq] = c
+	}
+	d.mu.Unlock()
+	if ok && d.o.OnChunk != nil {
+		d.o.OnChunk(pt.Device, c.ID, c)
+	}
+}
+
+func (d *Dispatcher) final(topic string, pt wire.ParsedTopic, fin wire.Final) {
+	// Clear the retained final whatever it is: it is addressed to us.
+	go func() {
+		if err := d.o.Publisher.Publish(topic, 1, true, nil); err != nil {
+			d.log.Warn("clear retained final", "topic", topic, "err", err)
+		}
+	}()
+	if fin.ID != pt.CmdID || fin.Device != pt.Device {
+		d.log.Warn("final does not match its topic", "topic", topic)
+		return
+	}
+	d.mu.Lock()
+	f, ok := d.inflight[fin.ID]
+	if ok && f.rec.Device != pt.Device {
+		ok = false
+	}
+	var res Result
+	var done chan Result
+	if ok {
+		delete(d.inflight, fin.ID)
+		d.saveLocked()
+		res = Result{ID: fin.ID, Device: pt.Device, Tool: f.rec.Tool, Argv: f.rec.Argv, Final: fin,
+			Output: reassemble(f.chunks, fin), Request: f.rec.Request}
+		done = f.done
+	}
+	d.mu.Unlock()
+	switch {
+	case !ok:
+		// A final from before a restart without state, or a duplicate.
+		d.log.Info("result of an unknown command", "id", fin.ID, "device", pt.Device, "outcome", fin.Outcome)
+		d.o.OnLateResult(Result{ID: fin.ID, Device: pt.Device, Final: fin, Output: fin.Output})
+	case done != nil:
+		done <- res
+	default:
+		d.o.OnLateResult(res)
+	}
+}
+
+// reassemble joins the chunks in sequence order when none is missing, and
+// falls back to the final's copy of the output otherwise.
+func reassemble(chunks map[uint64]wire.Chunk, fin wire.Final) string {
+	if len(chunks) == 0 || fin.Seq < 1 || uint64(len(chunks)) != fin.Seq-1 {
+		return fin.Output
+	}
+	var b strings.Builder
+	for s := uint64(1); s < fin.Seq; s++ {
+		c, ok := chunks[s]
+		if !ok {
+			return fin.Output
+		}
+		b.WriteString(c.Data)
+	}
+	return b.String()
+}
+
+// Pending returns the ids of commands in flight (sorted).
+func (d *Dispatcher) Pending() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var ids []string
+	for id := range d.inflight {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Prune forgets commands in flight whose expiry is older than age (a Pi
+// that never answered); the hub calls it now and then.
+func (d *Dispatcher) Prune(age time.Duration) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	cut := d.o.Now().Add(-age)
+	for id, f := range d.inflight {
+		if f.rec.Expires.Before(cut) && f.done == nil {
+			delete(d.inflight, id)
+			n++
+		}
+	}
+	if n > 0 {
+		d.saveLocked()
+	}
+	return n
+}
+
+func newID(prefix string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+func capitalise(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

@@ -1,0 +1,24 @@
+// Package dispatch is the hub side of cloud commands: it checks a chat
+// request against the policy, signs a command per target Pi with the
+// hub's ed25519 key, publishes it (QoS 1) on each Pi's command topic, and
+// collects the results that come back on wire.ResultFilter(hub).
+//
+// Targets are one id, a comma list, a label or "all" (resolved by the
+// fleet view). An offline Pi is refused by default rather than queued: a
+// queued command would only run if the Pi came back before its expiry
+// (TTL, 60 s by default), which is rarely what a person waiting in a chat
+// thread expects; Options.AllowOffline sends anyway, and the agent never
+// runs a command after its expiry either way.
+//
+// Mutating verbs need a role (policy Users → Roles) and a confirmation:
+// Handle answers with a chat.Confirm token and Confirm(ctx, user, token)
+// dispatches it. Tokens are single-use, bound to the person who asked, and
+// expire after ConfirmTTL.
+//
+// Results: chunks are reassembled by sequence number; the Final (retained
+// by the broker) ends a Pi's part, and the dispatcher clears it with an
+// empty retained message once stored. A hub that restarts mid-command
+// gets the retained Final again when it resubscribes; commands in flight
+// are remembered in a small state file (Options.StateFile) so such a late
+// result still reaches OnLateResult with the original request.
+package dispatch

@@ -1,0 +1,88 @@
+package dispatch
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pifleet/pifleet/agent/policy"
+	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/hub/internal/chat"
+)
+
+// render aggregates per Pi: outcome, exit code, duration and the first
+// lines inline; the whole output of each Pi as a file.
+func (d *Dispatcher) render(tool string, dec policy.Decision, results []Result) chat.Reply {
+	sort.Slice(results, func(i, j int) bool { return results[i].Device < results[j].Device })
+	cmdline := tool + " " + strings.Join(dec.Argv, " ")
+	ok := 0
+	var text strings.Builder
+	var secs []chat.Section
+	var files []chat.File
+	for _, r := range results {
+		head := status(r)
+		if r.Final.Outcome == wire.OutcomeExited && r.Final.ExitCode == 0 && !r.Missing {
+			ok++
+		}
+		first, more := firstLines(r.Output, d.o.FirstLines)
+		body := fmt.Sprintf("*%s* %s", r.Device, head)
+		fmt.Fprintf(&text, "%s: %s\n", r.Device, head)
+		if first != "" {
+			body += "\n```\n" + first + "\n```"
+			for _, l := range strings.Split(first, "\n") {
+				fmt.Fprintf(&text, "  %s\n", l)
+			}
+		}
+		if more || r.Final.Truncated {
+			files = append(files, chat.File{Name: fmt.Sprintf("%s-%s-%s.txt", r.Device, tool, r.ID), Content: r.Output})
+		}
+		secs = append(secs, chat.Section{Text: body})
+	}
+	title := fmt.Sprintf("%s: %d of %d Pis succeeded", cmdline, ok, len(results))
+	reply := chat.Reply{Title: title, Text: title + "\n" + text.String(), Sections: secs, Files: files,
+		Problem: ok < len(results)}
+	if len(files) > 0 {
+		reply.Context = "The whole output of each Pi is attached."
+	}
+	return reply
+}
+
+func status(r Result) string {
+	f := r.Final
+	dur := time.Duration(f.DurationMS) * time.Millisecond
+	switch {
+	case r.Missing:
+		return "⚠ " + f.Error
+	case f.Outcome == wire.OutcomeExited && f.ExitCode == 0:
+		return fmt.Sprintf("✅ exit 0 in %v%s", dur.Round(time.Millisecond*100), truncNote(f))
+	case f.Outcome == wire.OutcomeExited:
+		return fmt.Sprintf("❌ exit %d in %v%s", f.ExitCode, dur.Round(time.Millisecond*100), truncNote(f))
+	case f.Outcome == wire.OutcomeTimeout:
+		return fmt.Sprintf("⏱ killed after %v: %s", dur.Round(time.Second), f.Error)
+	case f.Outcome == wire.OutcomeRejected:
+		return "⛔ rejected by the Pi: " + f.Error
+	default:
+		return "⚠ could not run: " + f.Error
+	}
+}
+
+func truncNote(f wire.Final) string {
+	if f.Truncated {
+		return fmt.Sprintf(" (output truncated; %d bytes in all)", f.Bytes)
+	}
+	return ""
+}
+
+// firstLines returns up to n lines of s and whether there were more.
+func firstLines(s string, n int) (string, bool) {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return "", false
+	}
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		return strings.Join(lines[:n], "\n"), true
+	}
+	return s, false
+}
