@@ -122,3 +122,11 @@ func TestFollow(t *testing.T) {
 		return ""
 	})
 }
+
+// TestOpenUnknownPin runs periph's real host drivers: an unknown pin is a
+// clear error, not a crash (on a PC no GPIO driver loads at all).
+func TestOpenUnknownPin(t *testing.T) {
+	if _, err := Open("NO_SUCH_PIN"); err == nil {
+		t.Error("Open(NO_SUCH_PIN): got no error")
+	}
+}
