@@ -7,7 +7,7 @@ BIN := bin
 # Tests that need the host's real parts (root, netns, agetty, Docker, the
 # project's binaries) run in the host run; the ARMv7 run under qemu leaves
 # them out by name.
-QEMU_SKIP ?= TestNetns|TestE2E|TestAgetty|TestPTY|TestSerial
+QEMU_SKIP ?= TestNetns|TestE2E|TestAgetty|TestDocker|TestPTY|TestSerial
 
 .PHONY: help build run test test-host test-arm fuzz cross bench clean deps
 
