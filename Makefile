@@ -31,8 +31,8 @@ test: deps ## run every test: host with -race, then the agent's tests as ARMv7 u
 test-host:
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-test-arm: ## the agent's unit tests as ARMv7 (GOARM=7) under qemu-arm-static
-	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) test -count=1 -timeout 15m -exec qemu-arm-static -skip '$(QEMU_SKIP)' ./agent/...
+test-arm: ## the agent's unit tests (and the console tool's) as ARMv7 (GOARM=7) under qemu-arm-static
+	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) test -count=1 -timeout 15m -exec qemu-arm-static -skip '$(QEMU_SKIP)' ./agent/... ./hub/internal/console/...
 
 cross: ## static ARMv7 (Pi 3, 32-bit OS) and arm64 binaries of both programs in bin/
 	@for arch in arm arm64; do \
@@ -46,6 +46,7 @@ cross: ## static ARMv7 (Pi 3, 32-bit OS) and arm64 binaries of both programs in 
 
 bench: ## Go benchmarks (hub ingest, fleet over 10k devices, …) and the agent's footprint
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	scripts/bench-agent.sh
 
 clean: ## remove build output
 	rm -rf $(BIN) dist

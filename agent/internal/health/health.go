@@ -133,6 +133,8 @@ type Collector struct {
 	states   map[string]wire.ProbeState
 	failures map[string]uint64
 
+	last []wire.Problem // problems of the latest Collect
+
 	model *modelInfo // cached once found
 	// Where the sensors were found: sysfs numbering is fixed for a boot,
 	// so look once and look again only when the file disappears.
@@ -226,7 +228,16 @@ func (c *Collector) Collect(ctx context.Context) wire.Health {
 		}
 	}
 	h.Problems = c.problems(&h)
+	c.last = slices.Clone(h.Problems)
 	return h
+}
+
+// Problems returns the problems found by the latest Collect (for the
+// status LED).
+func (c *Collector) Problems() []wire.Problem {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.last)
 }
 
 // run runs one probe with a timeout, turning a panic into a failure.

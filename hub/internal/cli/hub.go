@@ -12,6 +12,7 @@ import (
 	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/hubd"
+	"github.com/pifleet/pifleet/hub/internal/slackbot"
 )
 
 // Version is stamped at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -41,6 +42,8 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API")
 	fs.StringVar(&f.tokenFile, "http-token-file", "", "file holding the API bearer token (required off loopback)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	slackCfg := slackbot.ConfigFromEnv(env.Getenv)
+	slackCfg.Flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
 	}
@@ -71,7 +74,16 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	log.Info("pifleet hub starting", "id", f.id, "version", Version, "host", host)
-	if err := h.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	slackDone, err := slackbot.Serve(ctx, slackCfg, h.Engine, h.Fleet, log)
+	if err != nil {
+		return err
+	}
+	err = h.Run(ctx)
+	cancel()
+	<-slackDone
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	log.Info("pifleet hub stopped")
