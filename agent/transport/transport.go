@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/url"
@@ -13,21 +14,6 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-)
-
-// Environment variable names read by FromEnv; systemd/pifleet-agent.default
-// and scripts/provision write them.
-const (
-	EnvBroker       = "PIFLEET_BROKER"
-	EnvCAFile       = "PIFLEET_CA_FILE"
-	EnvCertFile     = "PIFLEET_CERT_FILE"
-	EnvKeyFile      = "PIFLEET_KEY_FILE"
-	EnvUsername     = "PIFLEET_USERNAME"
-	EnvPasswordFile = "PIFLEET_PASSWORD_FILE"
-	EnvServerName   = "PIFLEET_SERVER_NAME"
-	EnvInsecure     = "PIFLEET_TLS_INSECURE_SKIP_VERIFY"
-	EnvPlaintext    = "PIFLEET_ALLOW_PLAINTEXT"
-	EnvDeviceID     = "PIFLEET_DEVICE_ID"
 )
 
 // Options are one side's connection settings. The zero value connects in
@@ -62,32 +48,19 @@ type Options struct {
 	Now func() time.Time
 }
 
-// FromEnv reads Options from PIFLEET_* variables (see the Env constants).
-// The username defaults to PIFLEET_DEVICE_ID when a password file is set.
-func FromEnv(getenv func(string) string) Options {
-	o := Options{
-		Broker:             getenv(EnvBroker),
-		CAFile:             getenv(EnvCAFile),
-		CertFile:           getenv(EnvCertFile),
-		KeyFile:            getenv(EnvKeyFile),
-		Username:           getenv(EnvUsername),
-		PasswordFile:       getenv(EnvPasswordFile),
-		ServerName:         getenv(EnvServerName),
-		InsecureSkipVerify: isTrue(getenv(EnvInsecure)),
-		AllowPlaintext:     isTrue(getenv(EnvPlaintext)),
-	}
-	if o.Username == "" && o.PasswordFile != "" {
-		o.Username = getenv(EnvDeviceID)
-	}
-	return o
-}
-
-func isTrue(s string) bool {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "1", "true", "yes", "on":
-		return true
-	}
-	return false
+// RegisterFlags registers the TLS and credential flags on fs (the broker
+// URL is the caller's own flag). With the agent's and hub's environment
+// mapping (PIFLEET_AGENT_<FLAG>, PIFLEET_HUB_<FLAG>) they can also come from
+// /etc/default/pifleet-agent: PIFLEET_AGENT_CA_FILE and so on.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.CAFile, "ca-file", o.CAFile, "PEM CA certificate that signed the broker's certificate (default: system roots)")
+	fs.StringVar(&o.CertFile, "cert-file", o.CertFile, "PEM client certificate (CN = this id) for certificate login")
+	fs.StringVar(&o.KeyFile, "key-file", o.KeyFile, "PEM private key of --cert-file")
+	fs.StringVar(&o.Username, "username", o.Username, "MQTT username (default with --password-file: the id)")
+	fs.StringVar(&o.PasswordFile, "password-file", o.PasswordFile, "file holding the MQTT password (mode 0600 or 0640)")
+	fs.StringVar(&o.ServerName, "server-name", o.ServerName, "name expected in the broker's certificate (default: the URL's host)")
+	fs.BoolVar(&o.InsecureSkipVerify, "tls-insecure-skip-verify", o.InsecureSkipVerify, "do not verify the broker's certificate (lab only)")
+	fs.BoolVar(&o.AllowPlaintext, "allow-plaintext", o.AllowPlaintext, "allow mqtt:// (no TLS) to a broker off this machine (lab only)")
 }
 
 func (o Options) now() time.Time {
@@ -147,7 +120,7 @@ func isLoopback(host string) bool {
 func (o Options) Apply(opts *mqtt.ClientOptions) error {
 	if len(opts.Servers) == 0 {
 		if o.Broker == "" {
-			return errors.New("no broker URL: set " + EnvBroker + " (e.g. mqtts://hub.example:8883)")
+			return errors.New("no broker URL (e.g. mqtts://hub.example:8883)")
 		}
 		u, err := ParseBroker(o.Broker)
 		if err != nil {
@@ -170,7 +143,7 @@ func (o Options) Apply(opts *mqtt.ClientOptions) error {
 			return fmt.Errorf("broker %s is plaintext but TLS files are configured: use mqtts://%s", u.Redacted(), u.Host)
 		}
 		if u.Scheme != "unix" && !o.AllowPlaintext && !isLoopback(u.Hostname()) {
-			return fmt.Errorf("broker %s: plaintext MQTT off this machine would send credentials and commands in the clear; use mqtts:// (or set %s=1 in a lab)", u.Redacted(), EnvPlaintext)
+			return fmt.Errorf("broker %s: plaintext MQTT off this machine would send credentials and commands in the clear; use mqtts:// (or --allow-plaintext in a lab)", u.Redacted())
 		}
 	}
 	if anyTLS {
@@ -186,7 +159,7 @@ func (o Options) Apply(opts *mqtt.ClientOptions) error {
 			return err
 		}
 		if o.Username == "" {
-			return fmt.Errorf("password file %s given without a username (set %s or %s)", o.PasswordFile, EnvUsername, EnvDeviceID)
+			return fmt.Errorf("password file %s given without a username (--username)", o.PasswordFile)
 		}
 		opts.SetUsername(o.Username)
 		opts.SetPassword(pw)
@@ -235,7 +208,7 @@ func (o Options) TLSConfig() (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	if (o.CertFile == "") != (o.KeyFile == "") {
-		return nil, fmt.Errorf("client certificate needs both %s and %s (got cert %q, key %q)", EnvCertFile, EnvKeyFile, o.CertFile, o.KeyFile)
+		return nil, fmt.Errorf("client certificate needs both --cert-file and --key-file (got %q, %q)", o.CertFile, o.KeyFile)
 	}
 	if o.CertFile != "" {
 		pair, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)

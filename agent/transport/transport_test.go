@@ -3,6 +3,7 @@ package transport_test
 import (
 	"crypto/tls"
 	"errors"
+	"flag"
 	"net"
 	"os"
 	"path/filepath"
@@ -121,15 +122,15 @@ func TestApplySetsOptions(t *testing.T) {
 	}
 }
 
-func TestFromEnv(t *testing.T) {
-	env := map[string]string{
-		transport.EnvBroker: "mqtts://hub:8883", transport.EnvCAFile: "/etc/pifleet/ca.pem",
-		transport.EnvPasswordFile: "/etc/pifleet/device.password", transport.EnvDeviceID: "pi-7",
-		transport.EnvInsecure: "no",
+func TestRegisterFlags(t *testing.T) {
+	var o transport.Options
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	o.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--ca-file", "/etc/pifleet/ca.pem", "--password-file", "/p", "--username", "pi-7"}); err != nil {
+		t.Fatal(err)
 	}
-	o := transport.FromEnv(func(k string) string { return env[k] })
-	if o.Broker != "mqtts://hub:8883" || o.CAFile != "/etc/pifleet/ca.pem" || o.Username != "pi-7" || o.InsecureSkipVerify {
-		t.Errorf("FromEnv: got %+v", o)
+	if o.CAFile != "/etc/pifleet/ca.pem" || o.PasswordFile != "/p" || o.Username != "pi-7" || o.InsecureSkipVerify {
+		t.Errorf("flags: got %+v", o)
 	}
 }
 

@@ -3,11 +3,9 @@ package broker
 import (
 	"bytes"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -15,108 +13,33 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/pifleet/pifleet/agent/transport"
-	"github.com/pifleet/pifleet/agent/wire"
 )
 
-// CredentialsVersion is the version of the credentials file format.
-const CredentialsVersion = 1
-
-// Credentials is the hub's credentials file (/etc/pifleet/credentials.json,
-// written by scripts/provision): who may connect to the broker. A device
-// or hub authenticates with its id as username and a password whose
-// Mosquitto-format "$7$" hash is stored here, or with a client certificate
-// signed by the broker's client CA whose CN is its id. An entry without a
-// password hash can only use a certificate. Ids are unique across hubs and
-// devices.
-type Credentials struct {
-	Version int     `json:"version"`
-	Hubs    []Entry `json:"hubs"`
-	Devices []Entry `json:"devices"`
-}
+// Credentials is the hub's credentials file; see transport.Credentials.
+type Credentials = transport.Credentials
 
 // Entry is one identity in the credentials file.
-type Entry struct {
-	ID           string `json:"id"`
-	PasswordHash string `json:"password_hash,omitempty"`
-}
+type Entry = transport.CredentialEntry
+
+// CredentialsVersion is the version of the credentials file format.
+const CredentialsVersion = transport.CredentialsVersion
 
 // LoadCredentials reads and validates a credentials file.
-func LoadCredentials(path string) (*Credentials, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("credentials: %w", err)
-	}
-	c, err := ParseCredentials(b)
-	if err != nil {
-		return nil, fmt.Errorf("credentials %s: %w", path, err)
-	}
-	return c, nil
-}
+func LoadCredentials(path string) (*Credentials, error) { return transport.LoadCredentials(path) }
 
 // ParseCredentials decodes and validates credentials JSON.
-func ParseCredentials(b []byte) (*Credentials, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var c Credentials
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
-	}
-	if c.Version != CredentialsVersion {
-		return nil, fmt.Errorf("version %d: this build reads version %d", c.Version, CredentialsVersion)
-	}
-	return &c, c.Validate()
-}
+func ParseCredentials(b []byte) (*Credentials, error) { return transport.ParseCredentials(b) }
 
-// Validate checks ids and hashes and that no id appears twice.
-func (c *Credentials) Validate() error {
-	seen := map[string]bool{}
-	for _, list := range [][]Entry{c.Hubs, c.Devices} {
-		for _, e := range list {
-			if err := wire.ValidateID(e.ID); err != nil {
-				return err
-			}
-			if seen[e.ID] {
-				return fmt.Errorf("id %q appears twice (hub and device ids share one namespace)", e.ID)
-			}
-			seen[e.ID] = true
-			if e.PasswordHash != "" {
-				if _, err := transport.CheckPassword(e.PasswordHash, ""); err != nil {
-					return fmt.Errorf("id %q: %w", e.ID, err)
-				}
-			}
-		}
+// lookup finds an identity by id.
+func lookup(c *Credentials, id string) (Identity, Entry, bool) {
+	e, hub, ok := c.Find(id)
+	if !ok {
+		return Identity{}, Entry{}, false
 	}
-	return nil
-}
-
-// Lookup finds an identity by id.
-func (c *Credentials) Lookup(id string) (Identity, Entry, bool) {
-	for _, e := range c.Hubs {
-		if e.ID == id {
-			return Identity{RoleHub, id}, e, true
-		}
+	if hub {
+		return Identity{RoleHub, id}, e, true
 	}
-	for _, e := range c.Devices {
-		if e.ID == id {
-			return Identity{RoleDevice, id}, e, true
-		}
-	}
-	return Identity{}, Entry{}, false
-}
-
-// Set adds or replaces an entry (scripts/provision).
-func (c *Credentials) Set(role Role, e Entry) {
-	list := &c.Devices
-	if role == RoleHub {
-		list = &c.Hubs
-	}
-	for i := range *list {
-		if (*list)[i].ID == e.ID {
-			(*list)[i] = e
-			return
-		}
-	}
-	*list = append(*list, e)
+	return Identity{RoleDevice, id}, e, true
 }
 
 // AuthOptions configure the AuthHook.
@@ -205,7 +128,7 @@ func (h *AuthHook) authenticate(cl *mqtt.Client, pk packets.Packet) (Identity, e
 	var id Identity
 	if isTLS && len(tc.ConnectionState().VerifiedChains) > 0 {
 		cn := tc.ConnectionState().PeerCertificates[0].Subject.CommonName
-		found, _, ok := creds.Lookup(cn)
+		found, _, ok := lookup(creds, cn)
 		if !ok {
 			return Identity{}, fmt.Errorf("client certificate CN %q is not in the credentials file", cn)
 		}
@@ -214,7 +137,7 @@ func (h *AuthHook) authenticate(cl *mqtt.Client, pk packets.Packet) (Identity, e
 		}
 		id = found
 	} else {
-		found, e, ok := creds.Lookup(user)
+		found, e, ok := lookup(creds, user)
 		if !ok {
 			return Identity{}, errors.New("unknown username")
 		}

@@ -69,10 +69,10 @@ func newFleetPKI(t *testing.T) *fleetPKI {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.creds.Set(x.role, broker.Entry{ID: x.id, PasswordHash: h})
+		f.creds.Set(x.role == broker.RoleHub, broker.Entry{ID: x.id, PasswordHash: h})
 		f.pw[x.id] = f.write(x.id+".password", []byte(pw+"\n"))
 	}
-	f.creds.Set(broker.RoleDevice, broker.Entry{ID: "pi-c"})
+	f.creds.Set(false, broker.Entry{ID: "pi-c"})
 	for _, id := range []string{"pi-c", "pi-x"} { // pi-x: good certificate, not in the credentials
 		c, k, err := ca.Issue(pki.Client, id, nil, now, time.Hour)
 		if err != nil {
