@@ -75,8 +75,8 @@ scripts_for() { # scripts_for agent|hub DIR
 		T_PACKAGE=pifleet T_UNIT=pifleet-hub.service T_STATEDIR=pifleet-hub
 		T_TMPFILES=''
 		T_EXTRA_GROUPS=''
-		T_START_CHECK='	if [ ! -e /etc/pifleet/hub-signing.key ]; then
-		echo "pifleet: $UNIT is enabled but not started: /etc/pifleet/hub-signing.key does not exist yet (scripts/provision --hub-dir /etc/pifleet creates it); then run: systemctl start $UNIT" >&2
+		T_START_CHECK='	if [ ! -e /etc/pifleet/credentials.json ]; then
+		echo "pifleet: $UNIT is enabled but not started: install the files from scripts/provision in /etc/pifleet first (credentials.json, broker.pem, broker.key, ca.pem, hub-signing.key), then: systemctl start $UNIT" >&2
 		return 0
 	fi'
 		;;

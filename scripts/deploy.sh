@@ -120,7 +120,7 @@ deploy_one() {
 	}
 	case "$remote" in /tmp/pifleet-deploy.*) ;; *) echo "failed: copy: unexpected remote file name"; return ;; esac
 	say "installing $want"
-	rssh "$h" "$sudo; \$s dpkg -i $remote; rc=\$?; rm -f $remote; exit \$rc" >"$err" 2>&1 || {
+	rssh "$h" "$sudo; \$s dpkg --force-confold --force-confdef -i $remote; rc=\$?; rm -f $remote; exit \$rc" >"$err" 2>&1 || {
 		echo "failed: dpkg -i: $(lastline "$err")"
 		return
 	}

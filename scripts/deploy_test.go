@@ -40,10 +40,12 @@ case "$1" in
 		done
 	fi
 	cat "$S/arch" ;;
--i)
-	cp "$2" "$S/installed.deb"
-	dpkg-deb -f "$2" Version >"$S/version"
-	echo "Setting up $(dpkg-deb -f "$2" Package) ($(cat "$S/version")) ..." ;;
+--force-confold)
+	# deploy.sh keeps the operator's (provisioned) conffiles: dpkg --force-confold --force-confdef -i FILE
+	[ "$2" = --force-confdef ] && [ "$3" = -i ] || { echo "fake dpkg: unexpected $*" >&2; exit 2; }
+	cp "$4" "$S/installed.deb"
+	dpkg-deb -f "$4" Version >"$S/version"
+	echo "Setting up $(dpkg-deb -f "$4" Package) ($(cat "$S/version")) ..." ;;
 *) echo "fake dpkg: unexpected $*" >&2; exit 2 ;;
 esac
 `
@@ -261,7 +263,7 @@ func TestDeployReportsPerHost(t *testing.T) {
 	if code != 0 || !strings.Contains(res["pi-a"], "already installed") || !strings.Contains(res["pi-b"], "already installed") {
 		t.Errorf("second run: got %q (exit %d), want both already installed, exit 0", res, code)
 	}
-	if added := strings.TrimPrefix(f.read("state/a/commands.log"), before); strings.Contains(added, "dpkg -i") || strings.Contains(added, "restart") {
+	if added := strings.TrimPrefix(f.read("state/a/commands.log"), before); strings.Contains(added, "dpkg --force-confold") || strings.Contains(added, "restart") {
 		t.Errorf("second run installed or restarted again:\n%s", added)
 	}
 
@@ -282,7 +284,7 @@ func TestDeployDryRunChangesNothing(t *testing.T) {
 		t.Errorf("dry run: got %q (exit %d)", res["pi-a"], code)
 	}
 	log := f.read("state/a/commands.log")
-	for _, forbidden := range []string{"cat >", "dpkg -i", "restart"} {
+	for _, forbidden := range []string{"cat >", "dpkg --force-confold", "restart"} {
 		if strings.Contains(log, forbidden) {
 			t.Errorf("dry run ran %q on the host:\n%s", forbidden, log)
 		}
