@@ -9,7 +9,7 @@
 #   BUILD_DIR           scratch directory (default: build/deb)
 #   PIFLEET_AGENT_BIN   use this prebuilt agent binary instead of go build (one ARCH only)
 #   PIFLEET_HUB_BIN     use this prebuilt pifleet binary instead of go build (one ARCH only)
-#   GO_LDFLAGS          extra -ldflags (default stamps main.version)
+#   GO_LDFLAGS          -ldflags (default: strip, stamp the version into both CLIs)
 #   NFPM                the nfpm command (default: go run nfpm@v2.45.0, go.mod untouched)
 set -eu
 
@@ -29,11 +29,12 @@ if [ -z "${VERSION:-}" ]; then
 	fi
 fi
 case "$VERSION" in [0-9]*) ;; *) die "VERSION $VERSION must start with a digit (Debian policy)" ;; esac
-: "${GO_LDFLAGS:=-s -w -X main.version=$VERSION}"
+: "${GO_LDFLAGS:=-s -w -X github.com/pifleet/pifleet/agent/internal/cli.Version=$VERSION -X github.com/pifleet/pifleet/hub/internal/cli.Version=$VERSION}"
 if [ $# -gt 1 ] && { [ -n "${PIFLEET_AGENT_BIN:-}" ] || [ -n "${PIFLEET_HUB_BIN:-}" ]; }; then
 	die "PIFLEET_AGENT_BIN / PIFLEET_HUB_BIN hold one architecture's binary: build one ARCH at a time"
 fi
 mkdir -p "$OUT_DIR"
+BUILD_BASE=${BUILD_DIR:-build/deb}
 
 # render TEMPLATE OUT: replace @KEY@ by $T_KEY (a line holding only @KEY@
 # may become several lines).
@@ -94,7 +95,7 @@ for ARCH in "$@"; do
 	amd64) GOARCH=amd64 GOARM= ;;
 	*) die "unknown ARCH $ARCH: want armhf, arm64 or amd64" ;;
 	esac
-	BUILD_DIR="${BUILD_DIR_BASE:-${BUILD_DIR:-build/deb}}/$ARCH"
+	BUILD_DIR="$BUILD_BASE/$ARCH"
 	mkdir -p "$BUILD_DIR"
 	export ARCH VERSION BUILD_DIR
 	for pkg in $PACKAGES; do

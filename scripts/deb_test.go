@@ -333,3 +333,23 @@ func TestAgentPostinstCreatesDockerGroup(t *testing.T) {
 		t.Errorf("docker group: got %q, want it created with member pifleet", got)
 	}
 }
+
+// TestDebRealAgentBinary builds the real agent into its package (amd64
+// only, to stay fast; make deb builds armhf and arm64 the same way) and
+// runs the packaged binary: the version stamped by build-deb.sh must show.
+func TestDebRealAgentBinary(t *testing.T) {
+	testenv.RequireCommand(t, "dpkg-deb", "dpkg")
+	dir := t.TempDir()
+	cmd := exec.Command("./build-deb.sh", "amd64")
+	cmd.Env = append(os.Environ(), "VERSION=9.8.7", "PACKAGES=agent",
+		"OUT_DIR="+filepath.Join(dir, "dist"), "BUILD_DIR="+filepath.Join(dir, "build"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build-deb.sh: %v\n%s", err, out)
+	}
+	root := filepath.Join(dir, "root")
+	run(t, nil, "dpkg-deb", "-x", filepath.Join(dir, "dist", "pifleet-agent_9.8.7_amd64.deb"), root)
+	out := run(t, nil, filepath.Join(root, "usr/bin/pifleet-agent"), "version")
+	if !strings.Contains(out, "9.8.7") {
+		t.Errorf("packaged agent says %q, want version 9.8.7 stamped by build-deb.sh", out)
+	}
+}
