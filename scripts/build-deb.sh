@@ -76,12 +76,14 @@ scripts_for() { # scripts_for agent|hub DIR
 		T_PACKAGE=pifleet T_UNIT=pifleet-hub.service T_STATEDIR=pifleet-hub
 		T_TMPFILES=''
 		T_EXTRA_GROUPS=''
+		# shellcheck disable=SC2016,SC2089 # shell code for the postinst, not run here
 		T_START_CHECK='	if [ ! -e /etc/pifleet/credentials.json ]; then
 		echo "pifleet: $UNIT is enabled but not started: install the files from scripts/provision in /etc/pifleet first (credentials.json, broker.pem, broker.key, ca.pem, hub-signing.key), then: systemctl start $UNIT" >&2
 		return 0
 	fi'
 		;;
 	esac
+	# shellcheck disable=SC2090
 	export T_PACKAGE T_UNIT T_STATEDIR T_TMPFILES T_EXTRA_GROUPS T_START_CHECK
 	for s in postinst prerm postrm; do
 		render "scripts/deb/$s.in" "$2/$s"

@@ -113,7 +113,9 @@ deploy_one() {
 	fi
 
 	say "copying $(basename "$deb")"
+	# shellcheck disable=SC2016 # these run on the Pi
 	sudo='if [ "$(id -u)" = 0 ]; then s=; else s="sudo -n"; fi'
+	# shellcheck disable=SC2016
 	remote=$(rssh "$h" 'umask 077; f=$(mktemp /tmp/pifleet-deploy.XXXXXX) && cat >"$f" && echo "$f"' <"$deb" 2>"$err") || {
 		echo "failed: copy: $(lastline "$err")"
 		return
