@@ -13,6 +13,8 @@ import (
 	"github.com/pifleet/pifleet/agent/internal/console"
 	"github.com/pifleet/pifleet/agent/internal/daemon"
 	"github.com/pifleet/pifleet/agent/internal/link"
+	"github.com/pifleet/pifleet/agent/internal/sdnotify"
+	"github.com/pifleet/pifleet/agent/transport"
 	"github.com/pifleet/pifleet/agent/wire"
 )
 
@@ -89,8 +91,10 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("pifleet-agent", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	f.register(fs)
+	var topts transport.Options
+	topts.RegisterFlags(fs) // --ca-file --cert-file --key-file --username --password-file --server-name
 	if err := fs.Parse(args); err != nil {
-		return ErrUsage
+		return usageErr(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "pifleet-agent: unexpected argument %q\n", fs.Arg(0))
@@ -128,6 +132,10 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 			Brokers:   brokers,
 			ID:        id,
 			KeepAlive: f.keepalive,
+			Configure: topts.Apply,
+			OnDown: func(err error) {
+				log.Warn("broker connection lost", "err", transport.Explain(err, time.Now()))
+			},
 		},
 		Hostname:    hostname,
 		Version:     Version,
@@ -138,7 +146,16 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 	}
 	addrs, probes := senses(log, f) // netwatch + health (senses.go)
 	cfg.Addrs, cfg.Health = addrs, probes
-	cfg.OnStatus = consoleBanner(log, f.consoleIssue) // console banner (consolewire.go)
+	// Every status the daemon builds goes to systemd (READY, STATUS,
+	// watchdog) and to the console banner.
+	banner := consoleBanner(log, f.consoleIssue) // consolewire.go
+	sd := &sdnotify.Agent{Log: log}
+	cfg.OnStatus = func(ctx context.Context, st wire.Status, up bool) {
+		sd.OnStatus(st, up)
+		if banner != nil {
+			banner(ctx, st, up)
+		}
+	}
 	d, err := daemon.New(cfg)
 	if err != nil {
 		return err
@@ -146,6 +163,7 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 	if err := startStatusLED(ctx, f.statusLED, d, probes); err != nil {
 		return err
 	}
+	go sd.Run(ctx)
 	log.Info("pifleet-agent starting", "id", id, "version", Version, "broker", f.brokers)
 	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -169,4 +187,11 @@ func init() {
 		fmt.Fprintf(env.Stdout, "pifleet-agent %s (protocol v%d)\n", Version, wire.ProtocolVersion)
 		return nil
 	})
+}
+
+func usageErr(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return ErrUsage
 }

@@ -102,10 +102,15 @@ func (b *Broker) Addr() net.Addr { return b.addr }
 
 // URL is the broker's URL for clients.
 func (b *Broker) URL() string {
-	if b.tls {
-		return "mqtts://" + b.addr.String()
+	addr := b.addr.String()
+	// A broker listening on all addresses is dialled on loopback.
+	if ta, ok := b.addr.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		addr = net.JoinHostPort("127.0.0.1", fmt.Sprint(ta.Port))
 	}
-	return "mqtt://" + b.addr.String()
+	if b.tls {
+		return "mqtts://" + addr
+	}
+	return "mqtt://" + addr
 }
 
 // Close stops the broker. Clients see their connection close; their wills

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pifleet/pifleet/agent/transport"
 	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/hubd"
@@ -44,6 +45,10 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	slackCfg := slackbot.ConfigFromEnv(env.Getenv)
 	slackCfg.Flags(fs)
+	var sec broker.SecurityFlags
+	sec.Register(fs) // --mqtt-tls-cert --mqtt-tls-key --mqtt-client-ca --mqtt-credentials
+	var topts transport.Options
+	topts.RegisterFlags(fs) // the hub's own MQTT login: --ca-file --username --password-file …
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
 	}
@@ -65,10 +70,19 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--http-token-file: %w", err)
 	}
+	if f.broker == "" && !hubd.IsLoopback(f.mqttListen) && sec.Credentials == "" {
+		return fmt.Errorf("refusing to open the embedded broker on %s to anyone: set --mqtt-credentials (scripts/provision makes it), or listen on 127.0.0.1", f.mqttListen)
+	}
+	brokerTLS, hooks, _, err := sec.Build(log)
+	if err != nil {
+		return err
+	}
 	h, err := hubd.New(hubd.Config{
 		ID: f.id, Version: Version, BrokerURL: f.broker, MQTTListen: f.mqttListen,
 		HTTPListen: f.httpListen, HTTPToken: token, Logger: log,
-		BrokerOptions: broker.Options{DataDir: f.mqttData},
+		ConfigureMQTT: topts.Apply,
+		BrokerOptions: broker.Options{DataDir: f.mqttData, TLS: brokerTLS, Hooks: hooks},
+		Ready:         func(*hubd.Hub) { notifySystemd(ctx, log) },
 	})
 	if err != nil {
 		return err

@@ -212,6 +212,7 @@ func TestBadInputExits(t *testing.T) {
 		{e.pifleet, []string{"frobnicate"}, "unknown command"},
 		{e.pifleet, []string{"devices", "--hub", "http://127.0.0.1:1"}, "cannot reach the hub"},
 		{e.pifleet, []string{"hub", "--http-listen", "0.0.0.0:0"}, "without a bearer token"},
+		{e.pifleet, []string{"hub", "--mqtt-listen", "0.0.0.0:0"}, "set --mqtt-credentials"},
 		{e.pifleet, []string{"ask"}, "usage"},
 	} {
 		p := start(t, fmt.Sprint(tc.args), tc.bin, tc.args...)
