@@ -9,7 +9,11 @@ BIN := bin
 # them out by name.
 QEMU_SKIP ?= TestNetns|TestE2E|TestAgetty|TestDocker|TestPTY|TestSerial
 
-.PHONY: help build run test test-host test-arm fuzz cross bench clean deps
+DEB_ARCHES ?= armhf arm64 amd64
+FUZZTIME   ?= 5s
+FUZZERS    := FuzzDecodeState FuzzDecodeStatus FuzzDecodeCommand FuzzDecodeResult FuzzParseTopic
+
+.PHONY: help build run test test-host test-arm fuzz cross bench clean deps deb deploy
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,13 +30,23 @@ deps: ## install the Debian packages the tests need (mosquitto, socat, qemu-user
 
 test: deps ## run every test: host with -race, then the agent's tests as ARMv7 under qemu
 	$(GO) vet ./...
-	$(MAKE) --no-print-directory test-host test-arm
+	$(MAKE) --no-print-directory test-host test-arm fuzz
 
 test-host:
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-test-arm: ## the agent's unit tests as ARMv7 (GOARM=7) under qemu-arm-static
-	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) test -count=1 -timeout 15m -exec qemu-arm-static -skip '$(QEMU_SKIP)' ./agent/...
+test-arm: ## the agent's unit tests (and the console tool's) as ARMv7 (GOARM=7) under qemu-arm-static
+	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) test -count=1 -timeout 15m -exec qemu-arm-static -skip '$(QEMU_SKIP)' ./agent/... ./hub/internal/console/...
+
+fuzz: ## run each wire decoder fuzzer for FUZZTIME (make test: 5s each; corpus in agent/wire/testdata/fuzz)
+	@for f in $(FUZZERS); do $(GO) test ./agent/wire -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
+
+deb: ## build the .deb packages (agent + hub) for armhf, arm64, amd64 into dist/
+	scripts/build-deb.sh $(DEB_ARCHES)
+
+deploy: ## install dist/ packages on HOSTS="pi@a pi@b" over ssh (DRY_RUN=1 to plan, PACKAGE=pifleet for hubs)
+	@test -n "$(HOSTS)" || { echo 'usage: make deploy HOSTS="pi@a pi@b" [DRY_RUN=1]' >&2; exit 2; }
+	scripts/deploy.sh $(if $(DRY_RUN),--dry-run) $(if $(PACKAGE),--package $(PACKAGE)) $(HOSTS)
 
 cross: ## static ARMv7 (Pi 3, 32-bit OS) and arm64 binaries of both programs in bin/
 	@for arch in arm arm64; do \
@@ -46,6 +60,7 @@ cross: ## static ARMv7 (Pi 3, 32-bit OS) and arm64 binaries of both programs in 
 
 bench: ## Go benchmarks (hub ingest, fleet over 10k devices, …) and the agent's footprint
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	scripts/bench-agent.sh
 
 clean: ## remove build output
-	rm -rf $(BIN) dist
+	rm -rf $(BIN) dist build

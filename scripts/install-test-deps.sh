@@ -10,7 +10,7 @@
 set -euo pipefail
 
 pkgs_needed=(mosquitto socat util-linux qemu-user-static iproute2 busybox-static mmdebstrap
-  systemd dpkg openssh-server openssh-client openssl)
+  systemd dpkg openssh-server openssh-client openssl passwd init-system-helpers shellcheck)
 
 missing=()
 for p in "${pkgs_needed[@]}"; do
@@ -18,6 +18,11 @@ for p in "${pkgs_needed[@]}"; do
     missing+=("$p")
   fi
 done
+
+# nfpm builds the .deb packages (scripts/build-deb.sh): fetch it now, not mid-test.
+if command -v go >/dev/null 2>&1; then
+  go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.0 --version >/dev/null
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-test-deps: everything is installed"

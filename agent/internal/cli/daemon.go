@@ -10,8 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pifleet/pifleet/agent/internal/console"
 	"github.com/pifleet/pifleet/agent/internal/daemon"
 	"github.com/pifleet/pifleet/agent/internal/link"
+	"github.com/pifleet/pifleet/agent/internal/sdnotify"
+	"github.com/pifleet/pifleet/agent/transport"
 	"github.com/pifleet/pifleet/agent/wire"
 )
 
@@ -29,6 +32,14 @@ type daemonFlags struct {
 	keepalive time.Duration
 	labels    string
 	logLevel  string
+
+	consoleRepair bool
+	consoleIssue  string
+
+	dataDir      string
+	statusLED    string
+	hotC         float64
+	expectDocker bool
 }
 
 func (f *daemonFlags) register(fs *flag.FlagSet) {
@@ -38,6 +49,12 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.minGap, "min-interval", 500*time.Millisecond, "shortest time between two status reports; changes in between are coalesced")
 	fs.DurationVar(&f.keepalive, "keepalive", 10*time.Second, "MQTT keepalive (at least 2s); the broker declares the agent lost after 1.5x this")
 	fs.StringVar(&f.labels, "labels", "", "comma-separated labels for targeting (e.g. lab,floor2)")
+	fs.BoolVar(&f.consoleRepair, "console-repair", false, "restart serial-getty@<tty>.service when it is failed or inactive (at most every 5 minutes)")
+	fs.StringVar(&f.consoleIssue, "console-issue", console.DefaultIssuePath, "agetty issue snippet with this Pi's addresses, shown above login: on the serial console (empty: none)")
+	fs.StringVar(&f.dataDir, "data-dir", "/var/lib/pifleet-agent", "the agent's data directory (command store); its disk use is reported too")
+	fs.StringVar(&f.statusLED, "status-led", "", "GPIO pin of a status LED, e.g. GPIO17 (default: off)")
+	fs.Float64Var(&f.hotC, "hot-c", 80, "SoC temperature (°C) from which the Pi counts as hot")
+	fs.BoolVar(&f.expectDocker, "expect-docker", false, "count a missing Docker daemon as a health problem")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 }
 
@@ -74,8 +91,10 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("pifleet-agent", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	f.register(fs)
+	var topts transport.Options
+	topts.RegisterFlags(fs) // --ca-file --cert-file --key-file --username --password-file --server-name
 	if err := fs.Parse(args); err != nil {
-		return ErrUsage
+		return usageErr(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "pifleet-agent: unexpected argument %q\n", fs.Arg(0))
@@ -113,6 +132,10 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 			Brokers:   brokers,
 			ID:        id,
 			KeepAlive: f.keepalive,
+			Configure: topts.Apply,
+			OnDown: func(err error) {
+				log.Warn("broker connection lost", "err", transport.Explain(err, time.Now()))
+			},
 		},
 		Hostname:    hostname,
 		Version:     Version,
@@ -121,11 +144,26 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 		MinInterval: f.minGap,
 		Logger:      log,
 	}
-	cfg.Addrs, cfg.Health = senses(log) // issue 4: netwatch + health (senses.go)
+	addrs, probes := senses(log, f) // netwatch + health (senses.go)
+	cfg.Addrs, cfg.Health = addrs, probes
+	// Every status the daemon builds goes to systemd (READY, STATUS,
+	// watchdog) and to the console banner.
+	banner := consoleBanner(log, f.consoleIssue) // consolewire.go
+	sd := &sdnotify.Agent{Log: log}
+	cfg.OnStatus = func(ctx context.Context, st wire.Status, up bool) {
+		sd.OnStatus(st, up)
+		if banner != nil {
+			banner(ctx, st, up)
+		}
+	}
 	d, err := daemon.New(cfg)
 	if err != nil {
 		return err
 	}
+	if err := startStatusLED(ctx, f.statusLED, d, probes); err != nil {
+		return err
+	}
+	go sd.Run(ctx)
 	log.Info("pifleet-agent starting", "id", id, "version", Version, "broker", f.brokers)
 	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -149,4 +187,11 @@ func init() {
 		fmt.Fprintf(env.Stdout, "pifleet-agent %s (protocol v%d)\n", Version, wire.ProtocolVersion)
 		return nil
 	})
+}
+
+func usageErr(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return ErrUsage
 }

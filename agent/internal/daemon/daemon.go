@@ -38,6 +38,10 @@ type Config struct {
 	Commands CommandHandler
 	// ProcRoot is where /proc lives (boot time, boot id). Default "/proc".
 	ProcRoot string
+	// OnStatus, when set, sees every status the daemon builds, whether the
+	// hub is connected or not (the console banner shows both). It must
+	// not block.
+	OnStatus func(ctx context.Context, st wire.Status, hubConnected bool)
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -204,10 +208,17 @@ func (d *Daemon) loop(ctx context.Context, addrEvents <-chan struct{}) {
 // report builds the current status and publishes it when the decider says
 // so. It returns when to ask again (zero while disconnected).
 func (d *Daemon) report(ctx context.Context, dec *report.Decider) time.Time {
-	if !d.link.Connected() {
+	connected := d.link.Connected()
+	if !connected && d.cfg.OnStatus == nil {
 		return time.Time{}
 	}
 	st := d.build(ctx)
+	if d.cfg.OnStatus != nil {
+		d.cfg.OnStatus(ctx, st, connected)
+	}
+	if !connected {
+		return time.Time{}
+	}
 	now := d.cfg.Now()
 	decision := dec.Decide(now, st)
 	if !decision.Publish {

@@ -133,9 +133,18 @@ type Collector struct {
 	states   map[string]wire.ProbeState
 	failures map[string]uint64
 
-	model    *modelInfo // cached once found
-	vcgencmd slowResult[uint32]
-	docker   slowResult[string]
+	last []wire.Problem // problems of the latest Collect
+
+	model *modelInfo // cached once found
+	// Where the sensors were found: sysfs numbering is fixed for a boot,
+	// so look once and look again only when the file disappears.
+	thermalDir, hwmonDir string
+	// mounts parsed during the current Collect (shared by two probes).
+	mounts      []mount
+	mountsCycle uint64
+	cycle       uint64
+	vcgencmd    slowResult[uint32]
+	docker      slowResult[string]
 }
 
 // New returns a Collector with the built-in probes registered.
@@ -194,6 +203,7 @@ func (c *Collector) Failures() map[string]uint64 {
 func (c *Collector) Collect(ctx context.Context) wire.Health {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.cycle++
 	var h wire.Health
 	h.Probes = make(map[string]wire.ProbeState, len(c.probes))
 	for _, p := range c.probes {
@@ -218,7 +228,16 @@ func (c *Collector) Collect(ctx context.Context) wire.Health {
 		}
 	}
 	h.Problems = c.problems(&h)
+	c.last = slices.Clone(h.Problems)
 	return h
+}
+
+// Problems returns the problems found by the latest Collect (for the
+// status LED).
+func (c *Collector) Problems() []wire.Problem {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.last)
 }
 
 // run runs one probe with a timeout, turning a panic into a failure.

@@ -450,3 +450,24 @@ func TestCollectDeterministic(t *testing.T) {
 		t.Errorf("two collections of the same files differ:\n%+v\n%+v", a, b)
 	}
 }
+
+// TestSensorMoves checks that a cached sensor location is looked up again
+// when its file disappears (hwmon renumbered after a driver reload).
+func TestSensorMoves(t *testing.T) {
+	root := mkroot(t, with(pi3(), files{"sys/class/hwmon/hwmon1/in0_lcrit_alarm": "sys/class/hwmon/hwmon1/in0_lcrit_alarm.undervoltage"}))
+	c := New(opts(t, root, ""))
+	if got := problems(c.Collect(context.Background())); got != "under_voltage" {
+		t.Fatalf("before the move: got %q, want under_voltage", got)
+	}
+	old, moved := filepath.Join(root, "sys/class/hwmon/hwmon1"), filepath.Join(root, "sys/class/hwmon/hwmon7")
+	if err := os.Rename(old, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(moved, "in0_lcrit_alarm"), []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := c.Collect(context.Background())
+	if got := problems(h); got != "" || h.Probes["throttle"] != wire.ProbeOK {
+		t.Errorf("after the move: problems %q, throttle %s; want none and ok (found at hwmon7)", got, h.Probes["throttle"])
+	}
+}

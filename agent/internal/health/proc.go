@@ -158,12 +158,17 @@ func within(path, point string) bool {
 	return path == point || strings.HasPrefix(path, point+"/")
 }
 
+// readMounts parses /proc/mounts once per Collect.
 func (c *Collector) readMounts() ([]mount, error) {
+	if c.mountsCycle == c.cycle {
+		return c.mounts, nil
+	}
 	b, err := c.readFile("proc/mounts")
 	if err != nil {
 		return nil, err
 	}
-	return parseMounts(b), nil
+	c.mounts, c.mountsCycle = parseMounts(b), c.cycle
+	return c.mounts, nil
 }
 
 // probeMounts reports whether / is mounted read-only (an SD card failing:

@@ -24,11 +24,7 @@ const (
 // probeThermal reads the SoC temperature from the thermal zone whose type
 // is one of ThermalTypes (millidegrees Celsius).
 func (c *Collector) probeThermal(_ context.Context, h *wire.Health) error {
-	zone, err := c.findThermalZone()
-	if err != nil {
-		return err
-	}
-	b, err := c.readFile(filepath.Join(zone, "temp"))
+	b, zone, err := c.readFound(&c.thermalDir, c.findThermalZone, "temp")
 	if err != nil {
 		return err
 	}
@@ -198,11 +194,7 @@ func (c *Collector) firmwareThrottled() (uint32, error) {
 // hwmonUnderVoltage reads in0_lcrit_alarm of the hwmon device named
 // rpi_volt (hwmon numbers are not stable: find it by name).
 func (c *Collector) hwmonUnderVoltage() (bool, error) {
-	dir, err := c.findHwmon("rpi_volt")
-	if err != nil {
-		return false, err
-	}
-	b, err := c.readFile(filepath.Join(dir, "in0_lcrit_alarm"))
+	b, dir, err := c.readFound(&c.hwmonDir, func() (string, error) { return c.findHwmon("rpi_volt") }, "in0_lcrit_alarm")
 	if err != nil {
 		return false, err
 	}
@@ -213,6 +205,27 @@ func (c *Collector) hwmonUnderVoltage() (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("%s/in0_lcrit_alarm: %q is not 0 or 1", dir, strings.TrimSpace(string(b)))
+}
+
+// readFound reads file in the directory *dir, finding the directory with
+// find first (and again when the cached one has gone).
+func (c *Collector) readFound(dir *string, find func() (string, error), file string) ([]byte, string, error) {
+	if *dir != "" {
+		b, err := c.readFile(filepath.Join(*dir, file))
+		if !isAbsent(err) {
+			return b, *dir, err
+		}
+		*dir = ""
+	}
+	d, err := find()
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := c.readFile(filepath.Join(d, file))
+	if err == nil {
+		*dir = d
+	}
+	return b, d, err
 }
 
 func (c *Collector) findHwmon(name string) (string, error) {

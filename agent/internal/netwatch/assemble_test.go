@@ -103,3 +103,17 @@ func TestMACString(t *testing.T) {
 		}
 	}
 }
+
+func TestParseIwLink(t *testing.T) {
+	// iw 5.x output format (iw/link.c: "Connected to %s (on %s)", "\tSSID: ").
+	connected := "Connected to b8:27:eb:12:34:56 (on wlan0)\n\tSSID: pifleet lab\n\tfreq: 2437\n\tRX: 1234 bytes (10 packets)\n"
+	for _, tc := range []struct{ in, want string }{
+		{connected, "pifleet lab"},
+		{"Not connected.\n", ""},
+		{"", ""},
+	} {
+		if got := parseIwLink([]byte(tc.in)); got != tc.want {
+			t.Errorf("parseIwLink(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

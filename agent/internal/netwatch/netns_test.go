@@ -171,3 +171,65 @@ func TestNetnsWatch(t *testing.T) {
 		t.Errorf("Watch returned %v, want context.Canceled", err)
 	}
 }
+
+// BenchmarkNetnsSnapshot measures a netlink snapshot of a namespace with
+// a few addresses and a default route.
+func BenchmarkNetnsSnapshot(b *testing.B) {
+	ns := netnstest.New(b)
+	ns.IP("addr", "add", "192.0.2.10/24", "dev", "v0")
+	ns.IP("-6", "addr", "add", "2001:db8::10/64", "dev", "v0", "nodad")
+	ns.IP("route", "add", "default", "via", "192.0.2.1", "dev", "v0")
+	h, err := netlink.NewHandleAt(ns.Handle, unix.NETLINK_ROUTE)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	w := New(Options{Handle: h})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := w.Snapshot(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestNetnsSnapshotReused checks that while netlink watches, a snapshot is
+// reused until an event arrives, and that the event makes it fresh.
+func TestNetnsSnapshotReused(t *testing.T) {
+	ns := netnstest.New(t)
+	w := nsWatcher(t, ns)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var n atomic.Int64
+	go w.Watch(ctx, func() { n.Add(1) })
+	testenv.Eventually(t, 5*time.Second, func() string {
+		if w.Mode() != ModeNetlink {
+			return "not watching yet"
+		}
+		return ""
+	})
+	_, a1, err := w.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, a2, _ := w.Snapshot()
+	if w.cached == nil || len(a1) != len(a2) {
+		t.Fatalf("snapshot not cached: %v vs %v", a1, a2)
+	}
+	a2[0] = wire.Address{Address: "mutated"} // callers own their copy
+	if _, a3, _ := w.Snapshot(); findAddr(a3, "mutated") != nil {
+		t.Fatal("a caller's edit leaked into the cached snapshot")
+	}
+	ns.IP("addr", "add", "198.51.100.9/24", "dev", "v0")
+	testenv.Eventually(t, 5*time.Second, func() string {
+		_, as, err := w.Snapshot()
+		if err != nil {
+			return err.Error()
+		}
+		if findAddr(as, "198.51.100.9") == nil {
+			return "new address not in the snapshot after its event"
+		}
+		return ""
+	})
+}

@@ -2,6 +2,7 @@ package netwatch
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netns"
 
 	"github.com/pifleet/pifleet/agent/testenv"
 	"github.com/pifleet/pifleet/agent/wire"
@@ -148,6 +151,27 @@ func TestPollFallback(t *testing.T) {
 	if len(ifs) != 1 || !ifs[0].DefaultRoute {
 		t.Errorf("got interfaces %+v, want one with default_route", ifs)
 	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Errorf("Watch returned %v, want context.Canceled", err)
+	}
+}
+
+// TestFallbackToPolling makes the netlink subscription fail (a namespace
+// handle that is not a namespace) and checks the Watcher polls instead.
+func TestFallbackToPolling(t *testing.T) {
+	bad := netns.NsHandle(1 << 20) // not an open file descriptor
+	w := New(Options{Namespace: &bad, PollInterval: 10 * time.Millisecond, Root: t.TempDir()})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Watch(ctx, func() {}) }()
+	testenv.Eventually(t, 5*time.Second, func() string {
+		if w.Mode() != ModePoll {
+			return fmt.Sprintf("mode %q, want poll after a failed subscription", w.Mode())
+		}
+		return ""
+	})
 	cancel()
 	if err := <-done; err != context.Canceled {
 		t.Errorf("Watch returned %v, want context.Canceled", err)

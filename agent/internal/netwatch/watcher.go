@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,13 +84,29 @@ type Watcher struct {
 	handleOK bool // tried already
 
 	mode atomic.Value // string
+
+	// Between netlink events nothing we report can change, so Snapshot
+	// reuses its last answer while watching through netlink (the daemon
+	// asks on every health sample). dirty is set by every event.
+	dirty    atomic.Bool
+	cached   *snapshot
+	cachedAt time.Time
 }
+
+type snapshot struct {
+	ifs   []wire.Interface
+	addrs []wire.Address
+}
+
+// maxCacheAge bounds how long a snapshot is reused without any event.
+const maxCacheAge = time.Minute
 
 // New returns a Watcher. It opens nothing until first used.
 func New(opts Options) *Watcher {
 	opts.ensureDefaults()
 	w := &Watcher{opts: opts, log: opts.Logger.With("component", "netwatch")}
 	w.mode.Store("")
+	w.dirty.Store(true)
 	return w
 }
 
@@ -112,8 +129,13 @@ func (w *Watcher) Close() error {
 func (w *Watcher) Snapshot() ([]wire.Interface, []wire.Address, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	reuse := w.Mode() == ModeNetlink && w.cached != nil && time.Since(w.cachedAt) < maxCacheAge
+	if !w.dirty.Swap(false) && reuse {
+		return slices.Clone(w.cached.ifs), slices.Clone(w.cached.addrs), nil
+	}
 	links, addrs, def, err := w.snapshotLocked()
 	if err != nil {
+		w.dirty.Store(true)
 		return nil, nil, err
 	}
 	ssid := func(name string) string {
@@ -126,7 +148,8 @@ func (w *Watcher) Snapshot() ([]wire.Interface, []wire.Address, error) {
 		return s
 	}
 	ifs, as := assemble(links, addrs, def, ssid)
-	return ifs, as, nil
+	w.cached, w.cachedAt = &snapshot{ifs, as}, time.Now()
+	return slices.Clone(ifs), slices.Clone(as), nil
 }
 
 func (w *Watcher) snapshotLocked() ([]link, []addr, defaults, error) {
@@ -163,6 +186,12 @@ func (w *Watcher) handleLocked() *netlink.Handle {
 // route may have changed, until ctx ends. It uses netlink subscriptions and
 // falls back to polling when they cannot be made or keep failing.
 func (w *Watcher) Watch(ctx context.Context, notify func()) error {
+	inner := notify
+	notify = func() {
+		w.dirty.Store(true)
+		inner()
+	}
+	defer w.mode.Store("")
 	if !w.opts.ForcePoll {
 		err := w.watchNetlink(ctx, notify)
 		if ctx.Err() != nil {
@@ -243,6 +272,7 @@ func (w *Watcher) watchNetlink(ctx context.Context, notify func()) error {
 			return err
 		}
 		w.mode.Store(ModeNetlink)
+		w.dirty.Store(true) // anything cached predates the subscription
 		if failures > 0 {
 			notify() // events may have been lost while resubscribing
 		}
@@ -358,25 +388,53 @@ func (w *Watcher) isWireless(name string) bool {
 	return false
 }
 
-// iwgetidSSID returns an SSID function that runs iwgetid when installed.
+// lookProgram finds a program on PATH or in the sbin directories (not on
+// a non-root user's PATH on Debian).
+func lookProgram(name string) (string, bool) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, true
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// iwgetidSSID returns an SSID function that runs `iwgetid -r IFACE`
+// (wireless-tools) or else `iw dev IFACE link` (iw), whichever is
+// installed, without a shell. With neither it reports no SSID.
 func iwgetidSSID() func(context.Context, string) (string, error) {
-	bin, err := exec.LookPath("iwgetid")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/iwgetid", "/sbin/iwgetid"} {
-			if _, serr := os.Stat(p); serr == nil {
-				bin, err = p, nil
-				break
+	if bin, ok := lookProgram("iwgetid"); ok {
+		return func(ctx context.Context, iface string) (string, error) {
+			out, err := exec.CommandContext(ctx, bin, "-r", iface).Output()
+			if err != nil {
+				return "", fmt.Errorf("%s -r %s: %w", bin, iface, err)
 			}
+			return strings.TrimSpace(string(out)), nil
 		}
 	}
-	if err != nil {
-		return func(context.Context, string) (string, error) { return "", nil }
-	}
-	return func(ctx context.Context, iface string) (string, error) {
-		out, err := exec.CommandContext(ctx, bin, "-r", iface).Output()
-		if err != nil {
-			return "", fmt.Errorf("%s -r %s: %w", bin, iface, err)
+	if bin, ok := lookProgram("iw"); ok {
+		return func(ctx context.Context, iface string) (string, error) {
+			out, err := exec.CommandContext(ctx, bin, "dev", iface, "link").Output()
+			if err != nil {
+				return "", fmt.Errorf("%s dev %s link: %w", bin, iface, err)
+			}
+			return parseIwLink(out), nil
 		}
-		return strings.TrimSpace(string(out)), nil
 	}
+	return func(context.Context, string) (string, error) { return "", nil }
+}
+
+// parseIwLink returns the SSID line of `iw dev IFACE link` ("" when not
+// connected).
+func parseIwLink(out []byte) string {
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SSID: "); ok {
+			return v
+		}
+	}
+	return ""
 }

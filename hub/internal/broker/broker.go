@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"go.etcd.io/bbolt"
 )
 
 // Options configure the embedded broker.
@@ -22,6 +27,10 @@ type Options struct {
 	// Hooks replace the default allow-all authentication (e.g. the
 	// per-device credentials and ACL hook). Each is added in order.
 	Hooks []mqtt.Hook
+	// DataDir, when set, persists retained messages and sessions in
+	// DataDir/broker.db (bbolt), so a hub restart keeps the fleet's
+	// retained state even for devices that are offline.
+	DataDir string
 	// MaxPacket caps incoming packets (default 512 KiB).
 	MaxPacket uint32
 	Logger    *slog.Logger
@@ -60,6 +69,16 @@ func Start(o Options) (*Broker, error) {
 			return nil, fmt.Errorf("broker hook %s: %w", h.ID(), err)
 		}
 	}
+	if o.DataDir != "" {
+		if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("broker data dir: %w", err)
+		}
+		store := &bolt.Options{Path: filepath.Join(o.DataDir, "broker.db"), Bucket: "pifleet",
+			Options: &bbolt.Options{Timeout: 2 * time.Second}}
+		if err := srv.AddHook(new(bolt.Hook), store); err != nil {
+			return nil, fmt.Errorf("broker store %s: %w (is another hub using it?)", store.Path, err)
+		}
+	}
 	// Listen ourselves so that a busy port is a clear error now, not a log
 	// line from a goroutine later, and so ":0" works in tests.
 	ln, err := net.Listen("tcp", o.Listen)
@@ -83,10 +102,15 @@ func (b *Broker) Addr() net.Addr { return b.addr }
 
 // URL is the broker's URL for clients.
 func (b *Broker) URL() string {
-	if b.tls {
-		return "mqtts://" + b.addr.String()
+	addr := b.addr.String()
+	// A broker listening on all addresses is dialled on loopback.
+	if ta, ok := b.addr.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		addr = net.JoinHostPort("127.0.0.1", fmt.Sprint(ta.Port))
 	}
-	return "mqtt://" + b.addr.String()
+	if b.tls {
+		return "mqtts://" + addr
+	}
+	return "mqtt://" + addr
 }
 
 // Close stops the broker. Clients see their connection close; their wills

@@ -9,8 +9,11 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pifleet/pifleet/agent/transport"
 	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/hubd"
+	"github.com/pifleet/pifleet/hub/internal/slackbot"
 )
 
 // Version is stamped at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -25,7 +28,7 @@ func init() {
 }
 
 type hubFlags struct {
-	id, broker, mqttListen, httpListen, tokenFile, logLevel string
+	id, broker, mqttListen, mqttData, httpListen, tokenFile, logLevel string
 }
 
 func runHub(ctx context.Context, env Env, args []string) error {
@@ -36,9 +39,16 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.id, "id", "hub", "hub id (unique among hubs sharing a broker)")
 	fs.StringVar(&f.broker, "broker", "", "external MQTT broker URL (mqtt://host:1883); empty: run the embedded broker")
 	fs.StringVar(&f.mqttListen, "mqtt-listen", "127.0.0.1:1883", "address of the embedded MQTT broker")
+	fs.StringVar(&f.mqttData, "mqtt-data", "", "directory where the embedded broker keeps retained messages across restarts (empty: memory only)")
 	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API")
 	fs.StringVar(&f.tokenFile, "http-token-file", "", "file holding the API bearer token (required off loopback)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	slackCfg := slackbot.ConfigFromEnv(env.Getenv)
+	slackCfg.Flags(fs)
+	var sec broker.SecurityFlags
+	sec.Register(fs) // --mqtt-tls-cert --mqtt-tls-key --mqtt-client-ca --mqtt-credentials
+	var topts transport.Options
+	topts.RegisterFlags(fs) // the hub's own MQTT login: --ca-file --username --password-file …
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
 	}
@@ -60,15 +70,34 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--http-token-file: %w", err)
 	}
+	if f.broker == "" && !hubd.IsLoopback(f.mqttListen) && sec.Credentials == "" {
+		return fmt.Errorf("refusing to open the embedded broker on %s to anyone: set --mqtt-credentials (scripts/provision makes it), or listen on 127.0.0.1", f.mqttListen)
+	}
+	brokerTLS, hooks, _, err := sec.Build(log)
+	if err != nil {
+		return err
+	}
 	h, err := hubd.New(hubd.Config{
 		ID: f.id, Version: Version, BrokerURL: f.broker, MQTTListen: f.mqttListen,
 		HTTPListen: f.httpListen, HTTPToken: token, Logger: log,
+		ConfigureMQTT: topts.Apply,
+		BrokerOptions: broker.Options{DataDir: f.mqttData, TLS: brokerTLS, Hooks: hooks},
+		Ready:         func(*hubd.Hub) { notifySystemd(ctx, log) },
 	})
 	if err != nil {
 		return err
 	}
 	log.Info("pifleet hub starting", "id", f.id, "version", Version, "host", host)
-	if err := h.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	slackDone, err := slackbot.Serve(ctx, slackCfg, h.Engine, h.Fleet, log)
+	if err != nil {
+		return err
+	}
+	err = h.Run(ctx)
+	cancel()
+	<-slackDone
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	log.Info("pifleet hub stopped")

@@ -125,18 +125,27 @@ func TestHubRestartRebuildsView(t *testing.T) {
 
 // TestHubRestartRetainedOnly restarts the hub while the agent is gone: the
 // device (offline, with its last addresses) can only come from retained
-// messages on the external broker.
+// messages — on Mosquitto, or on the embedded broker with --mqtt-data.
 func TestHubRestartRetainedOnly(t *testing.T) {
-	e := newEnv(t, brokers[1])
-	a := e.startAgent("pi-gone")
-	e.waitDevice("pi-gone", 20*time.Second, "online with addresses", func(d api.Device) bool { return d.Online && hasAddress(d) })
-	a.kill(syscall.SIGTERM)
-	e.waitDevice("pi-gone", 10*time.Second, "offline", func(d api.Device) bool { return d.State == "offline" })
-	e.hub.kill(syscall.SIGTERM)
-	e.startHub()
-	d := e.waitDevice("pi-gone", 15*time.Second, "rebuilt from retained", func(d api.Device) bool { return d.State == "offline" && hasAddress(d) })
-	if d.Online {
-		t.Errorf("rebuilt device online = true, want false")
+	persist := func(e *fleetEnv) {
+		if !e.external {
+			e.mqttData = t.TempDir()
+		}
+	}
+	for _, b := range brokers {
+		t.Run(b.name, func(t *testing.T) {
+			e := newEnv(t, b, persist)
+			a := e.startAgent("pi-gone")
+			e.waitDevice("pi-gone", 20*time.Second, "online with addresses", func(d api.Device) bool { return d.Online && hasAddress(d) })
+			a.kill(syscall.SIGTERM)
+			e.waitDevice("pi-gone", 10*time.Second, "offline", func(d api.Device) bool { return d.State == "offline" })
+			e.hub.kill(syscall.SIGTERM)
+			e.startHub()
+			d := e.waitDevice("pi-gone", 15*time.Second, "rebuilt from retained", func(d api.Device) bool { return d.State == "offline" && hasAddress(d) })
+			if d.Online {
+				t.Errorf("rebuilt device online = true, want false")
+			}
+		})
 	}
 }
 
@@ -203,6 +212,7 @@ func TestBadInputExits(t *testing.T) {
 		{e.pifleet, []string{"frobnicate"}, "unknown command"},
 		{e.pifleet, []string{"devices", "--hub", "http://127.0.0.1:1"}, "cannot reach the hub"},
 		{e.pifleet, []string{"hub", "--http-listen", "0.0.0.0:0"}, "without a bearer token"},
+		{e.pifleet, []string{"hub", "--mqtt-listen", "0.0.0.0:0"}, "set --mqtt-credentials"},
 		{e.pifleet, []string{"ask"}, "usage"},
 	} {
 		p := start(t, fmt.Sprint(tc.args), tc.bin, tc.args...)

@@ -92,10 +92,11 @@ type fleetEnv struct {
 	external  bool
 	mqttPort  int
 	httpPort  int
+	mqttData  string // embedded broker's data dir, when persistence is on
 	hub       *proc
 }
 
-func newEnv(t testing.TB, b brokerKind) *fleetEnv {
+func newEnv(t testing.TB, b brokerKind, opts ...func(*fleetEnv)) *fleetEnv {
 	e := &fleetEnv{t: t,
 		pifleet:  testenv.Binary(t, "./hub", "pifleet"),
 		agentBin: testenv.Binary(t, "./agent", "pifleet-agent"),
@@ -106,6 +107,9 @@ func newEnv(t testing.TB, b brokerKind) *fleetEnv {
 	} else {
 		e.mqttPort = testenv.FreePort(t)
 		e.brokerURL = fmt.Sprintf("mqtt://127.0.0.1:%d", e.mqttPort)
+	}
+	for _, o := range opts {
+		o(e)
 	}
 	e.startHub()
 	return e
@@ -119,6 +123,9 @@ func (e *fleetEnv) startHub() {
 		args = append(args, "--broker", e.brokerURL)
 	} else {
 		args = append(args, "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", e.mqttPort))
+		if e.mqttData != "" {
+			args = append(args, "--mqtt-data", e.mqttData)
+		}
 	}
 	e.hub = start(e.t, "hub", e.pifleet, args...)
 	testenv.WaitTCP(e.t, fmt.Sprintf("127.0.0.1:%d", e.httpPort), 15*time.Second, e.hub.out)

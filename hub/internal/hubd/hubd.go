@@ -202,13 +202,13 @@ func (h *Hub) connect(ctx context.Context) error {
 	broker := h.BrokerURL()
 	opts := mqtt.NewClientOptions().
 		AddBroker(broker).
-		SetClientID("pifleet-hub-" + h.cfg.ID).
+		SetClientID("pifleet-hub-"+h.cfg.ID).
 		SetKeepAlive(h.cfg.KeepAlive).
 		SetCleanSession(true).
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(30 * time.Second).
+		SetMaxReconnectInterval(30*time.Second).
 		SetOrderMatters(true). // per-topic order matters for epochs
 		SetBinaryWill(wire.HubPresenceTopic(h.cfg.ID), h.presence(wire.StateLost), 1, true).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { h.log.Warn("MQTT connection lost; reconnecting", "err", err) }).

@@ -129,3 +129,29 @@ func (l *LED) Run(ctx context.Context) error {
 		t.Reset(d)
 	}
 }
+
+// Follow sets the pattern from state every interval until ctx ends (the
+// daemon passes a func reading its link and last health sample).
+func (l *LED) Follow(ctx context.Context, every time.Duration, state func() State) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		l.Set(state())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// For picks the pattern for a link state and a health sample's problem count.
+func For(connected bool, problems int) State {
+	switch {
+	case !connected:
+		return NoBroker
+	case problems > 0:
+		return Unhealthy
+	}
+	return OK
+}

@@ -2,6 +2,7 @@ package statusled
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,5 +84,49 @@ func TestRun(t *testing.T) {
 	}
 	if level(pin) != gpio.Low {
 		t.Error("LED left on after Run ended")
+	}
+}
+
+func TestFor(t *testing.T) {
+	for _, tc := range []struct {
+		connected bool
+		problems  int
+		want      State
+	}{{false, 0, NoBroker}, {false, 3, NoBroker}, {true, 1, Unhealthy}, {true, 0, OK}} {
+		if got := For(tc.connected, tc.problems); got != tc.want {
+			t.Errorf("For(%v, %d) = %s, want %s", tc.connected, tc.problems, got, tc.want)
+		}
+	}
+}
+
+func TestFollow(t *testing.T) {
+	l := New(&gpiotest.Pin{N: "GPIO17"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	want := NoBroker
+	go l.Follow(ctx, time.Millisecond, func() State { mu.Lock(); defer mu.Unlock(); return want })
+	testenv.Eventually(t, 5*time.Second, func() string {
+		if l.State() != NoBroker {
+			return "not following"
+		}
+		return ""
+	})
+	mu.Lock()
+	want = OK
+	mu.Unlock()
+	testenv.Eventually(t, 5*time.Second, func() string {
+		if l.State() != OK {
+			return "did not follow the change"
+		}
+		return ""
+	})
+}
+
+// TestOpenUnknownPin runs periph's real host drivers: an unknown pin is a
+// clear error, not a crash (on a PC no GPIO driver loads at all).
+func TestOpenUnknownPin(t *testing.T) {
+	if _, err := Open("NO_SUCH_PIN"); err == nil {
+		t.Error("Open(NO_SUCH_PIN): got no error")
 	}
 }

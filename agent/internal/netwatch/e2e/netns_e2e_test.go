@@ -17,6 +17,10 @@ func TestNetnsHubFollowsAddresses(t *testing.T) {
 		if !d.Online {
 			return "agent not online yet"
 		}
+		// The health block travels too: the real probes ran on this machine.
+		if d.Health == nil || d.Health.Probes["uptime"] != "ok" || d.Health.Probes["meminfo"] != "ok" {
+			return fmt.Sprintf("no health block with probes from the agent: %+v", d.Health)
+		}
 		return ""
 	})
 
@@ -90,6 +94,17 @@ func TestNetnsHubFollowsAddresses(t *testing.T) {
 		ip("addr", "add", "198.51.100.77/24", "dev", "v0p"))
 	step("remove IPv6", gone("2001:db8::10"),
 		ip("-6", "addr", "del", "2001:db8::10/64", "dev", "v0"))
+	step("link down", func(d device) string {
+		for _, i := range d.Interfaces {
+			if i.Name == "v0p" {
+				if i.Up {
+					return "v0p still up on the hub"
+				}
+				return ""
+			}
+		}
+		return "v0p not on the hub"
+	}, ip("link", "set", "v0p", "down"))
 	step("loopback flagged", func(d device) string {
 		a := findAddr(d, "127.0.0.1")
 		if a == nil || !a.Loopback || a.Primary {

@@ -1,0 +1,146 @@
+package transport
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/pifleet/pifleet/agent/wire"
+)
+
+// CredentialsVersion is the version of the credentials file format.
+const CredentialsVersion = 1
+
+// Credentials is the hub's credentials file (/etc/pifleet/credentials.json,
+// written by scripts/provision): who may connect to the broker. A device
+// or hub logs in with its id as username and a password whose "$7$" hash
+// is stored here, or with a client certificate signed by the fleet CA
+// whose CN is its id. An entry without a password hash can only use a
+// certificate. Ids are unique across hubs and devices. No secret is in
+// the file: hashes only.
+type Credentials struct {
+	Version int               `json:"version"`
+	Hubs    []CredentialEntry `json:"hubs"`
+	Devices []CredentialEntry `json:"devices"`
+}
+
+// CredentialEntry is one identity in the credentials file.
+type CredentialEntry struct {
+	ID           string `json:"id"`
+	PasswordHash string `json:"password_hash,omitempty"`
+}
+
+// LoadCredentials reads and validates a credentials file.
+func LoadCredentials(path string) (*Credentials, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	c, err := ParseCredentials(b)
+	if err != nil {
+		return nil, fmt.Errorf("credentials %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseCredentials decodes and validates credentials JSON.
+func ParseCredentials(b []byte) (*Credentials, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var c Credentials
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if c.Version != CredentialsVersion {
+		return nil, fmt.Errorf("version %d: this build reads version %d", c.Version, CredentialsVersion)
+	}
+	return &c, c.Validate()
+}
+
+// Validate checks ids and hashes and that no id appears twice.
+func (c *Credentials) Validate() error {
+	seen := map[string]bool{}
+	for _, list := range [][]CredentialEntry{c.Hubs, c.Devices} {
+		for _, e := range list {
+			if err := wire.ValidateID(e.ID); err != nil {
+				return err
+			}
+			if seen[e.ID] {
+				return fmt.Errorf("id %q appears twice (hub and device ids share one namespace)", e.ID)
+			}
+			seen[e.ID] = true
+			if e.PasswordHash != "" {
+				if _, err := CheckPassword(e.PasswordHash, ""); err != nil {
+					return fmt.Errorf("id %q: %w", e.ID, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Find looks an id up; hub says whether it is a hub identity.
+func (c *Credentials) Find(id string) (e CredentialEntry, hub, ok bool) {
+	for _, e := range c.Hubs {
+		if e.ID == id {
+			return e, true, true
+		}
+	}
+	for _, e := range c.Devices {
+		if e.ID == id {
+			return e, false, true
+		}
+	}
+	return CredentialEntry{}, false, false
+}
+
+// Set adds or replaces an entry in the hub or device list.
+func (c *Credentials) Set(hub bool, e CredentialEntry) {
+	list := &c.Devices
+	if hub {
+		list = &c.Hubs
+	}
+	for i := range *list {
+		if (*list)[i].ID == e.ID {
+			(*list)[i] = e
+			return
+		}
+	}
+	*list = append(*list, e)
+}
+
+// Write stores the credentials at path atomically (mode 0640).
+func (c *Credentials) Write(path string) error {
+	if c.Version == 0 {
+		c.Version = CredentialsVersion
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".credentials-*")
+	if err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	if err := tmp.Chmod(0o640); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	return nil
+}

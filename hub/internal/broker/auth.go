@@ -1,0 +1,183 @@
+package broker
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/pifleet/pifleet/agent/transport"
+)
+
+// Credentials is the hub's credentials file; see transport.Credentials.
+type Credentials = transport.Credentials
+
+// Entry is one identity in the credentials file.
+type Entry = transport.CredentialEntry
+
+// CredentialsVersion is the version of the credentials file format.
+const CredentialsVersion = transport.CredentialsVersion
+
+// LoadCredentials reads and validates a credentials file.
+func LoadCredentials(path string) (*Credentials, error) { return transport.LoadCredentials(path) }
+
+// ParseCredentials decodes and validates credentials JSON.
+func ParseCredentials(b []byte) (*Credentials, error) { return transport.ParseCredentials(b) }
+
+// lookup finds an identity by id.
+func lookup(c *Credentials, id string) (Identity, Entry, bool) {
+	e, hub, ok := c.Find(id)
+	if !ok {
+		return Identity{}, Entry{}, false
+	}
+	if hub {
+		return Identity{RoleHub, id}, e, true
+	}
+	return Identity{RoleDevice, id}, e, true
+}
+
+// AuthOptions configure the AuthHook.
+type AuthOptions struct {
+	Credentials *Credentials
+	// RequireTLS refuses clients that did not connect over TLS (a
+	// plaintext listener left open by mistake lets nobody in).
+	RequireTLS bool
+	Logger     *slog.Logger
+}
+
+// AuthHook is a mochi hook that authenticates devices and hubs from a
+// Credentials file and enforces the per-device ACL (see Identity). Add it
+// with broker.Options.Hooks instead of the default allow-all hook.
+type AuthHook struct {
+	mqtt.HookBase
+	creds      atomic.Pointer[Credentials]
+	requireTLS bool
+	log        *slog.Logger
+	clients    sync.Map // *mqtt.Client -> Identity
+	refused    atomic.Int64
+}
+
+// NewAuthHook returns a hook for the given credentials.
+func NewAuthHook(o AuthOptions) (*AuthHook, error) {
+	if o.Credentials == nil {
+		return nil, errors.New("auth hook: no credentials")
+	}
+	if err := o.Credentials.Validate(); err != nil {
+		return nil, fmt.Errorf("auth hook: %w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &AuthHook{requireTLS: o.RequireTLS, log: o.Logger.With("component", "broker-auth")}
+	h.creds.Store(o.Credentials)
+	return h, nil
+}
+
+// SetCredentials swaps the credentials (e.g. on SIGHUP after provisioning
+// a device). Connected clients keep their identity until they reconnect.
+func (h *AuthHook) SetCredentials(c *Credentials) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	h.creds.Store(c)
+	return nil
+}
+
+// Refused counts refused connections.
+func (h *AuthHook) Refused() int64 { return h.refused.Load() }
+
+// ID implements mqtt.Hook.
+func (h *AuthHook) ID() string { return "pifleet-auth" }
+
+// Provides implements mqtt.Hook.
+func (h *AuthHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect}, []byte{b})
+}
+
+// OnConnectAuthenticate implements mqtt.Hook: certificate first (CN = id),
+// else username = id and password; then the client id and will topic must
+// fit the identity.
+func (h *AuthHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	id, err := h.authenticate(cl, pk)
+	if err != nil {
+		h.refused.Add(1)
+		// The username is logged (it is an id, not a secret); the password never.
+		h.log.Warn("connection refused", "client", cl.ID, "username", string(pk.Connect.Username), "remote", cl.Net.Remote, "err", err)
+		return false
+	}
+	h.clients.Store(cl, id)
+	return true
+}
+
+func (h *AuthHook) authenticate(cl *mqtt.Client, pk packets.Packet) (Identity, error) {
+	creds := h.creds.Load()
+	tc, isTLS := cl.Net.Conn.(*tls.Conn)
+	if h.requireTLS && !isTLS {
+		return Identity{}, errors.New("plaintext connection refused: TLS required")
+	}
+	user := string(pk.Connect.Username)
+	var id Identity
+	if isTLS && len(tc.ConnectionState().VerifiedChains) > 0 {
+		cn := tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+		found, _, ok := lookup(creds, cn)
+		if !ok {
+			return Identity{}, fmt.Errorf("client certificate CN %q is not in the credentials file", cn)
+		}
+		if user != "" && user != cn {
+			return Identity{}, fmt.Errorf("username %q does not match certificate CN %q", user, cn)
+		}
+		id = found
+	} else {
+		found, e, ok := lookup(creds, user)
+		if !ok {
+			return Identity{}, errors.New("unknown username")
+		}
+		if e.PasswordHash == "" {
+			return Identity{}, errors.New("this identity must use its client certificate")
+		}
+		match, err := transport.CheckPassword(e.PasswordHash, string(pk.Connect.Password))
+		if err != nil || !match {
+			return Identity{}, errors.New("wrong password")
+		}
+		id = found
+	}
+	if !id.ClientIDAllowed(cl.ID) {
+		return Identity{}, fmt.Errorf("client id %q not allowed for %s %q (use pifleet-agent-%s)", cl.ID, id.Role, id.ID, id.ID)
+	}
+	if pk.Connect.WillFlag && !id.CanWrite(pk.Connect.WillTopic) {
+		return Identity{}, fmt.Errorf("will topic %q is outside %s %q's topics", pk.Connect.WillTopic, id.Role, id.ID)
+	}
+	return id, nil
+}
+
+// OnACLCheck implements mqtt.Hook.
+func (h *AuthHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	v, ok := h.clients.Load(cl)
+	if !ok {
+		return false
+	}
+	id := v.(Identity)
+	if write {
+		if !id.CanWrite(topic) {
+			h.log.Warn("publish denied", "id", id.ID, "role", id.Role, "topic", topic)
+			return false
+		}
+		return true
+	}
+	return id.CanRead(topic)
+}
+
+// OnDisconnect implements mqtt.Hook.
+func (h *AuthHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.clients.Delete(cl) }

@@ -1,0 +1,247 @@
+package slackbot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
+)
+
+// Asker is the command engine as the adapter sees it (chat.Engine
+// implements it). Tests use a fake.
+type Asker interface {
+	Ask(ctx context.Context, r chat.Request) chat.Reply
+	Confirm(ctx context.Context, user, token string) chat.Reply
+}
+
+// ProgressAsker is optionally implemented by an Asker whose commands can
+// report progress. The adapter shows the latest status in the placeholder
+// of a slow answer, editing it no more often than Config.UpdateInterval;
+// progress may be called from any goroutine and must not be called after
+// AskProgress returns.
+type ProgressAsker interface {
+	AskProgress(ctx context.Context, r chat.Request, progress func(status string)) chat.Reply
+}
+
+// AlertSource delivers fleet events for proactive alerts; *fleet.Fleet
+// implements it. The callback never blocks: alerts are queued, and dropped
+// and counted when the queue is full.
+type AlertSource interface {
+	Subscribe(func(Alert)) (cancel func())
+}
+
+// Alert is one fleet event worth telling people about. It is the fleet's
+// own type, so that *fleet.Fleet is an AlertSource as it is. Kinds:
+// AlertOffline, AlertOnline, AlertProblem, AlertRecovered, AlertAddress.
+type Alert = fleet.Alert
+
+// Bot is the Slack adapter: one Socket Mode connection, serving commands
+// and posting alerts until Run's context ends.
+type Bot struct {
+	cfg    Config
+	log    *slog.Logger
+	asker  Asker
+	alerts AlertSource
+
+	api   *slack.Client
+	sm    *socketmode.Client
+	seen  *seenSet
+	pace  *pacer
+	auth  *authorizer
+	audit *auditLog
+	acks  *ackWatch
+
+	botUser atomic.Value // string: the bot's own user id, from auth.test
+
+	runCtx   context.Context // Run's context, for the handlers
+	mu       sync.Mutex
+	stopping bool
+	inflight sync.WaitGroup
+
+	stats counters
+}
+
+// New checks cfg, loads the tokens and prepares a Bot; it does not connect
+// (Run does). alerts may be nil. Errors never contain a token.
+func New(cfg Config, asker Asker, alerts AlertSource, log *slog.Logger) (*Bot, error) {
+	if asker == nil {
+		return nil, errors.New("slackbot: no command engine")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "slack")
+	cfg.ensureDefaults()
+	tok, err := cfg.loadTokens()
+	if err != nil {
+		return nil, err
+	}
+	warnReadableTokenFile(log, cfg.XAppTokenFile)
+	warnReadableTokenFile(log, cfg.XBotTokenFile)
+	audit, err := openAudit(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	libLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	api := slack.New(tok.bot, slack.OptionAppLevelToken(tok.app), slack.OptionAPIURL(cfg.APIURL), slack.OptionLog(libLog))
+	acks := newAckWatch(log)
+	smOpts := []socketmode.Option{socketmode.OptionDebug(true), socketmode.OptionLog(acks)}
+	if cfg.pingInterval > 0 {
+		smOpts = append(smOpts, socketmode.OptionPingInterval(cfg.pingInterval))
+	}
+	b := &Bot{
+		cfg:    cfg,
+		log:    log,
+		asker:  asker,
+		alerts: alerts,
+		api:    api,
+		sm:     socketmode.New(api, smOpts...),
+		seen:   newSeenSet(cfg.DedupSize),
+		pace:   newPacer(cfg.PostInterval),
+		audit:  audit,
+		acks:   acks,
+	}
+	b.botUser.Store("")
+	b.auth = newAuthorizer(cfg, func(ctx context.Context, group string) ([]string, error) {
+		return api.GetUserGroupMembersContext(ctx, group)
+	})
+	if len(cfg.Users) == 0 && len(cfg.UserGroups) == 0 {
+		log.Warn("slack: no allowed users or user groups configured, so every command will be refused; set " + EnvUsers + " (user ids, or * for everyone in the workspace)")
+	}
+	return b, nil
+}
+
+func warnReadableTokenFile(log *slog.Logger, path string) {
+	if path == "" {
+		return
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("slack token file is readable by other users; chmod 600 it", "file", path, "mode", fi.Mode().Perm().String())
+	}
+}
+
+// Run connects to Slack and serves until ctx ends, then waits for the
+// commands in flight. It returns nil on a clean stop and an error when
+// Slack refuses the tokens.
+func (b *Bot) Run(ctx context.Context) error {
+	defer b.audit.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if err := b.whoAmI(ctx); err != nil {
+		return err
+	}
+	if b.cfg.AlertChannel != "" && b.alerts != nil {
+		a := newAlerter(b.cfg, &b.stats)
+		unsubscribe := b.alerts.Subscribe(a.enqueue)
+		done := make(chan struct{})
+		go func() { defer close(done); a.run(ctx, b.postAlert) }()
+		defer func() { unsubscribe(); cancel(); <-done }()
+	}
+
+	b.runCtx = ctx
+	h := socketmode.NewSocketmodeHandler(b.sm)
+	b.register(h)
+	b.log.Info("slack: connecting (Socket Mode)", "config", b.cfg.String())
+	err := h.RunEventLoopContext(ctx)
+	b.shutdown()
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("slack socket mode: %w", err)
+	}
+	return nil
+}
+
+// whoAmI learns the bot's user id, so its mention can be stripped. Slack
+// refusing the bot token is fatal; Slack being unreachable is not (Socket
+// Mode retries, and leading mentions are stripped anyway).
+func (b *Bot) whoAmI(ctx context.Context) error {
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r, err := b.api.AuthTestContext(actx)
+	if err != nil {
+		var se slack.SlackErrorResponse
+		if errors.As(err, &se) || isAuthError(err) {
+			return fmt.Errorf("slack rejected the bot token (auth.test: %v)", err)
+		}
+		b.log.Warn("slack auth.test failed; carrying on", "err", err)
+		return nil
+	}
+	b.botUser.Store(r.UserID)
+	b.log.Info("slack: authenticated", "team", r.Team, "bot_user", r.UserID)
+	return nil
+}
+
+func isAuthError(err error) bool {
+	switch err.Error() {
+	case "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired":
+		return true
+	}
+	return false
+}
+
+// begin registers a handler in flight; false once Run is stopping.
+func (b *Bot) begin() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopping {
+		return false
+	}
+	b.inflight.Add(1)
+	return true
+}
+
+func (b *Bot) shutdown() {
+	b.mu.Lock()
+	b.stopping = true
+	b.mu.Unlock()
+	b.inflight.Wait()
+}
+
+// Stats is a snapshot of the adapter's counters.
+type Stats struct {
+	Envelopes        uint64 // Socket Mode envelopes acknowledged
+	Duplicates       uint64 // retries and double deliveries answered once
+	BadEnvelopes     uint64 // envelopes Slack sent that could not be parsed
+	Commands         uint64 // commands served (answered or refused)
+	Refused          uint64
+	Failed           uint64 // answers that could not be delivered
+	RateLimited      uint64 // 429s from Slack
+	AlertsPosted     uint64
+	AlertsSuppressed uint64 // duplicates and flapping
+	AlertsDropped    uint64 // queue full
+}
+
+type counters struct {
+	envelopes, duplicates, bad, commands, refused, failed, rateLimited atomic.Uint64
+	alertsPosted, alertsSuppressed, alertsDropped                      atomic.Uint64
+}
+
+// Stats returns the adapter's counters.
+func (b *Bot) Stats() Stats {
+	s := Stats{
+		Envelopes:        b.stats.envelopes.Load(),
+		Duplicates:       b.stats.duplicates.Load(),
+		BadEnvelopes:     b.stats.bad.Load(),
+		Commands:         b.stats.commands.Load(),
+		Refused:          b.stats.refused.Load(),
+		Failed:           b.stats.failed.Load(),
+		RateLimited:      b.stats.rateLimited.Load(),
+		AlertsPosted:     b.stats.alertsPosted.Load(),
+		AlertsSuppressed: b.stats.alertsSuppressed.Load(),
+		AlertsDropped:    b.stats.alertsDropped.Load(),
+	}
+	return s
+}

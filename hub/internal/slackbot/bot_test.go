@@ -1,0 +1,663 @@
+package slackbot
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
+	sbt "github.com/pifleet/pifleet/hub/internal/slackbot/slackbottest"
+)
+
+const wait = 15 * time.Second
+
+// session is a bot connected to a fake workspace.
+type session struct {
+	ws     *sbt.Workspace
+	eng    *sbt.Engine
+	bot    *Bot
+	audit  *testenv.SyncBuffer
+	logs   *testenv.SyncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// testConfig is a config for the fake workspace with fast pacing.
+func testConfig(ws *sbt.Workspace) Config {
+	return Config{
+		XAppToken: sbt.AppToken, XBotToken: sbt.BotToken, APIURL: ws.APIURL(),
+		Users: []string{"U1"}, PostInterval: 20 * time.Millisecond, UpdateInterval: 100 * time.Millisecond,
+		PlaceholderAfter: 2 * time.Second, AlertQuietStart: time.Millisecond,
+	}
+}
+
+func start(t *testing.T, ws *sbt.Workspace, cfg Config, eng Asker, alerts AlertSource) *session {
+	t.Helper()
+	s := &session{ws: ws, audit: &testenv.SyncBuffer{}, logs: &testenv.SyncBuffer{}, done: make(chan error, 1)}
+	s.eng, _ = eng.(*sbt.Engine)
+	cfg.AuditLog = s.audit
+	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	bot, err := New(cfg, eng, alerts, log)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	s.bot = bot
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() { s.done <- bot.Run(ctx) }()
+	t.Cleanup(func() {
+		s.stop(t)
+		// The tokens never appear in what the bot writes.
+		for _, out := range []string{s.logs.String(), s.audit.String()} {
+			if strings.Contains(out, sbt.AppToken) || strings.Contains(out, sbt.BotToken) || strings.Contains(out, "fakebottoken") {
+				t.Errorf("a token leaked into the logs or audit:\n%s", out)
+			}
+		}
+	})
+	ws.WaitConnected(wait)
+	return s
+}
+
+func (s *session) stop(t *testing.T) {
+	t.Helper()
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("Run returned %v after cancel, want nil", err)
+		}
+	case <-time.After(wait):
+		t.Fatalf("Run did not return within %v of cancel", wait)
+	}
+}
+
+func (s *session) auditEntries(t *testing.T) []AuditEntry {
+	t.Helper()
+	var out []AuditEntry
+	sc := bufio.NewScanner(strings.NewReader(s.audit.String()))
+	for sc.Scan() {
+		var e AuditEntry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("audit line %q is not JSON: %v", sc.Text(), err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// waitPosts waits until n posts match and returns them.
+func waitPosts(t *testing.T, ws *sbt.Workspace, kind string, n int, match func(sbt.Record) bool) []sbt.Record {
+	t.Helper()
+	var got []sbt.Record
+	testenv.Eventually(t, wait, func() string {
+		got = ws.Find(kind, match)
+		if len(got) < n {
+			return fmt.Sprintf("got %d %s records, want %d; all: %s", len(got), kind, n, dump(ws.Records()))
+		}
+		return ""
+	})
+	return got
+}
+
+func dump(rs []sbt.Record) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "\n  #%d %s env=%s ch=%s ts=%s thread=%s text=%.80q file=%s", r.Seq, r.Kind, r.Envelope, r.Channel, r.TS, r.ThreadTS, r.Text, r.FileName)
+	}
+	return b.String()
+}
+
+func inThread(ch, ts string) func(sbt.Record) bool {
+	return func(r sbt.Record) bool { return r.Channel == ch && r.ThreadTS == ts }
+}
+
+func blockTypes(t *testing.T, raw json.RawMessage) []string {
+	t.Helper()
+	var bs []struct {
+		Type    string `json:"type"`
+		BlockID string `json:"block_id"`
+	}
+	if err := json.Unmarshal(raw, &bs); err != nil {
+		t.Fatalf("blocks %s: %v", raw, err)
+	}
+	var out []string
+	for _, b := range bs {
+		out = append(out, b.Type)
+	}
+	return out
+}
+
+// waitAck waits for the ack of envelope: the engine (gated) has not
+// answered yet, so the ack cannot be waiting for the work.
+func waitAck(t *testing.T, ws *sbt.Workspace, env string) sbt.Record {
+	t.Helper()
+	var ack sbt.Record
+	testenv.Eventually(t, wait, func() string {
+		var ok bool
+		if ack, ok = ws.Acked(env); !ok {
+			return "envelope " + env + " not acked while the engine is still working: " + dump(ws.Records())
+		}
+		return ""
+	})
+	return ack
+}
+
+// text is raw JSON with Go's HTML escaping (\u003c for <) undone.
+func text(raw json.RawMessage) string {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return string(raw)
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return b.String()
+}
+
+func TestMentionIsAckedThenAnsweredInThread(t *testing.T) {
+	ws := sbt.New(t)
+	eng := &sbt.Engine{Gate: make(chan struct{}), Answer: func(r chat.Request) chat.Reply {
+		return chat.Reply{Title: "Fleet: 1 device", Text: "pi-01 online", Sections: []chat.Section{{Text: "🟢 pi-01 · online"}}, Context: "seen just now"}
+	}}
+	s := start(t, ws, testConfig(ws), eng, nil)
+
+	env := ws.Mention("Ev1", "U1", "C1", "1700000001.000100", "  fleet   online ")
+	ack := waitAck(t, ws, env)
+	close(eng.Gate)
+	post := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000001.000100"))[0]
+	if ack.Seq > post.Seq {
+		t.Errorf("ack #%d arrived after the answer #%d, want it first", ack.Seq, post.Seq)
+	}
+	if s.bot.acks.written() == 0 {
+		t.Errorf("no ack was seen written: has slack-go's %q debug line changed? (see ackWatch)", ackWrittenPrefix)
+	}
+	if got, want := strings.Join(blockTypes(t, post.Blocks), ","), "header,section,context"; got != want {
+		t.Errorf("answer blocks = %s, want %s", got, want)
+	}
+	if !strings.Contains(post.Text, "pi-01 online") {
+		t.Errorf("fallback text = %q, want the plain answer", post.Text)
+	}
+	asked := eng.Asked()
+	want := chat.Request{Text: "fleet online", User: "U1", Channel: "C1", Source: "slack"}
+	if len(asked) != 1 || asked[0] != want {
+		t.Errorf("engine asked %+v, want [%+v]", asked, want)
+	}
+	s.stop(t)
+	entries := s.auditEntries(t)
+	if len(entries) != 1 || entries[0].User != "U1" || entries[0].Channel != "C1" || entries[0].Command != "fleet online" || entries[0].Outcome != OutcomeAnswered || entries[0].Via != viaMention {
+		t.Errorf("audit = %+v, want one answered mention of U1 in C1", entries)
+	}
+}
+
+func TestRetriedEnvelopeIsAnsweredOnce(t *testing.T) {
+	ws := sbt.New(t)
+	eng := &sbt.Engine{}
+	s := start(t, ws, testConfig(ws), eng, nil)
+
+	ev := sbt.MentionEvent("U1", "C1", "1700000002.000100", "health pi-01")
+	first := ws.Event("Ev2", 0, ev)
+	retry := ws.Event("Ev2", 1, ev)
+	testenv.Eventually(t, wait, func() string {
+		if s.bot.Stats().Duplicates != 1 {
+			return fmt.Sprintf("duplicates = %d, want 1", s.bot.Stats().Duplicates)
+		}
+		return ""
+	})
+	waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000002.000100"))
+	s.stop(t) // waits for every handler: nothing more can be posted
+	for _, env := range []string{first, retry} {
+		if _, ok := ws.Acked(env); !ok {
+			t.Errorf("envelope %s not acked (a retry must be acked too, or Slack keeps retrying)", env)
+		}
+	}
+	if n := len(ws.Find(sbt.KindPost, nil)); n != 1 {
+		t.Errorf("got %d answers, want 1: %s", n, dump(ws.Records()))
+	}
+	if n := len(eng.Asked()); n != 1 {
+		t.Errorf("engine asked %d times, want 1", n)
+	}
+}
+
+func TestUnauthorizedUserIsRefusedPolitely(t *testing.T) {
+	ws := sbt.New(t)
+	eng := &sbt.Engine{}
+	s := start(t, ws, testConfig(ws), eng, nil)
+
+	ws.Mention("Ev3", "U666", "C1", "1700000003.000100", "fleet")
+	post := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000003.000100"))[0]
+	if !strings.Contains(post.Text, "not on pifleet's list") || !strings.Contains(post.Text, "U666") {
+		t.Errorf("refusal = %q, want a polite refusal naming the user id", post.Text)
+	}
+	s.stop(t)
+	if n := len(eng.Asked()); n != 0 {
+		t.Errorf("engine asked %d times for an unauthorized user, want 0", n)
+	}
+	if e := s.auditEntries(t); len(e) != 1 || e[0].Outcome != OutcomeRefused || e[0].User != "U666" {
+		t.Errorf("audit = %+v, want one refused entry for U666", e)
+	}
+	if got := s.bot.Stats().Refused; got != 1 {
+		t.Errorf("Stats().Refused = %d, want 1", got)
+	}
+}
+
+func TestChannelsAndUserGroups(t *testing.T) {
+	ws := sbt.New(t)
+	ws.SetUserGroup("S1", "U5", "U6")
+	cfg := testConfig(ws)
+	cfg.Users = nil
+	cfg.UserGroups = []string{"S1"}
+	cfg.Channels = []string{"C1"}
+	eng := &sbt.Engine{}
+	s := start(t, ws, cfg, eng, nil)
+
+	for _, tc := range []struct {
+		user, channel, ts, want string
+	}{
+		{"U5", "C1", "1700000004.000100", "you said: fleet"},
+		{"U5", "C2", "1700000004.000200", "I only answer in <#C1>"},
+		{"U5", "D1", "1700000004.000300", "you said: fleet"}, // DMs are fine
+		{"U7", "C1", "1700000004.000400", "not on pifleet's list"},
+	} {
+		ws.Mention("Ev-"+tc.ts, tc.user, tc.channel, tc.ts, "fleet")
+		post := waitPosts(t, ws, sbt.KindPost, 1, inThread(tc.channel, tc.ts))[0]
+		if !strings.Contains(post.Text, tc.want) {
+			t.Errorf("%s in %s: got %q, want it to contain %q", tc.user, tc.channel, post.Text, tc.want)
+		}
+	}
+	s.stop(t)
+	if n := len(eng.Asked()); n != 2 {
+		t.Errorf("engine asked %d times, want 2", n)
+	}
+}
+
+func TestTenThousandLineAnswerBecomesAFileInTheThread(t *testing.T) {
+	ws := sbt.New(t)
+	var long strings.Builder
+	for i := range 10000 {
+		fmt.Fprintf(&long, "line %05d pi-%04d online\n", i, i)
+	}
+	eng := &sbt.Engine{Answer: func(chat.Request) chat.Reply {
+		return chat.Reply{Title: "History of pi-01", Text: long.String()}
+	}}
+	start(t, ws, testConfig(ws), eng, nil)
+
+	ws.Mention("Ev5", "U1", "C1", "1700000005.000100", "history pi-01")
+	post := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000005.000100"))[0]
+	done := waitPosts(t, ws, sbt.KindComplete, 1, inThread("C1", "1700000005.000100"))[0]
+	up := ws.Find(sbt.KindUpload, func(r sbt.Record) bool { return r.FileID == done.FileID })
+	if len(up) != 1 {
+		t.Fatalf("no upload for file %s: %s", done.FileID, dump(ws.Records()))
+	}
+	if up[0].Content != long.String() {
+		t.Errorf("uploaded %d bytes, want the whole %d-byte answer", len(up[0].Content), long.Len())
+	}
+	if done.FileName != "pifleet-history-pi-01.txt" {
+		t.Errorf("file name = %q, want pifleet-history-pi-01.txt", done.FileName)
+	}
+	if len(post.Blocks) > 20000 || len(post.Text) > maxFallbackText+100 {
+		t.Errorf("the message itself is %d bytes of blocks and %d of text; the answer belongs in the file", len(post.Blocks), len(post.Text))
+	}
+	if !strings.Contains(string(post.Blocks), "10001 lines") && !strings.Contains(string(post.Blocks), "10000 lines") {
+		t.Errorf("message does not say the answer is attached: %s", post.Blocks)
+	}
+	if done.Seq < post.Seq {
+		t.Errorf("file (#%d) came before its message (#%d)", done.Seq, post.Seq)
+	}
+}
+
+func TestEngineFilesGoIntoTheThread(t *testing.T) {
+	ws := sbt.New(t)
+	eng := &sbt.Engine{Answer: func(chat.Request) chat.Reply {
+		return chat.Reply{Title: "Fleet", Text: "41 devices", Context: "Showing 40 of 41; the whole list is attached.",
+			Files: []chat.File{{Name: "fleet.txt", Content: "pi-01\npi-02\n"}}}
+	}}
+	start(t, ws, testConfig(ws), eng, nil)
+	ws.Mention("Ev6", "U1", "C1", "1700000006.000100", "fleet")
+	done := waitPosts(t, ws, sbt.KindComplete, 1, inThread("C1", "1700000006.000100"))[0]
+	if done.FileName != "fleet.txt" {
+		t.Errorf("file = %q, want fleet.txt", done.FileName)
+	}
+}
+
+func TestSlowAnswerGetsAPlaceholderEditedInPlace(t *testing.T) {
+	ws := sbt.New(t)
+	cfg := testConfig(ws)
+	cfg.PlaceholderAfter = 50 * time.Millisecond
+	cfg.UpdateInterval = 300 * time.Millisecond
+	eng := &sbt.Engine{Delay: 1500 * time.Millisecond, Progress: []string{"1/4", "2/4", "3/4", "4/4"},
+		Answer: func(chat.Request) chat.Reply { return chat.Reply{Title: "Done", Text: "all good"} }}
+	start(t, ws, cfg, eng, nil)
+
+	ws.Mention("Ev7", "U1", "C1", "1700000007.000100", "aws s3 ls")
+	placeholder := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000007.000100"))[0]
+	if !strings.Contains(placeholder.Text, "Working on aws s3 ls") {
+		t.Errorf("placeholder = %q, want 'Working on aws s3 ls…'", placeholder.Text)
+	}
+	onPlaceholder := func(r sbt.Record) bool { return r.TS == placeholder.TS && r.Channel == "C1" }
+	testenv.Eventually(t, wait, func() string {
+		ups := ws.Find(sbt.KindUpdate, onPlaceholder)
+		if len(ups) == 0 || !strings.Contains(ups[len(ups)-1].Text, "all good") {
+			return "the placeholder was not edited into the answer: " + dump(ws.Records())
+		}
+		return ""
+	})
+	ups := ws.Find(sbt.KindUpdate, onPlaceholder)
+	if len(ups) < 2 {
+		t.Errorf("got %d edits, want progress edits before the answer: %s", len(ups), dump(ws.Records()))
+	}
+	for i := 1; i < len(ups); i++ {
+		// Edits are spaced by the interval measured on the bot's side; allow
+		// for the requests' own latency on the workspace's side.
+		if gap := ups[i].At.Sub(ups[i-1].At); gap < cfg.UpdateInterval-50*time.Millisecond {
+			t.Errorf("edits %d and %d only %v apart, want ≥ %v", i-1, i, gap, cfg.UpdateInterval)
+		}
+	}
+	if n := len(ws.Find(sbt.KindPost, nil)); n != 1 {
+		t.Errorf("got %d posts, want only the placeholder", n)
+	}
+}
+
+func TestSlashCommandAnswersInChannel(t *testing.T) {
+	ws := sbt.New(t)
+	eng := &sbt.Engine{Gate: make(chan struct{}), Answer: func(chat.Request) chat.Reply {
+		return chat.Reply{Text: "ok", Files: []chat.File{{Name: "x.txt", Content: "x"}}}
+	}}
+	start(t, ws, testConfig(ws), eng, nil)
+
+	env := ws.Slash("U1", "C1", "where pi-01")
+	waitAck(t, ws, env)
+	close(eng.Gate)
+	post := waitPosts(t, ws, sbt.KindPost, 1, func(r sbt.Record) bool { return r.Channel == "C1" })[0]
+	if post.ThreadTS != "" {
+		t.Errorf("slash answer in thread %q, want a new channel message", post.ThreadTS)
+	}
+	if !strings.Contains(text(post.Blocks), "<@U1> asked `/pi where pi-01`") {
+		t.Errorf("slash answer does not say who asked: %s", post.Blocks)
+	}
+	if ack, ok := ws.Acked(env); !ok || ack.Seq > post.Seq {
+		t.Errorf("slash envelope ack = %+v (ok=%v), want it before the answer #%d", ack, ok, post.Seq)
+	}
+	waitPosts(t, ws, sbt.KindComplete, 1, inThread("C1", post.TS))
+}
+
+func TestSlashWhereTheBotIsNotAMemberUsesResponseURL(t *testing.T) {
+	ws := sbt.New(t)
+	ws.NotInChannel("C9")
+	start(t, ws, testConfig(ws), &sbt.Engine{}, nil)
+	ws.Slash("U1", "C9", "fleet")
+	resp := waitPosts(t, ws, sbt.KindResponse, 1, nil)[0]
+	if resp.Text != "you said: fleet" || resp.ThreadTS != "ephemeral" {
+		t.Errorf("response_url got %q (%s), want the answer, ephemeral", resp.Text, resp.ThreadTS)
+	}
+}
+
+func TestSlashRefusalIsPrivate(t *testing.T) {
+	ws := sbt.New(t)
+	start(t, ws, testConfig(ws), &sbt.Engine{}, nil)
+	ws.Slash("U666", "C1", "fleet")
+	resp := waitPosts(t, ws, sbt.KindResponse, 1, nil)[0]
+	if !strings.Contains(resp.Text, "not on pifleet's list") {
+		t.Errorf("refusal = %q", resp.Text)
+	}
+	if n := len(ws.Find(sbt.KindPost, nil)); n != 0 {
+		t.Errorf("a refused slash command posted %d channel messages, want 0", n)
+	}
+}
+
+func TestRateLimitHonoursRetryAfter(t *testing.T) {
+	ws := sbt.New(t)
+	ws.RateLimit(1, 1)
+	s := start(t, ws, testConfig(ws), &sbt.Engine{}, nil)
+	ws.Mention("Ev8", "U1", "C1", "1700000008.000100", "fleet")
+	waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000008.000100"))
+	if got := s.bot.Stats().RateLimited; got != 1 {
+		t.Errorf("Stats().RateLimited = %d, want 1", got)
+	}
+}
+
+func TestConfirmButtonRunsTheActionOnce(t *testing.T) {
+	ws := sbt.New(t)
+	eng := &sbt.Engine{Answer: func(chat.Request) chat.Reply {
+		return chat.Reply{Title: "Reboot pi-01?", Text: "This reboots pi-01.", Confirm: &chat.Confirm{Token: "tok-123", Summary: "Reboot pi-01"}}
+	}}
+	s := start(t, ws, testConfig(ws), eng, nil)
+
+	ws.Mention("Ev9", "U1", "C1", "1700000009.000100", "reboot pi-01")
+	ask := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000009.000100"))[0]
+	if !strings.Contains(string(ask.Blocks), ActionConfirm) {
+		t.Fatalf("no confirm button in %s", ask.Blocks)
+	}
+	env := ws.Click("U1", ask, ActionConfirm, "tok-123")
+	result := waitPosts(t, ws, sbt.KindPost, 2, inThread("C1", "1700000009.000100"))[1]
+	if !strings.Contains(result.Text, "confirmed tok-123") {
+		t.Errorf("result = %q", result.Text)
+	}
+	if _, ok := ws.Acked(env); !ok {
+		t.Errorf("button envelope not acked")
+	}
+	ups := ws.Find(sbt.KindUpdate, func(r sbt.Record) bool { return r.TS == ask.TS })
+	if len(ups) != 1 || strings.Contains(string(ups[0].Blocks), ActionConfirm) || !strings.Contains(text(ups[0].Blocks), "Confirmed by <@U1>") {
+		t.Errorf("the question was not updated to drop its buttons: %s", dump(ups))
+	}
+	if got := eng.Confirmed(); len(got) != 1 || got[0] != [2]string{"U1", "tok-123"} {
+		t.Errorf("engine confirmed %v, want [[U1 tok-123]]", got)
+	}
+	s.stop(t)
+	if strings.Contains(s.audit.String(), "tok-123") {
+		t.Errorf("the audit log holds a confirm token: %s", s.audit.String())
+	}
+}
+
+func TestCancelButtonAndOutsiderClick(t *testing.T) {
+	ws := sbt.New(t)
+	eng := &sbt.Engine{Answer: func(chat.Request) chat.Reply {
+		return chat.Reply{Text: "Delete it?", Confirm: &chat.Confirm{Token: "tok-9", Summary: "Delete"}}
+	}}
+	s := start(t, ws, testConfig(ws), eng, nil)
+	ws.Mention("Ev10", "U1", "C1", "1700000010.000100", "delete")
+	ask := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000010.000100"))[0]
+
+	ws.Click("U666", ask, ActionConfirm, "tok-9")
+	refusal := waitPosts(t, ws, sbt.KindPost, 2, inThread("C1", "1700000010.000100"))[1]
+	if !strings.Contains(refusal.Text, "not on pifleet's list") {
+		t.Errorf("outsider's click: %q, want a refusal", refusal.Text)
+	}
+	ws.Click("U1", ask, ActionCancel, "tok-9")
+	testenv.Eventually(t, wait, func() string {
+		if len(ws.Find(sbt.KindUpdate, func(r sbt.Record) bool { return strings.Contains(text(r.Blocks), "Cancelled by <@U1>") })) != 1 {
+			return "no cancel edit: " + dump(ws.Records())
+		}
+		return ""
+	})
+	s.stop(t)
+	if got := eng.Confirmed(); len(got) != 0 {
+		t.Errorf("engine confirmed %v, want nothing", got)
+	}
+	var outcomes []string
+	for _, e := range s.auditEntries(t) {
+		outcomes = append(outcomes, e.Outcome)
+	}
+	if got, want := strings.Join(outcomes, ","), "answered,refused,cancelled"; got != want {
+		t.Errorf("audit outcomes = %s, want %s", got, want)
+	}
+}
+
+func TestDirectMessagesAndOwnMessages(t *testing.T) {
+	ws := sbt.New(t)
+	eng := &sbt.Engine{}
+	s := start(t, ws, testConfig(ws), eng, nil)
+
+	ws.DirectMessage("Ev11", "U1", "D1", "1700000011.000100", "where pi-01")
+	// The bot's own reply in the DM comes back as a message event: ignored.
+	ws.Event("Ev12", 0, map[string]any{"type": "message", "channel_type": "im", "user": sbt.BotUser, "bot_id": "B0TEST",
+		"channel": "D1", "ts": "1700000011.000200", "text": "you said: where pi-01"})
+	// A mention in the DM may come as app_mention too: answered once.
+	ws.Event("Ev13", 0, sbt.MentionEvent("U1", "D1", "1700000011.000100", "where pi-01"))
+	waitPosts(t, ws, sbt.KindPost, 1, inThread("D1", "1700000011.000100"))
+	testenv.Eventually(t, wait, func() string {
+		if st := s.bot.Stats(); st.Envelopes < 3 {
+			return fmt.Sprintf("%d envelopes acked, want 3", st.Envelopes)
+		}
+		return ""
+	})
+	s.stop(t)
+	if n := len(ws.Find(sbt.KindPost, nil)); n != 1 {
+		t.Errorf("got %d posts, want 1: %s", n, dump(ws.Records()))
+	}
+	if n := len(eng.Asked()); n != 1 {
+		t.Errorf("engine asked %d times, want 1", n)
+	}
+}
+
+func TestUnparseableEnvelopeIsAckedAndCounted(t *testing.T) {
+	ws := sbt.New(t)
+	s := start(t, ws, testConfig(ws), &sbt.Engine{}, nil)
+	env := ws.Send(map[string]any{"type": "events_api", "payload": map[string]any{"type": "event_callback", "event_id": "EvBad",
+		"event": map[string]any{"type": "app_mention", "user": 42}}})
+	testenv.Eventually(t, wait, func() string {
+		if _, ok := ws.Acked(env); !ok {
+			return "bad envelope not acked"
+		}
+		return ""
+	})
+	if s.bot.Stats().BadEnvelopes != 1 {
+		t.Errorf("BadEnvelopes = %d, want 1", s.bot.Stats().BadEnvelopes)
+	}
+	// Still serving.
+	ws.Mention("Ev14", "U1", "C1", "1700000014.000100", "fleet")
+	waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000014.000100"))
+}
+
+func TestAlertsGoToTheAlertChannel(t *testing.T) {
+	ws := sbt.New(t)
+	cfg := testConfig(ws)
+	cfg.AlertChannel = "CALERT"
+	src := &sbt.Alerts{}
+	s := start(t, ws, cfg, &sbt.Engine{}, src)
+	testenv.Eventually(t, wait, func() string {
+		if src.Subscribers() != 1 {
+			return "the bot did not subscribe to alerts"
+		}
+		return ""
+	})
+	now := time.Now()
+	src.Emit(fleet.Alert{Kind: AlertOffline, Device: "pi-07", Detail: "lost", Time: now})
+	src.Emit(fleet.Alert{Kind: AlertOffline, Device: "pi-07", Detail: "lost", Time: now}) // repeat: muted
+	src.Emit(fleet.Alert{Kind: AlertProblem, Device: "pi-07", Detail: "under_voltage", Time: now})
+	posts := waitPosts(t, ws, sbt.KindPost, 2, func(r sbt.Record) bool { return r.Channel == "CALERT" })
+	if !strings.Contains(posts[0].Text, "pi-07 went offline") || !strings.Contains(posts[1].Text, "under_voltage") {
+		t.Errorf("alerts = %q, %q", posts[0].Text, posts[1].Text)
+	}
+	s.stop(t)
+	if src.Subscribers() != 0 {
+		t.Errorf("still subscribed after Run returned")
+	}
+	if st := s.bot.Stats(); st.AlertsPosted != 2 || st.AlertsSuppressed != 1 {
+		t.Errorf("alerts posted/suppressed = %d/%d, want 2/1", st.AlertsPosted, st.AlertsSuppressed)
+	}
+}
+
+func TestRejectedTokens(t *testing.T) {
+	ws := sbt.New(t)
+	cfg := testConfig(ws)
+	cfg.XBotToken = "xoxb-wrong-secret"
+	bot, err := New(cfg, &sbt.Engine{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	err = bot.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "rejected the bot token") || strings.Contains(err.Error(), "wrong-secret") {
+		t.Errorf("Run with a wrong bot token = %v, want a clear error without the token", err)
+	}
+
+	cfg = testConfig(ws)
+	cfg.XAppToken = "xapp-wrong-secret"
+	bot, err = New(cfg, &sbt.Engine{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bot.Run(ctx)
+	if err == nil || strings.Contains(err.Error(), "wrong-secret") || ctx.Err() != nil {
+		t.Errorf("Run with a wrong app token = %v (ctx %v), want an error without the token", err, ctx.Err())
+	}
+}
+
+func testLogger(w *testenv.SyncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func TestTooSlowAnswerSaysSo(t *testing.T) {
+	ws := sbt.New(t)
+	cfg := testConfig(ws)
+	cfg.PlaceholderAfter = 50 * time.Millisecond
+	cfg.AskTimeout = 300 * time.Millisecond
+	s := start(t, ws, cfg, &sbt.Engine{Delay: time.Minute}, nil)
+	ws.Mention("Ev15", "U1", "C1", "1700000015.000100", "aws s3 sync")
+	placeholder := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000015.000100"))[0]
+	testenv.Eventually(t, wait, func() string {
+		if len(ws.Find(sbt.KindUpdate, func(r sbt.Record) bool {
+			return r.TS == placeholder.TS && strings.Contains(r.Text, "took longer than 300ms")
+		})) != 1 {
+			return "the placeholder does not say the command took too long: " + dump(ws.Records())
+		}
+		return ""
+	})
+	s.stop(t)
+	if e := s.auditEntries(t); len(e) != 1 || e[0].Outcome != OutcomeFailed || !strings.Contains(e[0].Detail, "deadline exceeded") {
+		t.Errorf("audit = %+v, want one failed entry", e)
+	}
+}
+
+func TestAPanickingEngineDoesNotTakeTheHubDown(t *testing.T) {
+	ws := sbt.New(t)
+	s := start(t, ws, testConfig(ws), panicky{}, nil)
+	ws.Mention("Ev16", "U1", "C1", "1700000016.000100", "fleet")
+	testenv.Eventually(t, wait, func() string {
+		if s.bot.Stats().Failed != 1 {
+			return "the panic was not counted as a failure"
+		}
+		return ""
+	})
+	if !strings.Contains(s.logs.String(), "engine bug") {
+		t.Errorf("the panic was not logged:\n%s", s.logs)
+	}
+	post := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000016.000100"))[0]
+	if !strings.Contains(post.Text, "failed inside the hub") {
+		t.Errorf("answer = %q, want an apology", post.Text)
+	}
+}
+
+func TestAlertsDuringTheQuietStartAreSummarised(t *testing.T) {
+	ws := sbt.New(t)
+	cfg := testConfig(ws)
+	cfg.AlertChannel = "CALERT"
+	cfg.AlertQuietStart = time.Second
+	src := &sbt.Alerts{}
+	start(t, ws, cfg, &sbt.Engine{}, src)
+	testenv.Eventually(t, wait, func() string {
+		if src.Subscribers() != 1 {
+			return "the bot did not subscribe to alerts"
+		}
+		return ""
+	})
+	src.Emit(fleet.Alert{Kind: AlertOffline, Device: "pi-07", Detail: "lost", Time: time.Now()})
+	src.Emit(fleet.Alert{Kind: AlertProblem, Device: "pi-08", Detail: "hot", Time: time.Now()})
+	posts := waitPosts(t, ws, sbt.KindPost, 1, func(r sbt.Record) bool { return r.Channel == "CALERT" })
+	if want := "Hub started: 1 offline: pi-07; 1 with problems: pi-08 (hot)"; len(posts) != 1 || posts[0].Text != want {
+		t.Errorf("alerts = %s, want one %q", dump(posts), want)
+	}
+}

@@ -1,0 +1,31 @@
+// Package slackbot connects the hub to Slack over Socket Mode.
+//
+// It is an adapter only: every command goes to the shared command engine
+// (hub/internal/chat) through the Asker interface, exactly as the HTTP API
+// and `pifleet ask` do, and the engine's chat.Reply is rendered as Block Kit.
+// Socket Mode needs no public URL, so a hub behind NAT can serve Slack.
+//
+// What the adapter adds is Slack's etiquette:
+//   - every Socket Mode envelope is acknowledged at once (Slack's limit is
+//     3 s), then the work is done; Slack's retries are answered once (a
+//     bounded LRU of event ids);
+//   - answers go into a thread of the asking message; a slash command's
+//     answer is a new channel message (see onSlash);
+//   - Block Kit limits are respected (≤ 50 blocks, section text < 3000
+//     chars); longer answers and chat.Reply.Files go as files in the thread
+//     (the external upload flow);
+//   - posting is paced per channel (~1 message/s) and honours
+//     slack.RateLimitedError.RetryAfter;
+//   - an answer slower than ~1 s gets a placeholder that is edited in place,
+//     no more often than every 2 s;
+//   - proactive alerts go to an opt-in channel with repeats muted, flapping
+//     devices summarised, and the first seconds after start (the hub
+//     relearning the fleet) summed up in one "hub started" message;
+//   - only configured channels and users (or user groups) are served; every
+//     command is written to a JSON-lines audit log.
+//
+// Tokens come from files or the environment, never from flags, and are
+// never logged. Without tokens the hub runs as before: see ConfigFromEnv,
+// Config.Flags and Serve. The slackbottest package is a fake Slack
+// workspace (real HTTP and WebSocket on loopback) for tests.
+package slackbot

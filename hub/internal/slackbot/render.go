@@ -1,0 +1,392 @@
+package slackbot
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slack-go/slack"
+
+	"github.com/pifleet/pifleet/hub/internal/chat"
+)
+
+// Slack's Block Kit limits (https://api.slack.com/reference/block-kit), with
+// a little headroom where the limit counts characters and we count bytes.
+const (
+	maxBlocks       = 50
+	maxSectionText  = 2900 // limit 3000
+	maxFieldText    = 1900 // limit 2000
+	maxFields       = 10
+	maxHeaderText   = 150
+	maxContextText  = 1900
+	maxFallbackText = 3000 // notification text; Slack advises ≤ 4000
+	// maxInline is the most text an answer may carry inline: past it a
+	// message is a wall, and a file reads better.
+	maxInline = 12000
+	// previewLines is how much of an overflowing answer is shown inline.
+	previewLines = 15
+)
+
+// Action ids of the confirm buttons (issue 7: mutating cloud commands).
+const (
+	ActionConfirm = "pifleet_confirm"
+	ActionCancel  = "pifleet_cancel"
+)
+
+// message is one Slack message as the adapter posts it: Block Kit, the
+// plain-text fallback Slack shows in notifications, and files that follow
+// in the message's thread.
+type message struct {
+	Text   string        `json:"text"`
+	Blocks []slack.Block `json:"blocks"`
+	Files  []chat.File   `json:"-"`
+}
+
+// options returns the chat.postMessage / chat.update options for m.
+func (m message) options() []slack.MsgOption {
+	return []slack.MsgOption{slack.MsgOptionText(m.Text, false), slack.MsgOptionBlocks(m.Blocks...)}
+}
+
+// render turns the engine's reply into a message. command names the file
+// an overflowing answer is attached as.
+func render(r chat.Reply, command string) message {
+	full := fullText(r)
+	m := message{Text: fallback(r, full), Files: r.Files}
+	m.Blocks = replyBlocks(r)
+	if len(m.Blocks) <= maxBlocks && inlineSize(r) <= maxInline {
+		return m
+	}
+	// Too long for a message: a preview inline, the whole answer as a file.
+	name := fileName(command)
+	m.Blocks = overflowBlocks(r, full, name)
+	m.Files = append([]chat.File{{Name: name, Content: full}}, r.Files...)
+	return m
+}
+
+func replyBlocks(r chat.Reply) []slack.Block {
+	var bs []slack.Block
+	if r.Title != "" {
+		bs = append(bs, header(r.Title, r.Problem))
+	}
+	if len(r.Sections) == 0 && r.Text != "" {
+		text := r.Text
+		if r.Problem && r.Title == "" {
+			text = ":warning: " + text
+		}
+		bs = append(bs, textSections(text)...)
+	}
+	for _, s := range r.Sections {
+		bs = append(bs, sectionBlocks(s)...)
+	}
+	if r.Confirm != nil {
+		bs = append(bs, confirmBlocks(*r.Confirm)...)
+	}
+	if r.Context != "" {
+		bs = append(bs, contextBlock(esc(r.Context)))
+	}
+	return bs
+}
+
+func header(title string, problem bool) slack.Block {
+	if problem {
+		title = "⚠️ " + title
+	}
+	return slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, cut(title, maxHeaderText), true, false))
+}
+
+// sectionBlocks renders one chat.Section; long text and more than ten
+// fields spill into further section blocks.
+func sectionBlocks(s chat.Section) []slack.Block {
+	var bs []slack.Block
+	if s.Text != "" {
+		bs = textSections(s.Text)
+	}
+	fields := s.Fields
+	for len(fields) > 0 {
+		n := min(len(fields), maxFields)
+		var objs []*slack.TextBlockObject
+		for _, f := range fields[:n] {
+			objs = append(objs, mrkdwn(cut("*"+esc(f.Label)+"*\n"+esc(f.Value), maxFieldText)))
+		}
+		fields = fields[n:]
+		bs = append(bs, slack.NewSectionBlock(nil, objs, nil))
+	}
+	return bs
+}
+
+// textSections renders text as one or more mrkdwn sections, each under the
+// section limit, split at line ends. Aligned columns (a table) are kept in
+// a code block so they stay aligned.
+func textSections(text string) []slack.Block {
+	text = strings.TrimRight(text, " \n")
+	pre := preformatted(text)
+	limit := maxSectionText
+	if pre {
+		limit -= 8 // the ``` fences
+	}
+	var bs []slack.Block
+	for _, chunk := range splitLines(esc(text), limit) {
+		if pre {
+			chunk = "```\n" + chunk + "\n```"
+		}
+		bs = append(bs, slack.NewSectionBlock(mrkdwn(chunk), nil, nil))
+	}
+	return bs
+}
+
+func confirmBlocks(c chat.Confirm) []slack.Block {
+	confirm := slack.NewButtonBlockElement(ActionConfirm, c.Token, slack.NewTextBlockObject(slack.PlainTextType, "Confirm", false, false)).WithStyle(slack.StylePrimary)
+	cancel := slack.NewButtonBlockElement(ActionCancel, c.Token, slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false))
+	return []slack.Block{
+		slack.NewSectionBlock(mrkdwn(cut(":raised_hand: "+esc(c.Summary), maxSectionText)), nil, nil),
+		slack.NewActionBlock("pifleet_confirm_actions", confirm, cancel),
+	}
+}
+
+// withContext adds a context line to m within the block limit: as a new
+// block while there is room, else into the last context block.
+func (m message) withContext(text string) message {
+	blocks := append([]slack.Block(nil), m.Blocks...)
+	if len(blocks) < maxBlocks {
+		m.Blocks = append(blocks, contextBlock(text))
+		return m
+	}
+	if last, ok := blocks[len(blocks)-1].(*slack.ContextBlock); ok && len(last.ContextElements.Elements) < 10 {
+		merged := *last
+		merged.ContextElements.Elements = append(append([]slack.MixedElement(nil), last.ContextElements.Elements...), mrkdwn(cut(text, maxContextText)))
+		blocks[len(blocks)-1] = &merged
+		m.Blocks = blocks
+		return m
+	}
+	blocks[len(blocks)-1] = contextBlock(text)
+	m.Blocks = blocks
+	return m
+}
+
+func contextBlock(text string) slack.Block {
+	return slack.NewContextBlock("", mrkdwn(cut(text, maxContextText)))
+}
+
+func overflowBlocks(r chat.Reply, full, name string) []slack.Block {
+	var bs []slack.Block
+	if r.Title != "" {
+		bs = append(bs, header(r.Title, r.Problem))
+	}
+	lines := strings.Count(strings.TrimRight(full, "\n"), "\n") + 1
+	preview := strings.SplitN(full, "\n", previewLines+1)
+	if len(preview) > previewLines {
+		preview = preview[:previewLines]
+	}
+	bs = append(bs, slack.NewSectionBlock(mrkdwn("```\n"+cut(esc(strings.Join(preview, "\n")), maxSectionText-8)+"\n```"), nil, nil))
+	note := fmt.Sprintf("The full answer (%d lines) is too long for a message: it is attached below as `%s`.", lines, name)
+	if r.Context != "" {
+		note = esc(r.Context) + " · " + note
+	}
+	bs = append(bs, contextBlock(note))
+	if r.Confirm != nil {
+		bs = append(bs, confirmBlocks(*r.Confirm)...)
+	}
+	return bs
+}
+
+// fullText is the answer as plain text: the engine's Text, or the sections
+// written out when it gave none.
+func fullText(r chat.Reply) string {
+	if r.Text != "" {
+		return r.Text
+	}
+	var b strings.Builder
+	if r.Title != "" {
+		b.WriteString(r.Title + "\n")
+	}
+	for _, s := range r.Sections {
+		if s.Text != "" {
+			b.WriteString(s.Text + "\n")
+		}
+		for _, f := range s.Fields {
+			fmt.Fprintf(&b, "%s: %s\n", f.Label, f.Value)
+		}
+	}
+	if r.Context != "" {
+		b.WriteString(r.Context + "\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func fallback(r chat.Reply, full string) string {
+	text := full
+	if r.Title != "" && r.Text != "" && !strings.HasPrefix(r.Text, r.Title) {
+		text = r.Title + "\n" + text
+	}
+	if len(text) > maxFallbackText {
+		text = cut(text, maxFallbackText-len(" (truncated)")) + " (truncated)"
+	}
+	return esc(text)
+}
+
+// inlineSize is roughly how many characters the message shows.
+func inlineSize(r chat.Reply) int {
+	n := len(r.Title) + len(r.Context)
+	if len(r.Sections) == 0 {
+		n += len(r.Text)
+	}
+	for _, s := range r.Sections {
+		n += len(s.Text)
+		for _, f := range s.Fields {
+			n += len(f.Label) + len(f.Value)
+		}
+	}
+	return n
+}
+
+var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+
+func fileName(command string) string {
+	words := strings.Fields(command)
+	if len(words) > 2 {
+		words = words[:2]
+	}
+	base := strings.Trim(unsafeName.ReplaceAllString(strings.Join(words, "-"), "_"), "_.-")
+	if base == "" {
+		base = "answer"
+	}
+	return "pifleet-" + cut(base, 40) + ".txt"
+}
+
+func mrkdwn(s string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
+}
+
+// esc escapes the three characters Slack's mrkdwn treats as markup. Engine
+// text is plain (the CLI and HTTP API show it as is), so it is escaped
+// whole: a device named "<b>" shows as <b>.
+func esc(s string) string { return escaper.Replace(s) }
+
+var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// cut shortens s to at most n bytes on a rune boundary, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	n -= len("…")
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// splitLines splits s into chunks of at most n bytes, at line ends where it
+// can and inside a too-long line where it must.
+func splitLines(s string, n int) []string {
+	var chunks []string
+	var cur strings.Builder
+	flush := func() {
+		if cur.Len() > 0 {
+			chunks = append(chunks, cur.String())
+			cur.Reset()
+		}
+	}
+	for _, line := range strings.Split(s, "\n") {
+		for len(line) > n {
+			flush()
+			i := n
+			for i > 0 && !utf8.RuneStart(line[i]) {
+				i--
+			}
+			chunks = append(chunks, line[:i])
+			line = line[i:]
+		}
+		extra := len(line)
+		if cur.Len() > 0 {
+			extra++
+		}
+		if cur.Len()+extra > n {
+			flush()
+		}
+		if cur.Len() > 0 {
+			cur.WriteByte('\n')
+		}
+		cur.WriteString(line)
+	}
+	flush()
+	return chunks
+}
+
+var alignedColumns = regexp.MustCompile(`\S  +\S`)
+
+// preformatted reports whether text looks like a table (columns aligned
+// with runs of spaces) that needs a fixed-width font to stay readable.
+func preformatted(text string) bool {
+	if strings.Contains(text, "```") || !strings.Contains(text, "\n") {
+		return false
+	}
+	return alignedColumns.MatchString(text)
+}
+
+// Alert kinds. The fleet sends the first five; the adapter adds the last
+// two when it suppresses flapping.
+const (
+	AlertOffline   = "offline"
+	AlertOnline    = "online"
+	AlertProblem   = "problem"
+	AlertRecovered = "recovered"
+	AlertAddress   = "address"
+	alertFlapping  = "flapping"
+	alertSettled   = "settled"
+	alertStartup   = "startup"
+)
+
+var alertLook = map[string]struct{ emoji, verb string }{
+	AlertOffline:   {":red_circle:", "went offline"},
+	AlertOnline:    {":large_green_circle:", "is back online"},
+	AlertProblem:   {":warning:", "has a health problem"},
+	AlertRecovered: {":white_check_mark:", "recovered"},
+	AlertAddress:   {":arrows_counterclockwise:", "changed address"},
+	alertFlapping:  {":repeat:", "is flapping"},
+	alertSettled:   {":ballot_box_with_check:", "settled"},
+	alertStartup:   {":information_source:", "Hub started"},
+}
+
+func renderAlert(a Alert) message {
+	look, ok := alertLook[a.Kind]
+	if !ok {
+		look = alertLook[AlertProblem]
+		look.verb = esc(a.Kind)
+	}
+	line := fmt.Sprintf("%s *%s* %s", look.emoji, esc(a.Device), look.verb)
+	text := fmt.Sprintf("%s %s", a.Device, look.verb)
+	if a.Device == "" {
+		line, text = fmt.Sprintf("%s *%s*", look.emoji, look.verb), look.verb
+	}
+	if a.Detail != "" {
+		line += ": " + esc(a.Detail)
+		text += ": " + a.Detail
+	}
+	when := a.Time
+	if when.IsZero() {
+		when = time.Now()
+	}
+	ctx := fmt.Sprintf("<!date^%d^{date_short_pretty} {time_secs}|%s> · pifleet alert", when.Unix(), when.UTC().Format(time.RFC3339))
+	return message{
+		Text:   esc(cut(text, maxFallbackText)),
+		Blocks: []slack.Block{slack.NewSectionBlock(mrkdwn(cut(line, maxSectionText)), nil, nil), contextBlock(ctx)},
+	}
+}
+
+// renderWorking is the placeholder of a slow answer; status is the latest
+// progress line, if any.
+func renderWorking(command, status string) message {
+	line := fmt.Sprintf(":hourglass_flowing_sand: Working on `%s`…", esc(cut(command, 200)))
+	if status != "" {
+		line += "\n" + esc(cut(status, 1000))
+	}
+	return message{Text: "Working on " + esc(cut(command, 200)) + "…", Blocks: []slack.Block{slack.NewSectionBlock(mrkdwn(line), nil, nil)}}
+}
+
+// renderNote is a one-line message (refusals, errors, button outcomes).
+func renderNote(text string) message {
+	return message{Text: text, Blocks: []slack.Block{slack.NewSectionBlock(mrkdwn(cut(text, maxSectionText)), nil, nil)}}
+}

@@ -1,0 +1,332 @@
+package slackbot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slack-go/slack"
+
+	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// golden is the shape of a golden file: what would be posted, with files
+// summarised (a 10,000-line file does not belong in a golden file).
+type golden struct {
+	Text   string        `json:"text"`
+	Blocks []slack.Block `json:"blocks"`
+	Files  []goldenFile  `json:"files,omitempty"`
+}
+
+type goldenFile struct {
+	Name  string `json:"name"`
+	Bytes int    `json:"bytes"`
+	Lines int    `json:"lines"`
+}
+
+func checkGolden(t *testing.T, name string, m message) {
+	t.Helper()
+	g := golden{Text: m.Text, Blocks: m.Blocks}
+	for _, f := range m.Files {
+		g.Files = append(g.Files, goldenFile{Name: f.Name, Bytes: len(f.Content), Lines: strings.Count(f.Content, "\n")})
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(g); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "golden", name+".json")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run go test -run %s -update to create it): %v", t.Name(), err)
+	}
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, b.Bytes(), want)
+	}
+}
+
+// checkLimits fails when m breaks one of Slack's Block Kit limits.
+func checkLimits(t *testing.T, m message) {
+	t.Helper()
+	if len(m.Blocks) > 50 {
+		t.Errorf("%d blocks, Slack allows 50", len(m.Blocks))
+	}
+	if n := utf8.RuneCountInString(m.Text); n > 4000 {
+		t.Errorf("fallback text is %d characters, Slack advises ≤ 4000", n)
+	}
+	for i, b := range m.Blocks {
+		switch b := b.(type) {
+		case *slack.SectionBlock:
+			if b.Text != nil && utf8.RuneCountInString(b.Text.Text) >= 3000 {
+				t.Errorf("block %d: section text is %d characters, Slack allows < 3000", i, utf8.RuneCountInString(b.Text.Text))
+			}
+			if len(b.Fields) > 10 {
+				t.Errorf("block %d: %d fields, Slack allows 10", i, len(b.Fields))
+			}
+			for _, f := range b.Fields {
+				if utf8.RuneCountInString(f.Text) > 2000 {
+					t.Errorf("block %d: field of %d characters, Slack allows 2000", i, utf8.RuneCountInString(f.Text))
+				}
+			}
+			if b.Text == nil && len(b.Fields) == 0 {
+				t.Errorf("block %d: empty section", i)
+			}
+		case *slack.HeaderBlock:
+			if utf8.RuneCountInString(b.Text.Text) > 150 {
+				t.Errorf("block %d: header of %d characters, Slack allows 150", i, utf8.RuneCountInString(b.Text.Text))
+			}
+		}
+		if !utf8.ValidString(fmt.Sprint(b)) {
+			t.Errorf("block %d is not valid UTF-8", i)
+		}
+	}
+}
+
+func lines(n int, format string) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, format+"\n", i)
+	}
+	return b.String()
+}
+
+func manyFields(n int) []chat.Field {
+	var fs []chat.Field
+	for i := range n {
+		fs = append(fs, chat.Field{Label: fmt.Sprintf("pi-%02d", i), Value: "online"})
+	}
+	return fs
+}
+
+// Replies shaped like the engine's answers (hub/internal/chat).
+var renderCases = []struct {
+	name    string
+	command string
+	reply   chat.Reply
+}{
+	{"fleet", "fleet", chat.Reply{
+		Title:    "Fleet: 3 devices, 2 online, 1 with problems",
+		Text:     "Fleet: 3 devices, 2 online, 1 with problems\n  🟢 pi-01 · online · 192.0.2.10 · 48.3 °C · seen just now\n  🟠 pi-02 · online · 192.0.2.11 · problems: under voltage · seen 5s ago\n  🔴 pi-03 · lost · no address · seen 2h ago\n",
+		Sections: []chat.Section{{Text: "🟢 pi-01 · online · 192.0.2.10 · 48.3 °C · seen just now"}, {Text: "🟠 pi-02 · online · 192.0.2.11 · problems: under voltage · seen 5s ago"}, {Text: "🔴 pi-03 · lost · no address · seen 2h ago"}},
+	}},
+	{"help", "help", chat.Reply{
+		Title: "pifleet commands",
+		Text:  "Commands:\n  fleet [online|offline|problems|label:NAME]    the devices\n  help                                          this list\n",
+		Sections: []chat.Section{{Fields: []chat.Field{
+			{Label: "fleet [online|offline|problems|label:NAME]", Value: "the devices, their addresses and health"},
+			{Label: "health <id>", Value: "everything the device reports about its health"},
+			{Label: "help", Value: "this list"},
+		}}},
+	}},
+	{"health-problem", "health pi-02", chat.Reply{
+		Title: "Health of pi-02 (online)",
+		Text:  "Health of pi-02 (online)\n  SoC temperature:       81.2 °C\n",
+		Sections: []chat.Section{{Text: "⚠️ Problems: under voltage, hot"}, {Fields: []chat.Field{
+			{Label: "Model", Value: "Raspberry Pi 3 Model B Rev 1.2 a02082"}, {Label: "SoC temperature", Value: "81.2 °C"},
+			{Label: "Throttling now", Value: "under-voltage"}, {Label: "Root filesystem", Value: "read-only"},
+		}}},
+		Context: "last seen just now",
+	}},
+	{"where", "where pi-01", chat.Reply{
+		Title:    "pi-01 is online",
+		Text:     "pi-01 is online\n  eth0 (default route): 192.0.2.10/24 (primary), 2001:db8::10/64\n",
+		Sections: []chat.Section{{Fields: []chat.Field{{Label: "eth0 (default route)", Value: "192.0.2.10/24 (primary)\n2001:db8::10/64"}, {Label: "wlan0 wifi lab", Value: "198.51.100.7/24"}}}},
+		Context:  "last seen 3s ago",
+	}},
+	{"unknown-command", "flet", chat.Reply{Text: `I don't know "flet". Did you mean "fleet"? Try ` + "`help`.", Problem: true}},
+	{"unknown-id-titled", "where pi-99", chat.Reply{Title: "No such device", Text: `unknown device "pi-99"; did you mean "pi-09"?`, Problem: true}},
+	{"table-text", "history pi-01", chat.Reply{Text: "Time      Kind     Detail\n10:01:02  offline  lost\n10:03:04  online   epoch 7\n"}},
+	{"escaping", "where <b>", chat.Reply{Title: "<b> & co", Text: "device <b>&amp; is <not> here", Context: "a < b > c"}},
+	{"many-fields", "fleet", chat.Reply{Title: "23 devices", Text: "23 devices", Sections: []chat.Section{{Text: "All of them:", Fields: manyFields(23)}}}},
+	{"long-text-split", "history pi-01", chat.Reply{Text: lines(100, "event %03d: pi-01 changed state to online after a short absence")}},
+	{"overflow-10000-lines", "history pi-01", chat.Reply{Title: "History of pi-01", Text: lines(10000, "%05d pi-01 online")}},
+	{"overflow-many-sections", "fleet", func() chat.Reply {
+		r := chat.Reply{Title: "Fleet: 60 devices", Context: "Showing all"}
+		for i := range 60 {
+			r.Sections = append(r.Sections, chat.Section{Text: fmt.Sprintf("🟢 pi-%02d · online", i)})
+		}
+		return r
+	}()},
+	{"engine-files", "fleet", chat.Reply{Title: "Fleet: 41 devices", Text: "…", Context: "Showing 40 of 41; the whole list is attached.",
+		Files: []chat.File{{Name: "fleet.txt", Content: lines(41, "pi-%02d")}}}},
+	{"confirm", "aws ec2 reboot-instances", chat.Reply{Title: "Reboot i-0123 on pi-01?", Text: "This runs `aws ec2 reboot-instances --instance-ids i-0123` on pi-01.",
+		Confirm: &chat.Confirm{Token: "tok-abc", Summary: "Run aws ec2 reboot-instances on pi-01"}}},
+	{"long-header", "x", chat.Reply{Title: strings.Repeat("very long title ", 20), Text: "x"}},
+}
+
+func TestRenderGolden(t *testing.T) {
+	for _, tc := range renderCases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := render(tc.reply, tc.command)
+			checkLimits(t, m)
+			checkGolden(t, "reply-"+tc.name, m)
+		})
+	}
+}
+
+func TestRenderOverflowKeepsTheWholeAnswer(t *testing.T) {
+	long := lines(10000, "%05d pi-01 online")
+	m := render(chat.Reply{Text: long}, "history pi-01")
+	if len(m.Files) != 1 || m.Files[0].Content != long || m.Files[0].Name != "pifleet-history-pi-01.txt" {
+		t.Fatalf("files = %d (%q), want the whole answer as pifleet-history-pi-01.txt", len(m.Files), m.Files[0].Name)
+	}
+	withFiles := render(chat.Reply{Title: "t", Text: long, Files: []chat.File{{Name: "extra.txt", Content: "x"}}}, "fleet")
+	if len(withFiles.Files) != 2 || withFiles.Files[1].Name != "extra.txt" {
+		t.Errorf("engine files lost on overflow: %+v", withFiles.Files)
+	}
+}
+
+func TestRenderAlertsGolden(t *testing.T) {
+	at := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
+	for _, a := range []Alert{
+		{Kind: AlertOffline, Device: "pi-07", Detail: "lost", Time: at},
+		{Kind: AlertOnline, Device: "pi-07", Detail: "online", Time: at},
+		{Kind: AlertProblem, Device: "pi-07", Detail: "under_voltage, read_only_root", Time: at},
+		{Kind: AlertRecovered, Device: "pi-07", Detail: "under_voltage", Time: at},
+		{Kind: AlertAddress, Device: "pi-07", Detail: "192.0.2.9, 2001:db8::9", Time: at},
+		{Kind: alertFlapping, Device: "pi-07", Detail: "5 changes in 10m0s, now offline; muted until it is steady for 10m0s", Time: at},
+		{Kind: alertSettled, Device: "pi-07", Detail: "steady for 10m0s, now online", Time: at},
+		{Kind: "exploded", Device: "<pi>", Time: at},
+		{Kind: alertStartup, Detail: "2 offline: pi-03, pi-09; 1 with problems: pi-04 (under_voltage)", Time: at},
+	} {
+		t.Run(a.Kind, func(t *testing.T) {
+			m := renderAlert(a)
+			checkLimits(t, m)
+			checkGolden(t, "alert-"+a.Kind, m)
+		})
+	}
+}
+
+func TestRenderWorkingGolden(t *testing.T) {
+	checkGolden(t, "working", renderWorking("aws s3 ls", "listing 3 of 7 buckets"))
+}
+
+func TestRenderNeverBreaksLimits(t *testing.T) {
+	// Awkward shapes: huge single lines, multi-byte text, many empty
+	// sections, fields with huge values.
+	huge := strings.Repeat("é", 5000)
+	for i, r := range []chat.Reply{
+		{Text: huge},
+		{Title: huge, Sections: []chat.Section{{Text: huge, Fields: []chat.Field{{Label: huge, Value: huge}}}}, Context: huge},
+		{Sections: make([]chat.Section, 80)},
+		{Text: strings.Repeat("a  b\n", 3000)},
+		{Confirm: &chat.Confirm{Token: "t", Summary: huge}},
+		{},
+	} {
+		m := render(r, "x")
+		t.Run(fmt.Sprint(i), func(t *testing.T) { checkLimits(t, m) })
+	}
+}
+
+func TestSplitLines(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want []string
+	}{
+		{"a\nb\nc", 3, []string{"a\nb", "c"}},
+		{"abcdef", 4, []string{"abcd", "ef"}},
+		{"ab\ncdefgh\ni", 4, []string{"ab", "cdef", "gh\ni"}},
+		{"ééé", 4, []string{"éé", "é"}}, // never inside a rune
+		{"", 4, nil},
+	} {
+		got := splitLines(tc.in, tc.n)
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.want) {
+			t.Errorf("splitLines(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestCleanText(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"<@UBOT> fleet", "fleet"},
+		{"<@UBOT|pifleet>   where   pi-01 ", "where pi-01"},
+		{"<@UBOT> <@U2> health pi-01", "health pi-01"},
+		{"hey <@UBOT> fleet", "hey fleet"},
+		{"<@UBOT> where <http://pi-01.local|pi-01.local>", "where pi-01.local"},
+		{"<@UBOT> where <http://pi-01.local>", "where http://pi-01.local"},
+		{"<@UBOT> fleet label:&lt;lab&gt; &amp; co", "fleet label:<lab> & co"},
+		{"<@UBOT> aws s3 ls “my bucket” ‘x’", `aws s3 ls "my bucket" 'x'`},
+		{"<!here> <@UBOT> fleet <#C123|general>", "fleet #general"},
+		{"<@UBOT>", ""},
+	} {
+		if got := cleanText(tc.in, "UBOT"); got != tc.want {
+			t.Errorf("cleanText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestFileName(t *testing.T) {
+	for in, want := range map[string]string{
+		"history pi-01":         "pifleet-history-pi-01.txt",
+		"fleet":                 "pifleet-fleet.txt",
+		"aws s3 ls --recursive": "pifleet-aws-s3.txt",
+		"../../etc/passwd":      "pifleet-etc_passwd.txt",
+		"":                      "pifleet-answer.txt",
+	} {
+		if got := fileName(in); got != want {
+			t.Errorf("fileName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestWithContextStaysWithinTheLimit(t *testing.T) {
+	full := chat.Reply{Title: "t", Context: "c"}
+	for i := range 48 {
+		full.Sections = append(full.Sections, chat.Section{Text: fmt.Sprint(i)})
+	}
+	m := render(full, "fleet") // header + 48 sections + context = 50
+	if len(m.Blocks) != 50 {
+		t.Fatalf("setup: %d blocks, want 50", len(m.Blocks))
+	}
+	got := m.withContext("asked by someone")
+	checkLimits(t, got)
+	last, ok := got.Blocks[len(got.Blocks)-1].(*slack.ContextBlock)
+	if !ok || len(last.ContextElements.Elements) != 2 {
+		t.Errorf("the heading was not merged into the last context block: %#v", got.Blocks[len(got.Blocks)-1])
+	}
+	if orig := m.Blocks[len(m.Blocks)-1].(*slack.ContextBlock); len(orig.ContextElements.Elements) != 1 {
+		t.Error("withContext changed the original message")
+	}
+	short := render(chat.Reply{Text: "x"}, "x").withContext("y")
+	if len(short.Blocks) != 2 {
+		t.Errorf("short message: %d blocks, want 2", len(short.Blocks))
+	}
+}
+
+// TestRenderEngineGolden renders the real engine's answers that need no
+// devices, so a change in the engine's wording shows up here as a golden
+// diff of what Slack users will see.
+func TestRenderEngineGolden(t *testing.T) {
+	now := func() time.Time { return time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC) }
+	eng := chat.New(fleet.New(now), now)
+	for name, q := range map[string]string{"help": "help", "unknown-verb": "flet", "fleet-empty": "fleet", "unknown-id": "where pi-404"} {
+		t.Run(name, func(t *testing.T) {
+			m := render(eng.Ask(context.Background(), chat.Request{Text: q, Source: "slack"}), q)
+			checkLimits(t, m)
+			checkGolden(t, "engine-"+name, m)
+		})
+	}
+}
