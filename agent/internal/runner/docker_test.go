@@ -41,10 +41,12 @@ func newRunner(t testing.TB, o runner.Options) *runner.Runner {
 	if o.Engine == nil {
 		o.Engine = runnertest.RequireDocker(t)
 	}
-	instanceSeq.Lock()
-	instanceSeq.n++
-	o.Instance = fmt.Sprintf("test-%d-%d", os.Getpid(), instanceSeq.n)
-	instanceSeq.Unlock()
+	if o.Instance == "" {
+		instanceSeq.Lock()
+		instanceSeq.n++
+		o.Instance = fmt.Sprintf("test-%d-%d", os.Getpid(), instanceSeq.n)
+		instanceSeq.Unlock()
+	}
 	if o.Network == "" {
 		o.Network = "none"
 	}
@@ -93,6 +95,7 @@ func (o *output) String() string {
 }
 
 func TestDockerOutputInOrderAndExitCode(t *testing.T) {
+	t.Parallel()
 	r := newRunner(t, runner.Options{})
 	var out output
 	res := r.Run(context.Background(), runner.Job{ID: "c1", Tool: shTool(t), Argv: []string{
@@ -113,6 +116,7 @@ func TestDockerOutputInOrderAndExitCode(t *testing.T) {
 }
 
 func TestDockerMetacharactersAreLiteralArgv(t *testing.T) {
+	t.Parallel()
 	r := newRunner(t, runner.Options{})
 	argv := []string{"; rm -rf /", "$(id)", "`id`", "a b", "'q'", "*", "$HOME", "&& echo pwned", "|", ">x"}
 	tool := policy.Tool{Image: runnertest.Busybox(t), Entrypoint: []string{"printf", "[%s]\n"}}
@@ -127,6 +131,7 @@ func TestDockerMetacharactersAreLiteralArgv(t *testing.T) {
 }
 
 func TestDockerTimeoutKillsAndRemoves(t *testing.T) {
+	t.Parallel()
 	r := newRunner(t, runner.Options{Timeout: time.Second})
 	res := r.Run(context.Background(), runner.Job{ID: "slow", Tool: shTool(t), Argv: []string{"echo started; sleep 60"}}, nil)
 	if res.Outcome != wire.OutcomeTimeout || res.ExitCode != -1 {
@@ -142,6 +147,7 @@ func TestDockerTimeoutKillsAndRemoves(t *testing.T) {
 }
 
 func TestDockerCancelRemoves(t *testing.T) {
+	t.Parallel()
 	r := newRunner(t, runner.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan runner.Result)
@@ -160,6 +166,7 @@ func TestDockerCancelRemoves(t *testing.T) {
 }
 
 func TestDockerOutputCap(t *testing.T) {
+	t.Parallel()
 	r := newRunner(t, runner.Options{OutputCap: 1000})
 	res := r.Run(context.Background(), runner.Job{ID: "big", Tool: shTool(t), Argv: []string{"yes | head -c 200000"}}, nil)
 	if res.ExitCode != 0 || len(res.Output) != 1000 || !res.Truncated || res.Bytes != 200000 {
@@ -168,6 +175,7 @@ func TestDockerOutputCap(t *testing.T) {
 }
 
 func TestDockerHardening(t *testing.T) {
+	t.Parallel()
 	r := newRunner(t, runner.Options{})
 	res := r.Run(context.Background(), runner.Job{ID: "h", Tool: shTool(t), Argv: []string{
 		`grep -E '^(CapEff|CapPrm|NoNewPrivs)' /proc/self/status; id -u; touch /x 2>/dev/null && echo rootfs-writable; touch /tmp/x && echo tmp-writable; ls -ld /tmp; cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/pids/pids.max 2>/dev/null`}}, nil)
@@ -183,6 +191,7 @@ func TestDockerHardening(t *testing.T) {
 }
 
 func TestDockerCredentialsAndRedaction(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	envFile := filepath.Join(dir, "aws.env")
 	os.WriteFile(envFile, []byte("AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\nAWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\nNOT_ALLOWED=should-not-pass\n"), 0o600)
@@ -207,6 +216,7 @@ func TestDockerCredentialsAndRedaction(t *testing.T) {
 }
 
 func TestDockerCredDirMountedReadOnly(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "credentials"), []byte("[default]\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"), 0o644)
 	os.Chmod(dir, 0o755)
@@ -221,6 +231,7 @@ func TestDockerCredDirMountedReadOnly(t *testing.T) {
 }
 
 func TestDockerMissingImage(t *testing.T) {
+	t.Parallel()
 	r := newRunner(t, runner.Options{})
 	res := r.Run(context.Background(), runner.Job{ID: "x", Tool: policy.Tool{Image: "pifleet-test/absent:nope", Entrypoint: []string{"x"}}, Argv: []string{"y"}}, nil)
 	if res.Outcome != wire.OutcomeError || res.Err == nil || !strings.Contains(res.Err.Error(), "not on this Pi") {
@@ -229,6 +240,7 @@ func TestDockerMissingImage(t *testing.T) {
 }
 
 func TestDockerBadEntrypointRemoves(t *testing.T) {
+	t.Parallel()
 	r := newRunner(t, runner.Options{})
 	res := r.Run(context.Background(), runner.Job{ID: "e", Tool: policy.Tool{Image: runnertest.Busybox(t), Entrypoint: []string{"/no/such/program"}}, Argv: []string{"y"}}, nil)
 	if res.Outcome != wire.OutcomeError || res.Err == nil {
@@ -237,6 +249,7 @@ func TestDockerBadEntrypointRemoves(t *testing.T) {
 }
 
 func TestDockerConcurrencyLimit(t *testing.T) {
+	t.Parallel()
 	r := newRunner(t, runner.Options{MaxConcurrent: 1, QueueWait: 200 * time.Millisecond})
 	done := make(chan runner.Result)
 	tool := shTool(t)
@@ -259,14 +272,11 @@ func TestDockerConcurrencyLimit(t *testing.T) {
 }
 
 func TestDockerSweep(t *testing.T) {
+	t.Parallel()
 	c := runnertest.RequireDocker(t)
-	r := newRunner(t, runner.Options{Engine: c})
+	instance := fmt.Sprintf("test-sweep-%d", os.Getpid())
+	r := newRunner(t, runner.Options{Engine: c, Instance: instance})
 	// A container that a crashed agent left: same label, never removed.
-	ids, _ := r.Containers(context.Background())
-	if len(ids) != 0 {
-		t.Fatal(ids)
-	}
-	instance := instanceLabel(t, r)
 	_, err := c.ContainerCreate(context.Background(), &container.Config{Image: runnertest.Busybox(t), Cmd: []string{"true"},
 		Labels: map[string]string{runner.LabelKey: instance}}, nil, nil, nil, "")
 	if err != nil {
@@ -278,16 +288,8 @@ func TestDockerSweep(t *testing.T) {
 	}
 }
 
-// instanceLabel finds the runner's instance label by running a container
-// that prints nothing and listing — simpler: run one and read its labels.
-func instanceLabel(t *testing.T, r *runner.Runner) string {
-	t.Helper()
-	instanceSeq.Lock()
-	defer instanceSeq.Unlock()
-	return fmt.Sprintf("test-%d-%d", os.Getpid(), instanceSeq.n)
-}
-
 func TestDockerUnreachableIsFastAndClear(t *testing.T) {
+	t.Parallel()
 	// No engine at all.
 	c, err := client.NewClientWithOpts(client.WithHost("unix://"+filepath.Join(t.TempDir(), "none.sock")), client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -346,6 +348,7 @@ func fakeSTS(t *testing.T) (*httptest.Server, *string) {
 }
 
 func TestDockerAWSCLIEndToEnd(t *testing.T) {
+	t.Parallel()
 	img := runnertest.AWSCLI(t)
 	srv, auth := fakeSTS(t)
 	dir := t.TempDir()
