@@ -421,3 +421,30 @@ func BenchmarkDockerCLIRunHardenedTrue(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDockerRunnerVsCLI alternates the two in one loop so that both
+// see the same machine load (this machine is shared), and reports the
+// mean of each and their ratio (goal: ratio ≤ 1).
+func BenchmarkDockerRunnerVsCLI(b *testing.B) {
+	r := newRunner(b, runner.Options{Network: "bridge"})
+	img := runnertest.Busybox(b)
+	docker := testenv.RequireCommand(b, "docker", "docker.io")
+	tool := policy.Tool{Image: img, Entrypoint: []string{"true"}}
+	var rt, ct time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if res := r.Run(context.Background(), runner.Job{ID: "b", Tool: tool}, nil); res.ExitCode != 0 {
+			b.Fatal(res.Err)
+		}
+		rt += time.Since(start)
+		start = time.Now()
+		if out, err := exec.Command(docker, "run", "--rm", img, "true").CombinedOutput(); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+		ct += time.Since(start)
+	}
+	b.ReportMetric(float64(rt.Milliseconds())/float64(b.N), "runner-ms/op")
+	b.ReportMetric(float64(ct.Milliseconds())/float64(b.N), "cli-ms/op")
+	b.ReportMetric(float64(rt)/float64(ct), "ratio")
+}
