@@ -320,6 +320,7 @@ func (d *Dispatcher) send(req chat.Request, tool, dev string, dec policy.Decisio
 		Request: Request{User: req.User, Channel: req.Channel, Source: req.Source, Text: req.Text}},
 		chunks: map[uint64]wire.Chunk{}, done: ch}
 	d.mu.Lock()
+	d.pruneLocked(time.Hour)
 	d.inflight[cmd.ID] = f
 	d.saveLocked()
 	d.mu.Unlock()
@@ -467,10 +468,15 @@ func (d *Dispatcher) Pending() []string {
 }
 
 // Prune forgets commands in flight whose expiry is older than age (a Pi
-// that never answered); the hub calls it now and then.
+// that never answered). Sending a command prunes those older than an hour,
+// so the hub need not call it.
 func (d *Dispatcher) Prune(age time.Duration) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.pruneLocked(age)
+}
+
+func (d *Dispatcher) pruneLocked(age time.Duration) int {
 	n := 0
 	cut := d.o.Now().Add(-age)
 	for id, f := range d.inflight {
