@@ -11,6 +11,10 @@
 // every path (and Sweep removes leftovers of a crashed agent, found by
 // label), so none is left behind.
 //
+// Docker gives the tmpfs at /tmp the mode of the image's own /tmp, so a
+// tool image needs a world-writable sticky /tmp (Alpine and Debian have
+// one; agent/Dockerfile.awscli makes sure).
+//
 // Credentials come only from the Pi: the tool's env file (only the
 // variables the tool allows are passed) or its credential directory,
 // mounted read-only. Output is redacted line by line before it leaves the
