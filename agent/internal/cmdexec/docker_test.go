@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/agent/internal/runner"
-	"github.com/pifleet/pifleet/agent/runnertest"
 	"github.com/pifleet/pifleet/agent/policy"
+	"github.com/pifleet/pifleet/agent/runnertest"
 	"github.com/pifleet/pifleet/agent/wire"
 )
 

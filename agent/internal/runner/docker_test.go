@@ -23,8 +23,8 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/pifleet/pifleet/agent/internal/runner"
-	"github.com/pifleet/pifleet/agent/runnertest"
 	"github.com/pifleet/pifleet/agent/policy"
+	"github.com/pifleet/pifleet/agent/runnertest"
 	"github.com/pifleet/pifleet/agent/testenv"
 	"github.com/pifleet/pifleet/agent/wire"
 )
