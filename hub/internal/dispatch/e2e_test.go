@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,9 +62,12 @@ func newE2E(t *testing.T) *e2e {
 		instance: fmt.Sprintf("dispatch-e2e-%d", time.Now().UnixNano())}
 	// One policy file for hub and agent. "job" is a test tool: a number
 	// sleeps that long (read-only), "write" is mutating and needs role ops.
+	// The Pi's credentials: only the agent reads this file.
+	envFile := filepath.Join(e.dir, "aws.env")
+	os.WriteFile(envFile, []byte("AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\nAWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\nAWS_DEFAULT_REGION=us-east-1\n"), 0o600)
 	conf := map[string]any{
 		"tools": map[string]any{
-			"aws": map[string]any{"image": awscli},
+			"aws": map[string]any{"image": awscli, "env_file": envFile},
 			"job": map[string]any{"image": busybox, "verb_words": 1, "read": []string{"[0-9]*", "echo"},
 				"entrypoint": []string{"sh", "-c", `case "$0" in write) echo wrote;; echo) shift 0; printf '[%s]\n' "$@";; *) sleep "$0"; echo "slept $0";; esac`}},
 		},
@@ -100,7 +105,7 @@ func (e *e2e) startAgent(id string) *agent {
 	os.MkdirAll(dataDir, 0o700)
 	a := &agent{log: &testenv.SyncBuffer{}}
 	a.cmd = exec.Command(e.agentBin, "--broker", e.brokerURL, "--id", id, "--data-dir", dataDir, "--policy", e.policy,
-		"--hub-key", filepath.Join(e.dir, "hub.key.pub"), "--network", "none", "--instance", e.instance)
+		"--hub-key", filepath.Join(e.dir, "hub.key.pub"), "--network", "host", "--instance", e.instance)
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	if err := a.cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -188,6 +193,34 @@ func TestDockerEndToEnd(t *testing.T) {
 		r := ask(h, "aws", "U2", "pi1", "--version")
 		if r.Problem || !strings.Contains(r.Text, "aws-cli/2") || !strings.Contains(r.Text, "pi1: ✅ exit 0") {
 			t.Fatalf("got %+v", r)
+		}
+	})
+
+	t.Run("aws against a local fake endpoint with the Pi's credentials", func(t *testing.T) {
+		var mu sync.Mutex
+		var auth string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			req.ParseForm()
+			mu.Lock()
+			auth = req.Header.Get("Authorization")
+			mu.Unlock()
+			w.Header().Set("Content-Type", "text/xml")
+			fmt.Fprint(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>`+
+				`<Arn>arn:aws:iam::123456789012:user/pi</Arn><UserId>AKIAIOSFODNN7EXAMPLE</UserId><Account>123456789012</Account>`+
+				`</GetCallerIdentityResult><ResponseMetadata><RequestId>r1</RequestId></ResponseMetadata></GetCallerIdentityResponse>`)
+		}))
+		defer srv.Close()
+		r := ask(h, "aws", "U2", "pi1", "whoami", "--output", "json", "--endpoint-url", srv.URL)
+		if r.Problem || !strings.Contains(r.Text, `"Account": "123456789012"`) {
+			t.Fatalf("got %s", r.Text)
+		}
+		if strings.Contains(r.Text, "AKIAIOSFODNN7EXAMPLE") || !strings.Contains(r.Text, `"UserId": "[REDACTED]"`) {
+			t.Errorf("the key id is not redacted:\n%s", r.Text)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !strings.Contains(auth, "Credential=AKIAIOSFODNN7EXAMPLE/") {
+			t.Errorf("request not signed with the Pi's key: %q", auth)
 		}
 	})
 
