@@ -5,11 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/agent/internal/console"
 	"github.com/pifleet/pifleet/agent/internal/daemon"
 	"github.com/pifleet/pifleet/agent/internal/link"
@@ -58,34 +58,6 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 }
 
-// applyEnv sets every flag not given on the command line from the
-// environment.
-func applyEnv(fs *flag.FlagSet, getenv func(string) string, prefix string) error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, e)
-			}
-		}
-	})
-	return err
-}
-
-func newLogger(w interface{ Write([]byte) (int, error) }, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
 func runDaemon(ctx context.Context, env Env, args []string) error {
 	var f daemonFlags
 	fs := flag.NewFlagSet("pifleet-agent", flag.ContinueOnError)
@@ -100,10 +72,10 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "pifleet-agent: unexpected argument %q\n", fs.Arg(0))
 		return ErrUsage
 	}
-	if err := applyEnv(fs, env.Getenv, "PIFLEET_AGENT_"); err != nil {
+	if err := flagenv.Apply(fs, env.Getenv, "PIFLEET_AGENT_"); err != nil {
 		return err
 	}
-	log, err := newLogger(env.Stderr, f.logLevel)
+	log, err := flagenv.NewLogger(env.Stderr, f.logLevel)
 	if err != nil {
 		return err
 	}

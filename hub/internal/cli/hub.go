@@ -5,10 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/agent/transport"
 	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/broker"
@@ -56,10 +56,10 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "pifleet hub: unexpected argument %q\n", fs.Arg(0))
 		return ErrUsage
 	}
-	if err := applyEnv(fs, env.Getenv, "PIFLEET_HUB_"); err != nil {
+	if err := flagenv.Apply(fs, env.Getenv, "PIFLEET_HUB_"); err != nil {
 		return err
 	}
-	log, err := newLogger(env.Stderr, f.logLevel)
+	log, err := flagenv.NewLogger(env.Stderr, f.logLevel)
 	if err != nil {
 		return err
 	}
@@ -109,37 +109,6 @@ func usageErr(err error) error {
 		return nil
 	}
 	return ErrUsage
-}
-
-// applyEnv sets every flag not given on the command line from the
-// environment (PREFIX + upper-case name with '-' → '_').
-func applyEnv(fs *flag.FlagSet, getenv func(string) string, prefix string) error {
-	if getenv == nil {
-		return nil
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(name); v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, e)
-			}
-		}
-	})
-	return err
-}
-
-func newLogger(w interface{ Write([]byte) (int, error) }, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
 // readSecretFile reads a one-line secret; "" for no file. The secret is

@@ -1,0 +1,47 @@
+// Package flagenv is what the pifleet and pifleet-agent command lines share:
+// flags that can also come from the environment (how systemd's
+// EnvironmentFile= configures the units) and the --log-level logger.
+// Standard library only.
+package flagenv
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// Apply sets every flag of fs that was not given on the command line from
+// the environment variable PREFIX + NAME (upper case, '-' → '_'), e.g.
+// --http-listen ← PIFLEET_HUB_HTTP_LISTEN. A bad value is one clear error
+// naming the variable.
+func Apply(fs *flag.FlagSet, getenv func(string) string, prefix string) error {
+	if getenv == nil {
+		return nil
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		name := prefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// NewLogger returns a text logger to w at the level named by --log-level.
+func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
