@@ -205,3 +205,22 @@ func TestLoadRejectsBadConfig(t *testing.T) {
 		t.Error("missing file: Load succeeded")
 	}
 }
+
+// FuzzCheck: any argv gets a decision and never a panic; an allowed
+// decision is never for a verb the deny list names.
+func FuzzCheck(f *testing.F) {
+	for _, s := range []string{"ec2 describe-instances", "--region x iam list-users", "s3 cp s3://a ./b", "--prof x", "instances --endpoint-url http://[::1]:1"} {
+		f.Add(s)
+	}
+	p, _ := New(Config{Roles: map[string][]string{"admin": {"aws *"}}})
+	f.Fuzz(func(t *testing.T, s string) {
+		argv, err := Split(s)
+		if err != nil {
+			return
+		}
+		d, err := p.Check("aws", argv, []string{"admin"})
+		if err == nil && (strings.HasPrefix(d.Verb, "iam") || strings.HasPrefix(d.Verb, "kms") || strings.HasPrefix(d.Verb, "secretsmanager")) {
+			t.Errorf("Check(%q) allowed %q", argv, d.Verb)
+		}
+	})
+}

@@ -398,3 +398,19 @@ func TestFinalRetriedWhileLinkDown(t *testing.T) {
 		t.Fatalf("%d finals after the link came back, want 1", len(finals))
 	}
 }
+
+// FuzzHandleCommand: whatever arrives on the command topic, the handler
+// never panics and never runs an unsigned command.
+func FuzzHandleCommand(f *testing.F) {
+	f.Add([]byte(`{"v":1,"id":"a","hub":"h","device":"pi1","argv":["s3","ls"],"tool":"aws"}`))
+	f.Add([]byte(`{"v":1,"id":"a","hub":"h","device":"pi1","argv":["x"],"sig":"AAAA"}`))
+	f.Add([]byte("{"))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		fx := newFixture(t, nil)
+		var s sink
+		fx.deliver(t, &s, payload)
+		if fx.run.count() != 0 {
+			t.Fatalf("an unsigned payload ran: %q", payload)
+		}
+	})
+}
