@@ -44,18 +44,21 @@ func DecodeState(b []byte) (State, error) {
 
 // Status is retained on StatusTopic: the facts about one device.
 type Status struct {
-	V            int         `json:"v"`
-	ID           string      `json:"id"`
-	Hostname     string      `json:"hostname"`
-	AgentVersion string      `json:"agent_version"`
-	BootTime     time.Time   `json:"boot_time"`
-	Time         time.Time   `json:"ts"`
-	Seq          uint64      `json:"seq"`
-	Epoch        uint64      `json:"epoch"`
-	Labels       []string    `json:"labels,omitempty"`
-	Interfaces   []Interface `json:"interfaces"`
-	Addresses    []Address   `json:"addresses"`
-	Health       Health      `json:"health"`
+	V            int       `json:"v"`
+	ID           string    `json:"id"`
+	Hostname     string    `json:"hostname"`
+	AgentVersion string    `json:"agent_version"`
+	BootTime     time.Time `json:"boot_time"`
+	Time         time.Time `json:"ts"`
+	Seq          uint64    `json:"seq"`
+	Epoch        uint64    `json:"epoch"`
+	Labels       []string  `json:"labels,omitempty"`
+	// Tools are the tools the agent runs signed commands for (e.g. "aws");
+	// empty when commands are disabled (no hub key configured).
+	Tools      []string    `json:"tools,omitempty"`
+	Interfaces []Interface `json:"interfaces"`
+	Addresses  []Address   `json:"addresses"`
+	Health     Health      `json:"health"`
 }
 
 func (m *Status) version() int { return m.V }

@@ -27,7 +27,7 @@ var examples = map[string]any{
 	"state_online": State{V: 1, State: StateOnline, Epoch: 1795568144352, Time: t0, BootID: "0f4e6c1a-3b1d-4e0e-9a55-7f4b2f1d9c3e"},
 	"state_lost":   State{V: 1, State: StateLost, Epoch: 1795568144352, Time: t0},
 	"status": Status{V: 1, ID: "pi-kitchen", Hostname: "pi-kitchen", AgentVersion: "v0.1.0",
-		BootTime: t0.Add(-time.Hour), Time: t0, Seq: 7, Epoch: 1795568144352, Labels: []string{"lab"},
+		BootTime: t0.Add(-time.Hour), Time: t0, Seq: 7, Epoch: 1795568144352, Labels: []string{"lab"}, Tools: []string{"aws"},
 		Interfaces: []Interface{
 			{Name: "lo", Up: true, Loopback: true},
 			{Name: "eth0", MAC: "b8:27:eb:12:34:56", Up: true, DefaultRoute: true},

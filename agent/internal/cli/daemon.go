@@ -63,6 +63,8 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("pifleet-agent", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	f.register(fs)
+	var cf commandFlags
+	cf.register(fs) // --hub-key --policy --docker-network … (commands.go)
 	var topts transport.Options
 	topts.RegisterFlags(fs) // --ca-file --cert-file --key-file --username --password-file --server-name
 	if err := fs.Parse(args); err != nil {
@@ -128,6 +130,12 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 			banner(ctx, st, up)
 		}
 	}
+	cmds, closeCmds, tools, err := cf.commandHandler(ctx, log, id, f.dataDir)
+	if err != nil {
+		return err
+	}
+	defer closeCmds()
+	cfg.Commands, cfg.Tools = cmds, tools
 	d, err := daemon.New(cfg)
 	if err != nil {
 		return err

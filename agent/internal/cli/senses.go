@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/pifleet/pifleet/agent/internal/daemon"
@@ -19,7 +21,11 @@ import (
 // and the health probe registry, reading the real system.
 func senses(log *slog.Logger, f daemonFlags) (daemon.AddrSource, *health.Collector) {
 	addrs := netwatch.New(netwatch.Options{Logger: log})
-	probes := health.New(health.Options{Logger: log, DataDir: f.dataDir, HotC: f.hotC, ExpectDocker: f.expectDocker})
+	dataDir, _ := filepath.Abs(f.dataDir) // health reads paths under its root
+	if _, err := os.Stat(dataDir); err != nil {
+		dataDir = "" // not created yet (commands disabled): report / only
+	}
+	probes := health.New(health.Options{Logger: log, DataDir: dataDir, HotC: f.hotC, ExpectDocker: f.expectDocker})
 	probes.Register("console", consoleProbe(log, f.consoleRepair)) // consolewire.go
 	return addrs, probes
 }

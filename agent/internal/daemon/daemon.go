@@ -22,6 +22,7 @@ type Config struct {
 	Hostname  string
 	Version   string
 	Labels    []string
+	Tools     []string // tools the command handler runs (reported in status)
 	Heartbeat time.Duration // default 30s
 	// Debounce coalesces bursts of address events (DHCP renumbering) into
 	// one report. Default 150ms.
@@ -249,6 +250,7 @@ func (d *Daemon) build(ctx context.Context) wire.Status {
 		Time:         d.cfg.Now().UTC(),
 		Epoch:        d.link.Epoch(),
 		Labels:       d.cfg.Labels,
+		Tools:        d.cfg.Tools,
 		Interfaces:   ifs,
 		Addresses:    addrs,
 		Health:       d.cfg.Health.Collect(ctx),

@@ -49,6 +49,8 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	sec.Register(fs) // --mqtt-tls-cert --mqtt-tls-key --mqtt-client-ca --mqtt-credentials
 	var topts transport.Options
 	topts.RegisterFlags(fs) // the hub's own MQTT login: --ca-file --username --password-file …
+	var cf commandFlags
+	cf.register(fs) // --signing-key --policy --state-dir (commands.go)
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
 	}
@@ -85,6 +87,9 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		Ready:         func(*hubd.Hub) { notifySystemd(ctx, log) },
 	})
 	if err != nil {
+		return err
+	}
+	if err := cf.wireCommands(log, h); err != nil {
 		return err
 	}
 	log.Info("pifleet hub starting", "id", f.id, "version", Version, "host", host)

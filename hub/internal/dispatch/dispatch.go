@@ -271,6 +271,11 @@ func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target str
 	var waits []chan Result
 	var sent []string
 	for _, dev := range ids {
+		if r, ok := d.o.Fleet.(interface{ Runs(id, tool string) bool }); ok && !r.Runs(dev, tool) {
+			results = append(results, Result{Device: dev, Missing: true, Final: wire.Final{Outcome: wire.OutcomeRejected,
+				Error: "this Pi does not run " + tool + " commands (its agent has no --hub-key, or " + tool + " is not in its policy)"}})
+			continue
+		}
 		if !d.o.AllowOffline && !d.o.Fleet.Online(dev) {
 			results = append(results, Result{Device: dev, Missing: true, Final: wire.Final{Outcome: wire.OutcomeRejected,
 				Error: "offline: not sent (a command is never queued for an offline Pi)"}})

@@ -172,7 +172,9 @@ func (e *e2e) waitOnline(id string, online bool) {
 	e.t.Helper()
 	testenv.Eventually(e.t, 30*time.Second, func() string {
 		d, ok := e.fleet.Get(id)
-		if ok && d.Online() == online {
+		// Online also means "has said which tools it runs": a real agent's
+		// status follows its birth at once.
+		if ok && d.Online() == online && (!online || d.Status != nil && d.Epoch == d.Status.Epoch) {
 			return ""
 		}
 		return fmt.Sprintf("%s online=%v not seen by the hub", id, online)

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -83,6 +84,13 @@ func FromFleet(f *fleet.Fleet) Fleet { return fleetView{f} }
 type fleetView struct{ f *fleet.Fleet }
 
 func (v fleetView) Resolve(target string) ([]string, error) { return v.f.Resolve(target) }
+
+// Runs reports whether the device said (in its status) that it runs
+// commands for tool.
+func (v fleetView) Runs(id, tool string) bool {
+	d, ok := v.f.Get(id)
+	return ok && d.Status != nil && slices.Contains(d.Status.Tools, tool)
+}
 
 func (v fleetView) Online(id string) bool {
 	d, ok := v.f.Get(id)

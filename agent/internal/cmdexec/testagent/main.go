@@ -21,6 +21,7 @@ import (
 	"github.com/pifleet/pifleet/agent/internal/link"
 	"github.com/pifleet/pifleet/agent/internal/runner"
 	"github.com/pifleet/pifleet/agent/policy"
+	"github.com/pifleet/pifleet/agent/wire"
 )
 
 type multi []string
@@ -79,7 +80,11 @@ func run() error {
 		return err
 	}
 	lnk, err = link.New(link.Options{Brokers: []string{*broker}, ID: *id, Logger: log, KeepAlive: 2 * time.Second,
-		OnCommand: func(p []byte) { h.HandleCommand(ctx, p, lnk) }})
+		OnCommand: func(p []byte) { h.HandleCommand(ctx, p, lnk) },
+		// Like the real agent, say which tools it runs, so hubs send only those.
+		OnUp: func(epoch uint64) {
+			go lnk.PublishStatus(wire.Status{V: wire.ProtocolVersion, ID: *id, Epoch: epoch, Seq: 1, Time: time.Now().UTC(), Tools: pol.ToolNames()})
+		}})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,92 @@
+package cli
+
+// Signed cloud commands from the hub: the dispatcher behind the `aws`
+// (and other configured tools') verbs of the command engine.
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/pifleet/pifleet/agent/policy"
+	"github.com/pifleet/pifleet/hub/internal/dispatch"
+	"github.com/pifleet/pifleet/hub/internal/hubd"
+)
+
+type commandFlags struct {
+	signingKey, policy, stateDir string
+	allowOff                     bool
+}
+
+// defaultStateDir is systemd's StateDirectory= when the hub runs as a unit,
+// else ~/.local/state/pifleet.
+func defaultStateDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return d
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "pifleet")
+	}
+	return "."
+}
+
+func (c *commandFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.signingKey, "signing-key", "", "ed25519 key that signs commands (created 0600 on first start; agents take <file>.pub with --hub-key); default <state-dir>/hub.key")
+	fs.StringVar(&c.policy, "policy", "", "tools and policy JSON shared with the agents (roles, users, aliases); empty: built-in aws tool, read-only")
+	fs.StringVar(&c.stateDir, "state-dir", defaultStateDir(), "where the signing key and commands in flight are kept across a restart")
+	fs.BoolVar(&c.allowOff, "send-to-offline", false, "send commands to Pis that are offline (they run only if back before the command expires)")
+}
+
+func (c *commandFlags) wireCommands(log *slog.Logger, h *hubd.Hub) error {
+	if err := os.MkdirAll(c.stateDir, 0o750); err != nil {
+		return fmt.Errorf("--state-dir: %w", err)
+	}
+	if c.signingKey == "" {
+		c.signingKey = filepath.Join(c.stateDir, "hub.key")
+	}
+	key, created, err := dispatch.LoadOrCreateKey(c.signingKey)
+	if err != nil {
+		return fmt.Errorf("--signing-key: %w", err)
+	}
+	if created {
+		log.Info("created the command signing key; give agents its public key", "hub_key", dispatch.PublicKeyString(key), "file", c.signingKey+".pub")
+	}
+	pol, err := policy.Load(c.policy)
+	if err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
+	d, err := dispatch.New(dispatch.Options{Hub: h.ID(), Key: key, Fleet: dispatch.FromFleet(h.Fleet), Publisher: dispatch.Paho(h.MQTT),
+		Policy: pol, AllowOffline: c.allowOff, StateFile: filepath.Join(c.stateDir, "dispatch-"+h.ID()+".json"),
+		OnLateResult: func(r dispatch.Result) {
+			log.Info("late command result", "id", r.ID, "device", r.Device, "tool", r.Tool)
+		}, Logger: log})
+	if err != nil {
+		return err
+	}
+	h.OnConnect(d.Subscribe)
+	for _, tool := range pol.ToolNames() {
+		h.Engine.Handle(tool, "run "+tool+" on Pis: "+tool+" <id|id,id|label|all> <arguments…> (read-only unless your role allows more)", d.ForTool(tool))
+	}
+	h.Engine.SetConfirmer(d)
+	return nil
+}
+
+func init() {
+	register("keygen", "create the hub's command signing key and print its public key", func(_ context.Context, env Env, args []string) error {
+		fs := flag.NewFlagSet("pifleet keygen", flag.ContinueOnError)
+		fs.SetOutput(env.Stderr)
+		path := fs.String("signing-key", filepath.Join(defaultStateDir(), "hub.key"), "where to write the key (0600); the public key goes to <file>.pub")
+		if err := fs.Parse(args); err != nil {
+			return usageErr(err)
+		}
+		pub, err := dispatch.GenerateKey(*path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, pub)
+		return nil
+	})
+}
