@@ -22,7 +22,7 @@ type Config struct {
 	Hostname  string
 	Version   string
 	Labels    []string
-	Tools     []string // tools the command handler runs (reported in status)
+	Tools     []string      // tools the command handler runs (reported in status)
 	Heartbeat time.Duration // default 30s
 	// Debounce coalesces bursts of address events (DHCP renumbering) into
 	// one report. Default 150ms.
