@@ -215,7 +215,7 @@ func (h *Hub) connect(ctx context.Context) error {
 		SetOnConnectHandler(func(c mqtt.Client) {
 			h.log.Info("connected to MQTT broker", "broker", broker)
 			c.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOnline))
-			c.SubscribeMultiple(map[string]byte{wire.FilterAllStates: 1, wire.FilterAllStatuses: 1}, h.ingest)
+			h.subscribe(c, map[string]byte{wire.FilterAllStates: 1, wire.FilterAllStatuses: 1}, h.ingest)
 			h.onConnMu.Lock()
 			fns := append([]func(mqtt.Client){}, h.onConn...)
 			h.onConnMu.Unlock()
@@ -307,4 +307,34 @@ func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (q quietHandler) WithGroup(name string) slog.Handler {
 	return quietHandler{q.Handler.WithGroup(name)}
+}
+
+// subscribe subscribes and checks every SUBACK return code (paho does not
+// report a refused filter as an error). mochi v2.7.9 refuses a SUBSCRIBE
+// whose packet id clashes with one of its own in-flight ids (code 0x91),
+// so a refused filter is retried a few times before the hub says so.
+func (h *Hub) subscribe(c mqtt.Client, filters map[string]byte, cb mqtt.MessageHandler) {
+	for attempt := 1; ; attempt++ {
+		tok := c.SubscribeMultiple(filters, cb)
+		if !tok.WaitTimeout(10 * time.Second) {
+			h.log.Warn("subscribe: no SUBACK within 10s", "filters", len(filters))
+			return
+		}
+		err := tok.Error()
+		if err == nil {
+			for f, code := range tok.(*mqtt.SubscribeToken).Result() {
+				if code >= 0x80 {
+					err = fmt.Errorf("broker refused %s (code %#x)", f, code)
+				}
+			}
+		}
+		if err == nil {
+			return
+		}
+		if attempt == 5 {
+			h.log.Error("subscribe failed; the fleet view will be incomplete until the next reconnect", "err", err)
+			return
+		}
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+	}
 }
