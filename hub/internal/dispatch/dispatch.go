@@ -140,6 +140,9 @@ type flight struct {
 	rec    record
 	chunks map[uint64]wire.Chunk
 	done   chan Result // buffered 1; nil once Handle stopped waiting
+	// progress streams output lines to whoever asked (Slack edits its
+	// placeholder with them); nil after a restart.
+	progress func(string)
 }
 
 // record is what survives a restart in the state file.
@@ -281,7 +284,7 @@ func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target str
 				Error: "offline: not sent (a command is never queued for an offline Pi)"}})
 			continue
 		}
-		ch, err := d.send(req, tool, dev, dec)
+		ch, err := d.send(ctx, req, tool, dev, dec)
 		if err != nil {
 			results = append(results, Result{Device: dev, Missing: true, Final: wire.Final{Outcome: wire.OutcomeError, Error: err.Error()}})
 			continue
@@ -311,7 +314,7 @@ func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target str
 }
 
 // send signs and publishes one command and registers it in flight.
-func (d *Dispatcher) send(req chat.Request, tool, dev string, dec policy.Decision) (chan Result, error) {
+func (d *Dispatcher) send(ctx context.Context, req chat.Request, tool, dev string, dec policy.Decision) (chan Result, error) {
 	now := d.o.Now().UTC().Truncate(time.Millisecond)
 	cmd := wire.Command{V: wire.ProtocolVersion, ID: newID("c"), Hub: d.o.Hub, Device: dev, ReplyTo: d.o.Hub,
 		Created: now, Expires: now.Add(d.o.TTL), Tool: tool, Argv: dec.Argv, Role: dec.Role}
@@ -323,7 +326,8 @@ func (d *Dispatcher) send(req chat.Request, tool, dev string, dec policy.Decisio
 	ch := make(chan Result, 1)
 	f := &flight{rec: record{ID: cmd.ID, Device: dev, Tool: tool, Argv: dec.Argv, Expires: cmd.Expires,
 		Request: Request{User: req.User, Channel: req.Channel, Source: req.Source, Text: req.Text}},
-		chunks: map[uint64]wire.Chunk{}, done: ch}
+		chunks: map[uint64]wire.Chunk{}, done: ch,
+		progress: func(line string) { chat.Progress(ctx, dev+": "+line) }}
 	d.mu.Lock()
 	d.pruneLocked(time.Hour)
 	d.inflight[cmd.ID] = f
@@ -395,10 +399,15 @@ func (d *Dispatcher) chunk(pt wire.ParsedTopic, c wire.Chunk) {
 	}
 	d.mu.Lock()
 	f, ok := d.inflight[c.ID]
+	var progress func(string)
 	if ok && f.rec.Device == pt.Device && len(f.chunks) < 100000 {
 		f.chunks[c.Seq] = c
+		progress = f.progress
 	}
 	d.mu.Unlock()
+	if line := lastLine(c.Data); progress != nil && line != "" {
+		progress(line)
+	}
 	if ok && d.o.OnChunk != nil {
 		d.o.OnChunk(pt.Device, c.ID, c)
 	}
@@ -507,4 +516,16 @@ func capitalise(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// lastLine is the last non-empty line of s, capped, for progress updates.
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
 }

@@ -192,9 +192,19 @@ func TestDockerEndToEnd(t *testing.T) {
 	e.waitOnline("pi1", true)
 
 	t.Run("aws --version through the whole path", func(t *testing.T) {
-		r := ask(h, "aws", "U2", "pi1", "--version")
+		var mu sync.Mutex
+		var progress []string
+		ctx := chat.WithProgress(context.Background(), func(s string) { mu.Lock(); progress = append(progress, s); mu.Unlock() })
+		r := h.d.ForTool("aws").Handle(ctx, chat.Request{User: "U2", Channel: "C1", Source: "test"}, []string{"pi1", "--version"})
 		if r.Problem || !strings.Contains(r.Text, "aws-cli/2") || !strings.Contains(r.Text, "pi1: ✅ exit 0") {
 			t.Fatalf("got %+v", r)
+		}
+		// The output streamed to the asker while it ran (Slack shows it in
+		// the placeholder message).
+		mu.Lock()
+		defer mu.Unlock()
+		if len(progress) == 0 || !strings.HasPrefix(progress[0], "pi1: aws-cli/2") {
+			t.Errorf("progress = %q, want the output line streamed as pi1: aws-cli/2…", progress)
 		}
 	})
 
