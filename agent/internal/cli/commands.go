@@ -72,5 +72,7 @@ func (c *commandFlags) commandHandler(ctx context.Context, log *slog.Logger, id,
 		store.Close()
 		return nil, nil, nil, err
 	}
-	return h, func() { h.Wait(); rn.Close(); store.Close() }, pol.ToolNames(), nil
+	// The daemon has cancelled and waited for running commands (at most 10 s)
+	// before this runs at exit.
+	return h, func() { rn.Close(); store.Close() }, pol.ToolNames(), nil
 }

@@ -89,6 +89,9 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 	if err := wire.ValidateID(id); err != nil {
 		return fmt.Errorf("--id: %w", err)
 	}
+	if topts.PasswordFile != "" && topts.Username == "" {
+		topts.Username = id // devices log in as their id
+	}
 	if f.keepalive < link.MinKeepAlive {
 		return fmt.Errorf("--keepalive %v is too short: at least %v (brokers drop healthy clients below that)", f.keepalive, link.MinKeepAlive)
 	}

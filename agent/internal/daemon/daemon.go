@@ -93,17 +93,24 @@ type Daemon struct {
 	wake     chan struct{} // something changed: rebuild and maybe publish
 
 	seq uint64 // owned by loop
+
+	// cmdCtx is what running commands see; it ends when the agent shuts
+	// down (before the link goes), so containers are stopped and their
+	// final records still published.
+	cmdCtx    context.Context
+	cmdCancel context.CancelFunc
 }
 
 // New checks cfg and builds a Daemon.
 func New(cfg Config) (*Daemon, error) {
 	cfg.ensureDefaults()
 	d := &Daemon{cfg: cfg, log: cfg.Logger.With("component", "daemon"), wake: make(chan struct{}, 1)}
+	d.cmdCtx, d.cmdCancel = context.WithCancel(context.Background())
 	cfg.Link.BootID = readTrim(cfg.ProcRoot + "/sys/kernel/random/boot_id")
 	cfg.Link.OnUp = func(uint64) { d.poke() } // a new session republishes everything
 	if cfg.Commands != nil {
 		cfg.Link.OnCommand = func(p []byte) {
-			cfg.Commands.HandleCommand(context.Background(), p, d.link)
+			cfg.Commands.HandleCommand(d.cmdCtx, p, d.link)
 		}
 	}
 	l, err := link.New(cfg.Link)
@@ -154,6 +161,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	d.loop(ctx, addrEvents)
 	wg.Wait()
+	d.cmdCancel()
+	if w, ok := d.cfg.Commands.(interface{ Wait() }); ok {
+		waitAtMost(w.Wait, 10*time.Second, d.log)
+	}
 	stopLink()
 	return <-linkDone
 }
@@ -287,3 +298,15 @@ func bootTime(procRoot string) time.Time {
 
 // String describes the daemon for logs.
 func (d *Daemon) String() string { return fmt.Sprintf("agent %s", d.cfg.Link.ID) }
+
+// waitAtMost runs wait, giving up after limit (systemd stops the unit
+// after TimeoutStopSec; a command's final record is not worth a SIGKILL).
+func waitAtMost(wait func(), limit time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() { wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		log.Warn("commands still finishing at shutdown; not waiting longer", "waited", limit)
+	}
+}

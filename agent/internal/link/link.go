@@ -224,6 +224,15 @@ func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error)
 		c.Disconnect(0)
 		return nil, fmt.Errorf("subscribe: %v", tokErr(tok))
 	}
+	// paho does not report a refused filter as an error: a broker ACL that
+	// refuses the command topic would silently disable commands.
+	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		for f, code := range st.Result() {
+			if code >= 0x80 {
+				l.log.Error("the broker refused a subscription (check its ACL for this device)", "topic", f, "code", fmt.Sprintf("%#x", code))
+			}
+		}
+	}
 	// Birth after the subscription: brokers send the retained state of the
 	// previous session right after SUBACK, before they process our next
 	// packet, so checkOwnState sees it before the birth overwrites it.

@@ -149,9 +149,11 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, FromFleet(&d))
 }
 
+// askRequest is the body of POST /api/ask. The asker is always "http": a
+// client cannot claim another user's roles (the bearer token is the only
+// identity the API knows).
 type askRequest struct {
 	Text string `json:"text"`
-	User string `json:"user,omitempty"`
 }
 
 func (s *Server) ask(w http.ResponseWriter, r *http.Request) {
@@ -166,11 +168,7 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, `want a JSON body like {"text": "fleet"}: `+err.Error())
 		return
 	}
-	user := req.User
-	if user == "" {
-		user = "http"
-	}
-	reply := s.Engine.Ask(r.Context(), chat.Request{Text: req.Text, User: user, Source: "http"})
+	reply := s.Engine.Ask(r.Context(), chat.Request{Text: req.Text, User: "http", Source: "http"})
 	writeJSON(w, http.StatusOK, reply)
 }
 

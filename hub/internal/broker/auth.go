@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -61,6 +62,7 @@ type AuthHook struct {
 	log        *slog.Logger
 	clients    sync.Map // *mqtt.Client -> Identity
 	refused    atomic.Int64
+	denyLog    logLimiter
 }
 
 // NewAuthHook returns a hook for the given credentials.
@@ -171,7 +173,9 @@ func (h *AuthHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	id := v.(Identity)
 	if write {
 		if !id.CanWrite(topic) {
-			h.log.Warn("publish denied", "id", id.ID, "role", id.Role, "topic", topic)
+			if h.denyLog.allow() {
+				h.log.Warn("publish denied", "id", id.ID, "role", id.Role, "topic", topic)
+			}
 			return false
 		}
 		return true
@@ -181,3 +185,24 @@ func (h *AuthHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 
 // OnDisconnect implements mqtt.Hook.
 func (h *AuthHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.clients.Delete(cl) }
+
+// logLimiter lets a log line through at most 20 times a minute, so a
+// misbehaving device cannot flood the hub's log.
+type logLimiter struct {
+	mu     sync.Mutex
+	start  time.Time
+	budget int
+}
+
+func (l *logLimiter) allow() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now := time.Now(); now.Sub(l.start) > time.Minute {
+		l.start, l.budget = now, 20
+	}
+	if l.budget <= 0 {
+		return false
+	}
+	l.budget--
+	return true
+}

@@ -66,16 +66,19 @@ func Start(o Options) (*Broker, error) {
 	}
 	for _, h := range hooks {
 		if err := srv.AddHook(h, nil); err != nil {
+			srv.Close()
 			return nil, fmt.Errorf("broker hook %s: %w", h.ID(), err)
 		}
 	}
 	if o.DataDir != "" {
 		if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
+			srv.Close()
 			return nil, fmt.Errorf("broker data dir: %w", err)
 		}
 		store := &bolt.Options{Path: filepath.Join(o.DataDir, "broker.db"), Bucket: "pifleet",
 			Options: &bbolt.Options{Timeout: 2 * time.Second}}
 		if err := srv.AddHook(new(bolt.Hook), store); err != nil {
+			srv.Close()
 			return nil, fmt.Errorf("broker store %s: %w (is another hub using it?)", store.Path, err)
 		}
 	}
@@ -83,12 +86,14 @@ func Start(o Options) (*Broker, error) {
 	// line from a goroutine later, and so ":0" works in tests.
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
+		srv.Close()
 		return nil, fmt.Errorf("embedded broker: listen on %s: %w (is another broker running? use --mqtt-listen or --broker)", o.Listen, err)
 	}
 	addr := ln.Addr()
 	ln.Close()
 	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr.String(), TLSConfig: o.TLS})
 	if err := srv.AddListener(tcp); err != nil {
+		srv.Close()
 		return nil, fmt.Errorf("embedded broker: listener: %w", err)
 	}
 	if err := srv.Serve(); err != nil {

@@ -28,7 +28,7 @@ func runAsk(ctx context.Context, env Env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
 	}
-	text := strings.Join(fs.Args(), " ")
+	text := askText(fs.Args())
 	if strings.TrimSpace(text) == "" {
 		fmt.Fprintln(env.Stderr, "usage: pifleet ask TEXT (e.g. pifleet ask fleet)")
 		return ErrUsage
@@ -53,3 +53,21 @@ func runAsk(ctx context.Context, env Env, args []string) error {
 
 // ErrSilent exits non-zero without printing anything more.
 var ErrSilent = fmt.Errorf("silent failure")
+
+// askText turns the command line into the engine's text. One argument is
+// taken as the whole text (pifleet ask "where pi1"); several are the words
+// the shell already split, so each word that needs it is quoted again and
+// "s3://a b" stays one word.
+func askText(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
+}

@@ -32,7 +32,7 @@ func newHubClient(env Env, fs *flag.FlagSet, hub string) (*hubClient, error) {
 	if !strings.HasPrefix(hub, "http://") && !strings.HasPrefix(hub, "https://") {
 		return nil, fmt.Errorf("--hub %q: want a URL such as http://127.0.0.1:8080", hub)
 	}
-	c := &hubClient{base: strings.TrimRight(hub, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	c := &hubClient{base: strings.TrimRight(hub, "/"), http: &http.Client{Timeout: 3 * time.Minute}} // cloud commands take up to ~2 min
 	if env.Getenv != nil {
 		c.token = env.Getenv("PIFLEET_HUB_TOKEN")
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/pifleet/pifleet/agent/policy"
 	"github.com/pifleet/pifleet/hub/internal/dispatch"
@@ -59,9 +60,10 @@ func (c *commandFlags) wireCommands(log *slog.Logger, h *hubd.Hub) error {
 		return fmt.Errorf("--policy: %w", err)
 	}
 	d, err := dispatch.New(dispatch.Options{Hub: h.ID(), Key: key, Fleet: dispatch.FromFleet(h.Fleet), Publisher: dispatch.Paho(h.MQTT),
-		Policy: pol, AllowOffline: c.allowOff, StateFile: filepath.Join(c.stateDir, "dispatch-"+h.ID()+".json"),
+		Policy: pol, AllowOffline: c.allowOff, Wait: 100 * time.Second, // under Slack's 2-minute limit StateFile: filepath.Join(c.stateDir, "dispatch-"+h.ID()+".json"),
 		OnLateResult: func(r dispatch.Result) {
-			log.Info("late command result", "id", r.ID, "device", r.Device, "tool", r.Tool)
+			log.Info("late command result", "id", r.ID, "device", r.Device, "tool", r.Tool,
+				"outcome", r.Final.Outcome, "exit", r.Final.ExitCode, "asked_by", r.Request.User, "channel", r.Request.Channel)
 		}, Logger: log})
 	if err != nil {
 		return err

@@ -306,7 +306,7 @@ func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target str
 	for _, dev := range sent {
 		if !got[dev] {
 			results = append(results, Result{Device: dev, Missing: true, Final: wire.Final{Outcome: wire.OutcomeError,
-				Error: fmt.Sprintf("no result within %v; it will be posted when it arrives", d.o.Wait)}})
+				Error: fmt.Sprintf("no result within %v; the hub logs it when it arrives", d.o.Wait)}})
 		}
 	}
 	d.stopWaiting(waits)
@@ -356,6 +356,7 @@ func (d *Dispatcher) stopWaiting(waits []chan Result) {
 	for _, f := range d.inflight {
 		if set[f.done] {
 			f.done = nil
+			f.progress = nil // the answer has gone: no more progress
 		}
 	}
 	// A result that arrived between the deadline and now is in its channel.
@@ -406,7 +407,8 @@ func (d *Dispatcher) chunk(pt wire.ParsedTopic, c wire.Chunk) {
 	}
 	d.mu.Unlock()
 	if line := lastLine(c.Data); progress != nil && line != "" {
-		progress(line)
+		// Never block the MQTT client's router on a slow chat edit.
+		go progress(line)
 	}
 	if ok && d.o.OnChunk != nil {
 		d.o.OnChunk(pt.Device, c.ID, c)

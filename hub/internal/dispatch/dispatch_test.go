@@ -343,6 +343,10 @@ func TestKeys(t *testing.T) {
 	if _, err := GenerateKey(path); err == nil {
 		t.Error("GenerateKey overwrote an existing key")
 	}
+	os.Chmod(path, 0o640) // root:pifleet as provisioned: the hub's group may read it
+	if _, err := LoadKey(path); err != nil {
+		t.Errorf("group-readable key (0640): %v", err)
+	}
 	os.Chmod(path, 0o644)
 	if _, err := LoadKey(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("world-readable key: got %v", err)

@@ -50,14 +50,15 @@ func GenerateKey(path string) (string, error) {
 }
 
 // LoadKey reads a signing key written by GenerateKey. A key file that
-// others can read is refused.
+// anyone outside its owner and group can read, or its group can write, is
+// refused (0640 root:pifleet, as provisioned, is fine).
 func LoadKey(path string) (ed25519.PrivateKey, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("signing key %s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
+	if st.Mode().Perm()&0o027 != 0 {
+		return nil, fmt.Errorf("signing key %s is open to others (mode %v): chmod 600 it (or 640 with the hub's group)", path, st.Mode().Perm())
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -91,7 +91,8 @@ type Hub struct {
 	Engine *chat.Engine
 
 	broker   *broker.Broker
-	client   mqtt.Client
+	clientMu sync.Mutex
+	client   mqtt.Client // guarded by clientMu
 	httpAddr net.Addr
 	epoch    uint64
 
@@ -126,8 +127,13 @@ func (h *Hub) BrokerURL() string {
 	return h.cfg.BrokerURL
 }
 
-// MQTT returns the hub's MQTT client (for dispatching commands).
-func (h *Hub) MQTT() mqtt.Client { return h.client }
+// MQTT returns the hub's MQTT client (for dispatching commands); nil until
+// Run has created it.
+func (h *Hub) MQTT() mqtt.Client {
+	h.clientMu.Lock()
+	defer h.clientMu.Unlock()
+	return h.client
+}
 
 // OnConnect registers fn to run after every (re)connect to the broker, for
 // parts of the hub that subscribe to more topics (command results). The
@@ -228,8 +234,11 @@ func (h *Hub) connect(ctx context.Context) error {
 			return fmt.Errorf("MQTT client: %w", err)
 		}
 	}
-	h.client = mqtt.NewClient(opts)
-	tok := h.client.Connect()
+	c := mqtt.NewClient(opts)
+	h.clientMu.Lock()
+	h.client = c
+	h.clientMu.Unlock()
+	tok := c.Connect()
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
@@ -244,14 +253,15 @@ func (h *Hub) connect(ctx context.Context) error {
 }
 
 func (h *Hub) disconnect() {
-	if h.client == nil {
+	c := h.MQTT()
+	if c == nil {
 		return
 	}
-	if h.client.IsConnectionOpen() {
-		tok := h.client.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOffline))
+	if c.IsConnectionOpen() {
+		tok := c.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOffline))
 		tok.WaitTimeout(2 * time.Second)
 	}
-	h.client.Disconnect(250)
+	c.Disconnect(250)
 }
 
 // ingest feeds one message into the fleet. Bad messages are counted by the
