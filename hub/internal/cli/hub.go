@@ -75,9 +75,12 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	if f.broker == "" && !hubd.IsLoopback(f.mqttListen) && sec.Credentials == "" {
 		return fmt.Errorf("refusing to open the embedded broker on %s to anyone: set --mqtt-credentials (scripts/provision makes it), or listen on 127.0.0.1", f.mqttListen)
 	}
-	brokerTLS, hooks, _, err := sec.Build(log)
+	brokerTLS, hooks, authHook, err := sec.Build(log)
 	if err != nil {
 		return err
+	}
+	if authHook != nil {
+		go reloadCredentialsOnHUP(ctx, log, sec.Credentials, authHook)
 	}
 	h, err := hubd.New(hubd.Config{
 		ID: f.id, Version: Version, BrokerURL: f.broker, MQTTListen: f.mqttListen,

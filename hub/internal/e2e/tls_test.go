@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,6 +86,27 @@ func TestTLSFleetFromProvisioning(t *testing.T) {
 	if !good.alive() {
 		t.Errorf("the provisioned agent died:\n%s", good.out.String())
 	}
+	// A Pi provisioned while the hub runs logs in after `systemctl reload`
+	// (SIGHUP re-reads the credentials file).
+	cmd := exec.Command(filepath.Join(root, "scripts", "provision"), "--secrets", secrets, "--broker", brokerURL, "pi-late")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("scripts/provision pi-late: %v\n%s", err, out)
+	}
+	late := filepath.Join(dir, "late")
+	os.MkdirAll(late, 0o755)
+	if out, err := exec.Command(tarBin, "-xf", filepath.Join(secrets, "devices", "pi-late.tar"), "-C", late, "--no-same-owner").CombinedOutput(); err != nil {
+		t.Fatalf("unpack the bundle: %v\n%s", err, out)
+	}
+	e.hub.kill(syscall.SIGHUP)
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if strings.Contains(e.hub.out.String(), "credentials reloaded") {
+			return ""
+		}
+		return "the hub did not reload its credentials on SIGHUP"
+	})
+	agent("late", "pi-late", brokerURL, filepath.Join(late, "etc", "pifleet", "device.password"))
+	e.waitDevice("pi-late", 30*time.Second, "online after the reload", func(d api.Device) bool { return d.Online })
+
 	for _, p := range []*proc{good, bad, plain, thief} {
 		for _, secret := range []string{readTrim(t, filepath.Join(etc, "device.password")), "not-the-password"} {
 			if strings.Contains(p.out.String(), secret) {

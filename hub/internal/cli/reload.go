@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pifleet/pifleet/agent/transport"
+	"github.com/pifleet/pifleet/hub/internal/broker"
+)
+
+// reloadCredentialsOnHUP re-reads the credentials file on SIGHUP
+// (`systemctl reload pifleet-hub`), so newly provisioned Pis can log in
+// without a hub restart. A bad file is logged and the old one kept.
+func reloadCredentialsOnHUP(ctx context.Context, log *slog.Logger, path string, hook *broker.AuthHook) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			c, err := transport.LoadCredentials(path)
+			if err == nil {
+				err = hook.SetCredentials(c)
+			}
+			if err != nil {
+				log.Error("credentials not reloaded; keeping the old ones", "file", path, "err", err)
+				continue
+			}
+			log.Info("credentials reloaded", "file", path, "refused_logins_so_far", hook.Refused())
+		}
+	}
+}
