@@ -137,7 +137,15 @@ func textSections(text string) []slack.Block {
 }
 
 func confirmBlocks(c chat.Confirm) []slack.Block {
-	confirm := slack.NewButtonBlockElement(ActionConfirm, c.Token, slack.NewTextBlockObject(slack.PlainTextType, "Confirm", false, false)).WithStyle(slack.StylePrimary)
+	// Slack shows a confirm dialog before the button's action is sent: a
+	// changing command needs two deliberate clicks.
+	dialog := slack.NewConfirmationBlockObject(
+		slack.NewTextBlockObject(slack.PlainTextType, "Run this on the Pis?", false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, cut(esc(c.Summary), 300), false, false),
+		slack.NewTextBlockObject(slack.PlainTextType, "Run it", false, false),
+		slack.NewTextBlockObject(slack.PlainTextType, "Don't", false, false))
+	confirm := slack.NewButtonBlockElement(ActionConfirm, c.Token, slack.NewTextBlockObject(slack.PlainTextType, "Confirm", false, false)).
+		WithStyle(slack.StylePrimary).WithConfirm(dialog)
 	cancel := slack.NewButtonBlockElement(ActionCancel, c.Token, slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false))
 	return []slack.Block{
 		slack.NewSectionBlock(mrkdwn(cut(":raised_hand: "+esc(c.Summary), maxSectionText)), nil, nil),
