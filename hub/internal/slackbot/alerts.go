@@ -81,8 +81,13 @@ func (a *alerter) enqueue(al Alert) {
 	}
 }
 
+// begin starts the quiet start. It is called before the alerter subscribes,
+// so every event that arrives is judged against a window already set.
+func (a *alerter) begin(now time.Time) {
+	a.quietUntil = now.Add(a.quiet)
+}
+
 func (a *alerter) run(ctx context.Context, post func(context.Context, Alert) error) {
-	a.quietUntil = timeNow().Add(a.quiet)
 	tick := time.NewTicker(max(min(a.window/10, a.quiet/3, 5*time.Second), 20*time.Millisecond))
 	defer tick.Stop()
 	send := func(out []Alert) {

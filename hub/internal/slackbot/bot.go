@@ -143,6 +143,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 	if b.cfg.AlertChannel != "" && b.alerts != nil {
 		a := newAlerter(b.cfg, &b.stats)
+		a.begin(timeNow())
 		unsubscribe := b.alerts.Subscribe(a.enqueue)
 		done := make(chan struct{})
 		go func() { defer close(done); a.run(ctx, b.postAlert) }()
