@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -357,11 +358,14 @@ func TestSlowAnswerGetsAPlaceholderEditedInPlace(t *testing.T) {
 	if len(ups) < 2 {
 		t.Errorf("got %d edits, want progress edits before the answer: %s", len(ups), dump(ws.Records()))
 	}
-	for i := 1; i < len(ups); i++ {
-		// Edits are spaced by the interval measured on the bot's side; allow
-		// for the requests' own latency on the workspace's side.
-		if gap := ups[i].At.Sub(ups[i-1].At); gap < cfg.UpdateInterval-50*time.Millisecond {
-			t.Errorf("edits %d and %d only %v apart, want ≥ %v", i-1, i, gap, cfg.UpdateInterval)
+	if len(ups) >= 2 {
+		// The bot spaces its edits by the interval on its own clock; the
+		// workspace sees them shifted by each request's latency, so the
+		// rate is checked over the whole span with one interval of slack
+		// (an unspaced bot would send dozens here).
+		span := ups[len(ups)-1].At.Sub(ups[0].At)
+		if most := int(span/cfg.UpdateInterval) + 2; len(ups) > most {
+			t.Errorf("%d edits in %v, want at most %d (one per %v): %s", len(ups), span, most, cfg.UpdateInterval, dump(ups))
 		}
 	}
 	if n := len(ws.Find(sbt.KindPost, nil)); n != 1 {
@@ -489,7 +493,10 @@ func TestCancelButtonAndOutsiderClick(t *testing.T) {
 	for _, e := range s.auditEntries(t) {
 		outcomes = append(outcomes, e.Outcome)
 	}
-	if got, want := strings.Join(outcomes, ","), "answered,refused,cancelled"; got != want {
+	// The refusal of the outsider's click may be written before the
+	// answer's entry (that one waits for chat.postMessage's reply).
+	slices.Sort(outcomes)
+	if got, want := strings.Join(outcomes, ","), "answered,cancelled,refused"; got != want {
 		t.Errorf("audit outcomes = %s, want %s", got, want)
 	}
 }
@@ -607,13 +614,13 @@ func TestTooSlowAnswerSaysSo(t *testing.T) {
 	ws := sbt.New(t)
 	cfg := testConfig(ws)
 	cfg.PlaceholderAfter = 50 * time.Millisecond
-	cfg.AskTimeout = 300 * time.Millisecond
+	cfg.AskTimeout = 2 * time.Second // the placeholder is posted well before (the engine takes a minute)
 	s := start(t, ws, cfg, &sbt.Engine{Delay: time.Minute}, nil)
 	ws.Mention("Ev15", "U1", "C1", "1700000015.000100", "aws s3 sync")
 	placeholder := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000015.000100"))[0]
 	testenv.Eventually(t, wait, func() string {
 		if len(ws.Find(sbt.KindUpdate, func(r sbt.Record) bool {
-			return r.TS == placeholder.TS && strings.Contains(r.Text, "took longer than 300ms")
+			return r.TS == placeholder.TS && strings.Contains(r.Text, "took longer than 2s")
 		})) != 1 {
 			return "the placeholder does not say the command took too long: " + dump(ws.Records())
 		}
@@ -648,8 +655,11 @@ func TestAlertsDuringTheQuietStartAreSummarised(t *testing.T) {
 	ws := sbt.New(t)
 	cfg := testConfig(ws)
 	cfg.AlertChannel = "CALERT"
-	cfg.AlertQuietStart = time.Second
+	cfg.AlertQuietStart = 5 * time.Second
 	src := &sbt.Alerts{}
+	// Stamped before the bot starts, so inside its quiet start however slow
+	// the start is.
+	before := time.Now()
 	start(t, ws, cfg, &sbt.Engine{}, src)
 	testenv.Eventually(t, wait, func() string {
 		if src.Subscribers() != 1 {
@@ -657,8 +667,8 @@ func TestAlertsDuringTheQuietStartAreSummarised(t *testing.T) {
 		}
 		return ""
 	})
-	src.Emit(fleet.Alert{Kind: AlertOffline, Device: "pi-07", Detail: "lost", Time: time.Now()})
-	src.Emit(fleet.Alert{Kind: AlertProblem, Device: "pi-08", Detail: "hot", Time: time.Now()})
+	src.Emit(fleet.Alert{Kind: AlertOffline, Device: "pi-07", Detail: "lost", Time: before})
+	src.Emit(fleet.Alert{Kind: AlertProblem, Device: "pi-08", Detail: "hot", Time: before})
 	posts := waitPosts(t, ws, sbt.KindPost, 1, func(r sbt.Record) bool { return r.Channel == "CALERT" })
 	if want := "Hub started: 1 offline: pi-07; 1 with problems: pi-08 (hot)"; len(posts) != 1 || posts[0].Text != want {
 		t.Errorf("alerts = %s, want one %q", dump(posts), want)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,28 +37,34 @@ func TestSeenSetIsBounded(t *testing.T) {
 func TestPacerSpacesPostsPerChannel(t *testing.T) {
 	p := newPacer(50 * time.Millisecond)
 	ctx := context.Background()
+	// The slots booked, concurrently, from one instant: per channel each
+	// is exactly one interval after the one before (wake-up times would
+	// add the scheduler's jitter, so the booking is what is checked).
+	now := time.Now()
 	var mu sync.Mutex
-	times := map[string][]time.Time{}
+	slots := map[string][]time.Time{}
 	var wg sync.WaitGroup
 	for i := range 6 {
 		ch := fmt.Sprintf("C%d", i%2)
 		wg.Go(func() {
-			if err := p.wait(ctx, ch); err != nil {
-				t.Error(err)
-			}
+			at := p.reserve(ch, now)
 			mu.Lock()
-			times[ch] = append(times[ch], time.Now())
+			slots[ch] = append(slots[ch], at)
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	for ch, ts := range times {
-		for i := 1; i < len(ts); i++ {
-			// Sorted by arrival; each slot is reserved ≥ 50ms after the last.
-			if gap := ts[i].Sub(ts[i-1]); gap < 40*time.Millisecond {
-				t.Errorf("%s: posts %d and %d %v apart, want ≥ 50ms", ch, i-1, i, gap)
+	for ch, ts := range slots {
+		slices.SortFunc(ts, time.Time.Compare)
+		for i, at := range ts {
+			if want := now.Add(time.Duration(i) * 50 * time.Millisecond); !at.Equal(want) {
+				t.Errorf("%s: slot %d at now+%v, want now+%v", ch, i, at.Sub(now), want.Sub(now))
 			}
 		}
+	}
+	// wait sleeps until the booked slot: a fresh channel goes at once.
+	if err := p.wait(ctx, "C9"); err != nil {
+		t.Errorf("wait on a fresh channel = %v", err)
 	}
 	ctx2, cancel := context.WithCancel(ctx)
 	p.hold("C0", time.Hour)

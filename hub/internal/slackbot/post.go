@@ -260,8 +260,15 @@ func newPacer(interval time.Duration) *pacer {
 }
 
 func (p *pacer) wait(ctx context.Context, channel string) error {
-	p.mu.Lock()
 	now := timeNow()
+	return sleep(ctx, p.reserve(channel, now).Sub(now))
+}
+
+// reserve books the channel's next free slot, at least interval after the
+// one booked before it, and returns its time.
+func (p *pacer) reserve(channel string, now time.Time) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	at := p.next[channel]
 	if at.Before(now) {
 		at = now
@@ -274,8 +281,7 @@ func (p *pacer) wait(ctx context.Context, channel string) error {
 			}
 		}
 	}
-	p.mu.Unlock()
-	return sleep(ctx, at.Sub(now))
+	return at
 }
 
 // hold keeps the channel quiet for d (Slack said: retry after d).
