@@ -39,7 +39,7 @@ test-arm: ## the agent's unit tests (and the console tool's) as ARMv7 (GOARM=7) 
 	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) test -count=1 -timeout 15m -exec qemu-arm-static -skip '$(QEMU_SKIP)' ./agent/... ./hub/internal/console/...
 
 fuzz: ## run each wire decoder fuzzer for FUZZTIME (make test: 5s each; corpus in agent/wire/testdata/fuzz)
-	@for f in $(FUZZERS); do $(GO) test ./agent/wire -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) || exit 1; done
+	@GO='$(GO)' FUZZTIME='$(FUZZTIME)' scripts/fuzz.sh $(FUZZERS)
 
 deb: ## build the .deb packages (agent + hub) for armhf, arm64, amd64 into dist/
 	scripts/build-deb.sh $(DEB_ARCHES)

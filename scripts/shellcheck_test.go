@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 func TestShellcheck(t *testing.T) {
 	sc := testenv.RequireCommand(t, "shellcheck", "shellcheck")
 	debs(t) // renders the maintainer scripts
-	files := []string{"build-deb.sh", "deploy.sh", "provision"}
+	files := []string{"build-deb.sh", "build-test-images.sh", "deploy.sh", "provision"}
 	for _, pkg := range []string{"agent", "hub"} {
 		for _, s := range []string{"postinst", "prerm", "postrm"} {
 			files = append(files, filepath.Join(debDir, "build", "amd64", pkg, s))
@@ -31,5 +31,11 @@ func TestShellcheck(t *testing.T) {
 	out, err := exec.Command(sc, append([]string{"-s", "sh", "-S", "warning"}, files...)...).CombinedOutput()
 	if err != nil {
 		t.Errorf("shellcheck: %v\n%s", err, out)
+	}
+	// The developer scripts are bash.
+	bash := []string{"bench-agent.sh", "fuzz.sh", "install-test-deps.sh", "run-local.sh", "../.ci/run"}
+	out, err = exec.Command(sc, append([]string{"-s", "bash", "-S", "warning"}, bash...)...).CombinedOutput()
+	if err != nil {
+		t.Errorf("shellcheck (bash scripts): %v\n%s", err, out)
 	}
 }

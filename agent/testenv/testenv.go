@@ -7,14 +7,18 @@ package testenv
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -43,15 +47,85 @@ func RequireRoot(t testing.TB, why string) {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that is free now and stays
+// free of the kernel's own choices: it is picked below the ephemeral range
+// (ip_local_port_range), which bind(":0") and outgoing connections draw
+// from, so another test's listener or client cannot take it between this
+// call and the moment a process binds it. Ports are never handed out twice
+// by one test binary.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	portMu.Lock()
+	defer portMu.Unlock()
+	lo, hi := portWindow()
+	for range 200 {
+		p := lo + rand.IntN(hi-lo)
+		if portsGiven[p] || !claimPort(p) {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[p] = true
+		return p
+	}
+	// A machine whose ephemeral range leaves no room below it: take one
+	// the kernel picks.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("find a free loopback port: %v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+var (
+	portMu     sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// claimPort keeps other test binaries (go test runs packages in parallel)
+// from picking the same port: an flock on a per-port file, held until
+// this process exits. Without a lock directory, the bind check alone
+// stands.
+func claimPort(p int) bool {
+	dir := filepath.Join(os.TempDir(), "pifleet-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return true
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return false
+	}
+	heldPorts = append(heldPorts, f) // the lock lives as long as the process
+	return true
+}
+
+var heldPorts []*os.File
+
+// portWindow is the range FreePort picks from: up to 12,000 ports just
+// below the kernel's ephemeral range (32768 on Linux by default).
+func portWindow() (lo, hi int) {
+	ephemeral := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				ephemeral = n
+			}
+		}
+	}
+	hi = ephemeral
+	lo = max(hi-12000, 10000)
+	if hi-lo < 1000 { // no room below: anything above the ephemeral range
+		lo, hi = 61000, 65000
+	}
+	return lo, hi
 }
 
 // ModuleRoot returns the repository root (the directory holding go.mod).
@@ -72,15 +146,18 @@ func ModuleRoot(t testing.TB) string {
 }
 
 var (
-	buildMu  sync.Mutex
-	buildDir string
-	built    = map[string]string{}
+	buildMu sync.Mutex
+	built   = map[string]string{}
 )
 
 // Binary builds the main package at pkg (relative to the module root, e.g.
 // "./agent") once per test process and returns the binary's path. The
 // binary is built with -race when the test binary is, so races in the
 // real processes are caught too.
+//
+// Binaries live in one fixed directory per checkout (under the temp dir),
+// replaced atomically by each build, so test runs leave nothing behind to
+// pile up; go's build cache keeps the rebuild to a link step.
 func Binary(t testing.TB, pkg, name string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -88,23 +165,37 @@ func Binary(t testing.TB, pkg, name string) string {
 	if p, ok := built[pkg]; ok {
 		return p
 	}
-	if buildDir == "" {
-		d, err := os.MkdirTemp("", "pifleet-testbin-")
-		if err != nil {
-			t.Fatalf("temp dir: %v", err)
-		}
-		buildDir = d
+	root := ModuleRoot(t)
+	flavour := "plain"
+	if raceEnabled {
+		flavour = "race"
 	}
-	out := filepath.Join(buildDir, name)
-	args := []string{"build", "-o", out}
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("pifleet-testbin-%x", sum[:6]), flavour)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("test binary dir: %v", err)
+	}
+	out := filepath.Join(dir, name)
+	tmp, err := os.CreateTemp(dir, name+".build-*")
+	if err != nil {
+		t.Fatalf("test binary: %v", err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	args := []string{"build", "-o", tmp.Name()}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
 	args = append(args, pkg)
 	cmd := exec.Command("go", args...)
-	cmd.Dir = ModuleRoot(t)
+	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	// Another package's test may be running the previous binary: rename
+	// swaps the name, the running one keeps its inode.
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		t.Fatalf("test binary: %v", err)
 	}
 	built[pkg] = out
 	return out
@@ -148,7 +239,7 @@ func StartMosquitto(t testing.TB, extraConf string) *Mosquitto {
 		_ = m.Cmd.Process.Kill()
 		_ = m.Cmd.Wait()
 	})
-	WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second, m.Log)
+	WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port), 20*time.Second, m.Log)
 	return m
 }
 

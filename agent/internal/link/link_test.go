@@ -104,7 +104,7 @@ func run(t *testing.T, o Options) (*Link, context.CancelFunc, chan error) {
 func TestBirthWillRebirthAndCleanShutdown(t *testing.T) {
 	srv, url := startBroker(t)
 	w := watch(t, url, "pi1")
-	l, cancel, done := run(t, Options{Brokers: []string{url}, ID: "pi1", KeepAlive: 2 * time.Second})
+	l, cancel, done := run(t, Options{Brokers: []string{url}, ID: "pi1", KeepAlive: 10 * time.Second})
 
 	first := w.waitFor(t, "online", func(s wire.State) bool { return s.State == wire.StateOnline })
 	if first.Epoch == 0 || l.Epoch() != first.Epoch {

@@ -132,7 +132,9 @@ func TestDockerMetacharactersAreLiteralArgv(t *testing.T) {
 
 func TestDockerTimeoutKillsAndRemoves(t *testing.T) {
 	t.Parallel()
-	r := newRunner(t, runner.Options{Timeout: time.Second})
+	// 3 s: long enough for a busy dockerd to start the container and the
+	// shell to print, far shorter than the sleep.
+	r := newRunner(t, runner.Options{Timeout: 3 * time.Second})
 	res := r.Run(context.Background(), runner.Job{ID: "slow", Tool: shTool(t), Argv: []string{"echo started; sleep 60"}}, nil)
 	if res.Outcome != wire.OutcomeTimeout || res.ExitCode != -1 {
 		t.Fatalf("got %q exit %d (%v), want timeout", res.Outcome, res.ExitCode, res.Err)

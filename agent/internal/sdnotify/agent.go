@@ -97,11 +97,13 @@ func (a *Agent) statusLine() string {
 // sends STOPPING=1.
 func (a *Agent) Run(ctx context.Context) {
 	a.init()
-	go RunWatchdog(ctx, a.N, a.alive, a.Log)
+	watchdog := make(chan struct{})
+	go func() { defer close(watchdog); RunWatchdog(ctx, a.N, a.alive, a.Log) }()
 	if err := ReadyWhen(ctx, a.N, a.connected, a.MaxWait, a.statusLine); err != nil && ctx.Err() == nil {
 		a.Log.Warn("sd_notify ready", "err", err)
 	}
 	<-ctx.Done()
+	<-watchdog // no ping after STOPPING=1
 	_ = a.N.Stopping()
 }
 

@@ -10,6 +10,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -144,8 +145,9 @@ func (e *e2e) startHub(name string) *hub {
 		e.t.Fatal(err)
 	}
 	h := &hub{late: make(chan Result, 10)}
+	logs := &testenv.SyncBuffer{}
 	h.d, err = New(Options{Hub: "hub1", Key: e.key, Fleet: FromFleet(e.fleet), Publisher: Paho(func() mqtt.Client { return h.client }),
-		Logger: slog.New(slog.NewTextHandler(tlog{e.t, name}, nil)),
+		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(tlog{e.t, name}, logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Policy: pol, StateFile: filepath.Join(e.dir, "hub-state.json"), Wait: 90 * time.Second,
 		OnLateResult: func(r Result) { h.late <- r }})
 	if err != nil {
@@ -165,6 +167,14 @@ func (e *e2e) startHub(name string) *hub {
 		e.t.Fatalf("hub connect: %v", tok.Error())
 	}
 	e.t.Cleanup(func() { h.client.Disconnect(100) })
+	// Subscribing to results happens after CONNACK, in the background:
+	// wait for it, or a retained final could go to another hub first.
+	testenv.Eventually(e.t, 30*time.Second, func() string {
+		if !strings.Contains(logs.String(), "subscribed to results") {
+			return "hub " + name + " has not subscribed to its results"
+		}
+		return ""
+	})
 	return h
 }
 
@@ -200,12 +210,16 @@ func TestDockerEndToEnd(t *testing.T) {
 			t.Fatalf("got %+v", r)
 		}
 		// The output streamed to the asker while it ran (Slack shows it in
-		// the placeholder message).
-		mu.Lock()
-		defer mu.Unlock()
-		if len(progress) == 0 || !strings.HasPrefix(progress[0], "pi1: aws-cli/2") {
-			t.Errorf("progress = %q, want the output line streamed as pi1: aws-cli/2…", progress)
-		}
+		// the placeholder message). Progress is delivered off the MQTT
+		// path, so it may land just after the answer.
+		testenv.Eventually(t, 15*time.Second, func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(progress) == 0 || !strings.HasPrefix(progress[0], "pi1: aws-cli/2") {
+				return fmt.Sprintf("progress = %q, want the output line streamed as pi1: aws-cli/2…", progress)
+			}
+			return ""
+		})
 	})
 
 	t.Run("aws against a local fake endpoint with the Pi's credentials", func(t *testing.T) {
@@ -361,6 +375,7 @@ func TestDockerEndToEnd(t *testing.T) {
 			}
 			return ""
 		})
+		h2.client.Disconnect(100) // one hub at a time from here
 	})
 
 	t.Run("agent restart keeps the exactly-once store", func(t *testing.T) {

@@ -12,8 +12,9 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/api"
 )
 
-// keepalive is what the tests give agents; the bound for a killed
-// agent with the embedded broker is 1.5 × keepalive + 1 s.
+// keepalive is what the kill and freeze tests give their agents; the
+// issue's bound for a killed agent with the embedded broker is
+// 1.5 × keepalive + 1 s.
 const keepalive = 2 * time.Second
 
 func forEachBroker(t *testing.T, fn func(t *testing.T, e *fleetEnv)) {
@@ -51,7 +52,7 @@ func TestAgentAppearsOnline(t *testing.T) {
 
 func TestKilledAgentGoesOffline(t *testing.T) {
 	forEachBroker(t, func(t *testing.T, e *fleetEnv) {
-		a := e.startAgent("pi-kill")
+		a := e.startAgent("pi-kill", "--keepalive", keepalive.String())
 		e.waitDevice("pi-kill", 20*time.Second, "online", func(d api.Device) bool { return d.Online })
 		killed := time.Now()
 		a.kill(syscall.SIGKILL)
@@ -70,7 +71,7 @@ func TestKilledAgentGoesOffline(t *testing.T) {
 // notices. The time it takes is logged (see the README's measurements).
 func TestFrozenAgentGoesOffline(t *testing.T) {
 	forEachBroker(t, func(t *testing.T, e *fleetEnv) {
-		a := e.startAgent("pi-frozen")
+		a := e.startAgent("pi-frozen", "--keepalive", keepalive.String())
 		e.waitDevice("pi-frozen", 20*time.Second, "online", func(d api.Device) bool { return d.Online })
 		frozen := time.Now()
 		a.kill(syscall.SIGSTOP)

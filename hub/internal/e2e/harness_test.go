@@ -131,8 +131,11 @@ func (e *fleetEnv) startHub() {
 	testenv.WaitTCP(e.t, fmt.Sprintf("127.0.0.1:%d", e.httpPort), 15*time.Second, e.hub.out)
 }
 
+// startAgent starts an agent with a 10 s keepalive: its 5 s ping timeout
+// rides out a loaded CI machine, so a session (and its epoch) lasts as
+// long as the test wants. Tests of the keepalive pass their own.
 func (e *fleetEnv) startAgent(id string, extra ...string) *proc {
-	args := append([]string{"--broker", e.brokerURL, "--id", id, "--keepalive", "2s", "--heartbeat", "30s", "--log-level", "debug"}, extra...)
+	args := append([]string{"--broker", e.brokerURL, "--id", id, "--keepalive", "10s", "--heartbeat", "30s", "--log-level", "debug"}, extra...)
 	return start(e.t, "agent "+id, e.agentBin, args...)
 }
 

@@ -51,7 +51,7 @@ func TestTLSFleetFromProvisioning(t *testing.T) {
 
 	etc := filepath.Join(pi, "etc", "pifleet")
 	agent := func(name, id, broker, password string, extra ...string) *proc {
-		args := append([]string{"--broker", broker, "--id", id, "--keepalive", "2s", "--ca-file", filepath.Join(etc, "ca.pem"),
+		args := append([]string{"--broker", broker, "--id", id, "--keepalive", "10s", "--ca-file", filepath.Join(etc, "ca.pem"),
 			"--password-file", password, "--hub-key", filepath.Join(etc, "hub-signing.pub"),
 			"--data-dir", filepath.Join(dir, name), "--console-issue", "", "--log-level", "debug"}, extra...)
 		os.MkdirAll(filepath.Join(dir, name), 0o750)

@@ -27,7 +27,7 @@ func TestEndToEndFleetInSlack(t *testing.T) {
 	ready := make(chan *hubd.Hub, 1)
 	h, err := hubd.New(hubd.Config{
 		MQTTListen: fmt.Sprintf("127.0.0.1:%d", mqttPort), HTTPListen: "127.0.0.1:0",
-		KeepAlive: 2 * time.Second, Logger: testLogger(hubLog),
+		KeepAlive: 10 * time.Second, Logger: testLogger(hubLog),
 		Ready: func(h *hubd.Hub) { ready <- h },
 	})
 	if err != nil {
@@ -54,7 +54,7 @@ func TestEndToEndFleetInSlack(t *testing.T) {
 	}
 
 	agentOut := &testenv.SyncBuffer{}
-	agent := exec.Command(agentBin, "--broker", fmt.Sprintf("mqtt://127.0.0.1:%d", mqttPort), "--id", "pi-slack", "--keepalive", "2s", "--log-level", "debug")
+	agent := exec.Command(agentBin, "--broker", fmt.Sprintf("mqtt://127.0.0.1:%d", mqttPort), "--id", "pi-slack", "--keepalive", "10s", "--log-level", "debug")
 	agent.Stdout, agent.Stderr = agentOut, agentOut
 	if err := agent.Start(); err != nil {
 		t.Fatalf("start agent: %v", err)
