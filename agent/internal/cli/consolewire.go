@@ -28,9 +28,10 @@ func consoleProbe(log *slog.Logger, repair bool) health.ProbeFunc {
 }
 
 // consoleBanner keeps the agetty issue snippet at path up to date with
-// every status the daemon builds; nil when path is empty.
+// every status the daemon builds; nil when path is "off" or empty (an
+// EnvironmentFile cannot set an empty value, so "off" says it there).
 func consoleBanner(log *slog.Logger, path string) func(context.Context, wire.Status, bool) {
-	if path == "" {
+	if path == "" || path == "off" {
 		return nil
 	}
 	b := &console.Banner{Path: path, Logger: log}

@@ -50,7 +50,7 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.keepalive, "keepalive", 10*time.Second, "MQTT keepalive (at least 2s); the broker declares the agent lost after 1.5x this")
 	fs.StringVar(&f.labels, "labels", "", "comma-separated labels for targeting (e.g. lab,floor2)")
 	fs.BoolVar(&f.consoleRepair, "console-repair", false, "restart serial-getty@<tty>.service when it is failed or inactive (at most every 5 minutes)")
-	fs.StringVar(&f.consoleIssue, "console-issue", console.DefaultIssuePath, "agetty issue snippet with this Pi's addresses, shown above login: on the serial console (empty: none)")
+	fs.StringVar(&f.consoleIssue, "console-issue", console.DefaultIssuePath, "agetty issue snippet with this Pi's addresses, shown above login: on the serial console (off or empty: none)")
 	fs.StringVar(&f.dataDir, "data-dir", "/var/lib/pifleet-agent", "the agent's data directory (command store); its disk use is reported too")
 	fs.StringVar(&f.statusLED, "status-led", "", "GPIO pin of a status LED, e.g. GPIO17 (default: off)")
 	fs.Float64Var(&f.hotC, "hot-c", 80, "SoC temperature (°C) from which the Pi counts as hot")

@@ -40,8 +40,8 @@ func TestDockerCommandsThroughBinaries(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(dir, "agent"), 0o750)
 	e.startAgent("pi-cmd", "--hub-key", pub, "--policy", pol, "--data-dir", filepath.Join(dir, "agent"),
-		"--docker-network", "none", "--console-issue", "")
-	e.startAgent("pi-nocmd", "--console-issue", "")
+		"--docker-network", "none")
+	e.startAgent("pi-nocmd")
 	for _, id := range []string{"pi-cmd", "pi-nocmd"} {
 		e.waitDevice(id, 30*time.Second, "online", func(d api.Device) bool { return d.Online })
 	}

@@ -133,9 +133,12 @@ func (e *fleetEnv) startHub() {
 
 // startAgent starts an agent with a 10 s keepalive: its 5 s ping timeout
 // rides out a loaded CI machine, so a session (and its epoch) lasts as
-// long as the test wants. Tests of the keepalive pass their own.
+// long as the test wants. Tests of the keepalive pass their own. The
+// console banner is off: it would write /run/issue.d and reload this
+// machine's gettys (the console package tests it against its own agetty).
 func (e *fleetEnv) startAgent(id string, extra ...string) *proc {
-	args := append([]string{"--broker", e.brokerURL, "--id", id, "--keepalive", "10s", "--heartbeat", "30s", "--log-level", "debug"}, extra...)
+	args := append([]string{"--broker", e.brokerURL, "--id", id, "--keepalive", "10s", "--heartbeat", "30s",
+		"--console-issue", "off", "--log-level", "debug"}, extra...)
 	return start(e.t, "agent "+id, e.agentBin, args...)
 }
 

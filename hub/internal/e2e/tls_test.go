@@ -53,7 +53,7 @@ func TestTLSFleetFromProvisioning(t *testing.T) {
 	agent := func(name, id, broker, password string, extra ...string) *proc {
 		args := append([]string{"--broker", broker, "--id", id, "--keepalive", "10s", "--ca-file", filepath.Join(etc, "ca.pem"),
 			"--password-file", password, "--hub-key", filepath.Join(etc, "hub-signing.pub"),
-			"--data-dir", filepath.Join(dir, name), "--console-issue", "", "--log-level", "debug"}, extra...)
+			"--data-dir", filepath.Join(dir, name), "--console-issue", "off", "--log-level", "debug"}, extra...)
 		os.MkdirAll(filepath.Join(dir, name), 0o750)
 		return start(t, name, e.agentBin, args...)
 	}

@@ -54,7 +54,7 @@ func TestEndToEndFleetInSlack(t *testing.T) {
 	}
 
 	agentOut := &testenv.SyncBuffer{}
-	agent := exec.Command(agentBin, "--broker", fmt.Sprintf("mqtt://127.0.0.1:%d", mqttPort), "--id", "pi-slack", "--keepalive", "10s", "--log-level", "debug")
+	agent := exec.Command(agentBin, "--broker", fmt.Sprintf("mqtt://127.0.0.1:%d", mqttPort), "--id", "pi-slack", "--keepalive", "10s", "--console-issue", "off", "--log-level", "debug")
 	agent.Stdout, agent.Stderr = agentOut, agentOut
 	if err := agent.Start(); err != nil {
 		t.Fatalf("start agent: %v", err)

@@ -64,7 +64,7 @@ func newWorld(t testing.TB, agentID string) *world {
 		return ""
 	})
 	w.start("agent", w.agOut, agentBin, "--broker", "mqtt://"+mqttAddr, "--id", agentID,
-		"--heartbeat", "30s", "--keepalive", "10s", "--log-level", "debug")
+		"--heartbeat", "30s", "--keepalive", "10s", "--console-issue", "off", "--log-level", "debug")
 	return w
 }
 
