@@ -104,7 +104,7 @@ type Outcome string
 const (
 	OutcomeExited   Outcome = "exited"   // ran; see ExitCode
 	OutcomeTimeout  Outcome = "timeout"  // killed at its deadline
-	OutcomeRejected Outcome = "rejected" // never ran: bad signature, expired, replay, policy
+	OutcomeRejected Outcome = "rejected" // never ran: bad signature, expired, not for this device, policy
 	OutcomeError    Outcome = "error"    // could not run: docker unreachable, image missing
 )
 
@@ -128,16 +128,46 @@ type Final struct {
 	Output string `json:"output,omitempty"`
 }
 
-// Kinds of result records.
+// Notice is an informational record on ResultTopic, published QoS 1 and
+// never retained, so it can never replace the retained Final of the same
+// command. It is never a result: a hub logs and counts it and keeps
+// waiting for (or keeps) the real Final. Hubs that predate it reject its
+// kind as an unknown result record and drop it, which is all it needs, so
+// it stays within protocol v1.
+type Notice struct {
+	V      int          `json:"v"`
+	Kind   string       `json:"kind"` // always "notice"
+	ID     string       `json:"id"`
+	Device string       `json:"device"`
+	Reason NoticeReason `json:"reason"`
+}
+
+// NoticeReason says what a Notice reports. A hub logs a reason it does
+// not know as it is.
+type NoticeReason string
+
+// NoticeReason values.
 const (
-	KindChunk = "chunk"
-	KindFinal = "final"
+	// NoticeDuplicate: the Pi already handled a command with this id (a
+	// QoS 1 redelivery, or a replay of a command the hub signed) and did
+	// not run it again. Sent only for commands that verify (a trusted hub
+	// signature, this device), at most about once a minute per id. The
+	// first delivery's records, and its retained Final, are untouched.
+	NoticeDuplicate NoticeReason = "duplicate"
 )
 
-// ResultRecord is either a Chunk or a Final.
+// Kinds of result records.
+const (
+	KindChunk  = "chunk"
+	KindFinal  = "final"
+	KindNotice = "notice"
+)
+
+// ResultRecord is a Chunk, a Final or a Notice (exactly one is set).
 type ResultRecord struct {
-	Chunk *Chunk
-	Final *Final
+	Chunk  *Chunk
+	Final  *Final
+	Notice *Notice
 }
 
 type kindProbe struct {
@@ -147,7 +177,7 @@ type kindProbe struct {
 
 func (m *kindProbe) version() int { return m.V }
 
-// DecodeResult decodes a Chunk or a Final by its kind.
+// DecodeResult decodes a Chunk, a Final or a Notice by its kind.
 func DecodeResult(b []byte) (ResultRecord, error) {
 	var k kindProbe
 	if err := decode(b, &k); err != nil {
@@ -167,8 +197,14 @@ func DecodeResult(b []byte) (ResultRecord, error) {
 			return ResultRecord{}, fmt.Errorf("decode final: %w", err)
 		}
 		return ResultRecord{Final: &f}, nil
+	case KindNotice:
+		var n Notice
+		if err := dec.Decode(&n); err != nil {
+			return ResultRecord{}, fmt.Errorf("decode notice: %w", err)
+		}
+		return ResultRecord{Notice: &n}, nil
 	}
-	return ResultRecord{}, errorf("result kind %q: not chunk or final", k.Kind)
+	return ResultRecord{}, errorf("result kind %q: not chunk, final or notice", k.Kind)
 }
 
 func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }

@@ -117,7 +117,7 @@ func FuzzDecodeCommand(f *testing.F) {
 }
 
 func FuzzDecodeResult(f *testing.F) {
-	addGolden(f, "chunk.json", "final.json")
+	addGolden(f, "chunk.json", "final.json", "notice.json")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := wire.DecodeResult(b)
 		tooLarge(t, b, err)
@@ -125,7 +125,7 @@ func FuzzDecodeResult(f *testing.F) {
 			return
 		}
 		switch {
-		case r.Chunk != nil && r.Final == nil:
+		case r.Chunk != nil && r.Final == nil && r.Notice == nil:
 			stable(t, *r.Chunk, func(b []byte) (wire.Chunk, error) {
 				r, err := wire.DecodeResult(b)
 				if err != nil || r.Chunk == nil {
@@ -133,7 +133,7 @@ func FuzzDecodeResult(f *testing.F) {
 				}
 				return *r.Chunk, nil
 			})
-		case r.Final != nil && r.Chunk == nil:
+		case r.Final != nil && r.Chunk == nil && r.Notice == nil:
 			stable(t, *r.Final, func(b []byte) (wire.Final, error) {
 				r, err := wire.DecodeResult(b)
 				if err != nil || r.Final == nil {
@@ -141,8 +141,16 @@ func FuzzDecodeResult(f *testing.F) {
 				}
 				return *r.Final, nil
 			})
+		case r.Notice != nil && r.Chunk == nil && r.Final == nil:
+			stable(t, *r.Notice, func(b []byte) (wire.Notice, error) {
+				r, err := wire.DecodeResult(b)
+				if err != nil || r.Notice == nil {
+					return wire.Notice{}, errors.Join(err, errors.New("not a notice"))
+				}
+				return *r.Notice, nil
+			})
 		default:
-			t.Fatalf("accepted result with chunk %v and final %v", r.Chunk != nil, r.Final != nil)
+			t.Fatalf("accepted result with chunk %v, final %v, notice %v", r.Chunk != nil, r.Final != nil, r.Notice != nil)
 		}
 	})
 }

@@ -14,7 +14,7 @@ const (
 	LeafState  = "state"  // retained State: online/offline/lost with epoch (will = lost)
 	LeafStatus = "status" // retained Status: addresses, health
 	LeafCmd    = "cmd"    // Command from a hub, QoS 1, not retained
-	LeafResult = "result" // result/<hub>/<cmd-id>: Chunk (not retained) and Final (retained)
+	LeafResult = "result" // result/<hub>/<cmd-id>: Chunk and Notice (not retained), Final (retained)
 )
 
 // DeviceTopic returns pifleet/v1/devices/<id>/<leaf>.

@@ -60,6 +60,7 @@ var examples = map[string]any{
 	"chunk": Chunk{V: 1, Kind: KindChunk, ID: "c-01", Device: "pi-kitchen", Seq: 1, Stream: Stdout, Data: "{\n  \"Reservations\": []\n}\n"},
 	"final": Final{V: 1, Kind: KindFinal, ID: "c-01", Device: "pi-kitchen", Seq: 2, Outcome: OutcomeExited, ExitCode: 0, DurationMS: 1830, Bytes: 24,
 		Output: "{\n  \"Reservations\": []\n}\n"},
+	"notice": Notice{V: 1, Kind: KindNotice, ID: "c-01", Device: "pi-kitchen", Reason: NoticeDuplicate},
 }
 
 func TestGoldenJSON(t *testing.T) {
@@ -120,6 +121,10 @@ func TestGoldenDecode(t *testing.T) {
 	if err != nil || r.Final == nil || r.Final.Outcome != OutcomeExited {
 		t.Errorf("DecodeResult(final) = %+v, %v", r, err)
 	}
+	r, err = DecodeResult(read("notice"))
+	if err != nil || r.Notice == nil || r.Chunk != nil || r.Final != nil || r.Notice.Reason != NoticeDuplicate || r.Notice.ID != "c-01" {
+		t.Errorf("DecodeResult(notice) = %+v, %v", r, err)
+	}
 }
 
 func TestDecodeRejects(t *testing.T) {
@@ -154,6 +159,9 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	if _, err := DecodeResult([]byte(`{"v":1,"kind":"other"}`)); err == nil {
 		t.Errorf("result of unknown kind accepted")
+	}
+	if _, err := DecodeResult([]byte(`{"v":1,"kind":"notice","id":"c1","device":"pi1","reason":7}`)); err == nil {
+		t.Errorf("notice with a non-string reason accepted")
 	}
 }
 

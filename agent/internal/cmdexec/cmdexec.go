@@ -35,8 +35,14 @@ type Options struct {
 	ChunkBytes int                 // largest chunk data (8 KiB)
 	FlushEvery time.Duration       // a partial chunk waits at most this long (200 ms)
 	FinalRetry time.Duration       // how long a final is retried while the link is down (10 min)
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// NoticeEvery is the least time between two "duplicate" notices for
+	// the same command id (1 min); NoticeIDs bounds how many ids that is
+	// remembered for (256): with every slot taken by an id noticed less
+	// than NoticeEvery ago, further notices are suppressed.
+	NoticeEvery time.Duration
+	NoticeIDs   int
+	Now         func() time.Time
+	Logger      *slog.Logger
 }
 
 func (o *Options) ensureDefaults() error {
@@ -74,6 +80,12 @@ func (o *Options) ensureDefaults() error {
 	if o.FinalRetry == 0 {
 		o.FinalRetry = 10 * time.Minute
 	}
+	if o.NoticeEvery == 0 {
+		o.NoticeEvery = time.Minute
+	}
+	if o.NoticeIDs == 0 {
+		o.NoticeIDs = 256
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -84,16 +96,22 @@ func (o *Options) ensureDefaults() error {
 }
 
 // Stats count what the handler did (for logs and health).
+//
+// Replayed counts every delivery of an id already handled, verified or
+// not; Notices the "duplicate" notices published for them, and
+// NoticesLimited those suppressed by the per-id rate limit.
 type Stats struct {
 	Received, Malformed, Replayed, Rejected, Ran atomic.Int64
+	Notices, NoticesLimited                      atomic.Int64
 }
 
 // Handler implements daemon.CommandHandler.
 type Handler struct {
-	o     Options
-	log   *slog.Logger
-	wg    sync.WaitGroup
-	Stats Stats
+	o       Options
+	log     *slog.Logger
+	wg      sync.WaitGroup
+	notices limiter
+	Stats   Stats
 }
 
 var _ daemon.CommandHandler = (*Handler)(nil)
@@ -103,7 +121,8 @@ func New(o Options) (*Handler, error) {
 	if err := o.ensureDefaults(); err != nil {
 		return nil, err
 	}
-	return &Handler{o: o, log: o.Logger.With("component", "cmdexec")}, nil
+	return &Handler{o: o, log: o.Logger.With("component", "cmdexec"),
+		notices: limiter{every: o.NoticeEvery, max: o.NoticeIDs, last: map[string]time.Time{}}}, nil
 }
 
 // HandleCommand handles one command payload in its own goroutine.
@@ -136,15 +155,13 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultS
 	}
 	key := cmd.Hub + "/" + cmd.ID
 	if seen, err := h.o.Store.Seen(key); err == nil && seen {
-		h.Stats.Replayed.Add(1)
-		log.Info("command already handled: redelivery or replay dropped")
+		h.duplicate(log, out, replyTo, cmd, key, false)
 		return
 	}
 	job, rej := h.admit(cmd, key)
 	if rej != nil {
 		if rej.reason == "" { // lost a race with a concurrent redelivery
-			h.Stats.Replayed.Add(1)
-			log.Info("command already handled: redelivery or replay dropped")
+			h.duplicate(log, out, replyTo, cmd, key, true) // admit verified it
 			return
 		}
 		h.Stats.Rejected.Add(1)
@@ -169,6 +186,63 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultS
 	}
 	h.publishFinal(log, out, replyTo, f)
 	log.Info("finished", "outcome", f.Outcome, "exit", f.ExitCode, "ms", f.DurationMS, "bytes", f.Bytes)
+}
+
+// duplicate handles a command whose id was already handled: it is never
+// run again and gets no second Final (that would replace the retained
+// Final of the first run). If it verifies (verified: already checked) the
+// hub is told with a non-retained Notice, at most once per NoticeEvery
+// per id; an unverifiable one is only logged and counted, so nobody
+// without a hub key can make the Pi publish.
+func (h *Handler) duplicate(log *slog.Logger, out daemon.ResultSink, replyTo string, cmd wire.Command, key string, verified bool) {
+	h.Stats.Replayed.Add(1)
+	if !verified && (cmd.Device != h.o.Device || !cmd.Verify(h.o.Keys)) {
+		log.Warn("command already handled: redelivery or replay dropped; this copy does not verify (not signed by a trusted hub key for this Pi), so the hub is not told")
+		return
+	}
+	if !h.notices.allow(key, h.o.Now()) {
+		h.Stats.NoticesLimited.Add(1)
+		log.Info("command already handled: redelivery or replay dropped; notice to the hub suppressed (at most one per id per NoticeEvery)")
+		return
+	}
+	log.Info("command already handled: redelivery or replay dropped; telling the hub")
+	n := wire.Notice{V: wire.ProtocolVersion, Kind: wire.KindNotice, ID: cmd.ID, Device: h.o.Device, Reason: wire.NoticeDuplicate}
+	if err := out.PublishNotice(replyTo, cmd.ID, n); err != nil {
+		log.Warn("publish duplicate notice", "err", err) // informational: not retried
+		return
+	}
+	h.Stats.Notices.Add(1)
+}
+
+// limiter lets one event per key through every `every`, remembering at
+// most max keys; when all of them are recent, it lets nothing new through.
+type limiter struct {
+	mu    sync.Mutex
+	every time.Duration
+	max   int
+	last  map[string]time.Time
+}
+
+func (l *limiter) allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	recent := func(t time.Time) bool { d := now.Sub(t); return d >= 0 && d < l.every } // a clock stepped back forgets
+	if t, ok := l.last[key]; ok {
+		if recent(t) {
+			return false
+		}
+	} else if len(l.last) >= l.max {
+		for k, t := range l.last {
+			if !recent(t) {
+				delete(l.last, k)
+			}
+		}
+		if len(l.last) >= l.max {
+			return false
+		}
+	}
+	l.last[key] = now
+	return true
 }
 
 // admit runs every check, in an order that never lets an unverified

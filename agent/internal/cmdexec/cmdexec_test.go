@@ -19,10 +19,11 @@ import (
 
 // sink records result records like the MQTT link would publish them.
 type sink struct {
-	mu     sync.Mutex
-	chunks []wire.Chunk
-	finals []wire.Final
-	hubs   []string
+	mu      sync.Mutex
+	chunks  []wire.Chunk
+	finals  []wire.Final
+	notices []wire.Notice
+	hubs    []string
 }
 
 func (s *sink) PublishChunk(hub, id string, c wire.Chunk) error {
@@ -38,6 +39,20 @@ func (s *sink) PublishFinal(hub, id string, f wire.Final) error {
 	s.finals = append(s.finals, f)
 	s.hubs = append(s.hubs, hub)
 	return nil
+}
+
+func (s *sink) PublishNotice(hub, id string, n wire.Notice) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notices = append(s.notices, n)
+	s.hubs = append(s.hubs, hub)
+	return nil
+}
+
+func (s *sink) noticesSnapshot() []wire.Notice {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]wire.Notice(nil), s.notices...)
 }
 
 func (s *sink) snapshot() ([]wire.Chunk, []wire.Final) {
@@ -260,6 +275,11 @@ func TestRedeliveredRunsOnceAcrossRestart(t *testing.T) {
 	if _, finals := s.snapshot(); len(finals) != 1 {
 		t.Fatalf("%d finals, want 1 (a redelivery must not overwrite the retained final)", len(finals))
 	}
+	// Five redeliveries, one notice: the others fall in its rate limit.
+	if n := s.noticesSnapshot(); len(n) != 1 || f.h.Stats.Replayed.Load() != 5 || f.h.Stats.NoticesLimited.Load() != 4 {
+		t.Fatalf("notices %+v, Replayed %d, NoticesLimited %d; want 1 notice for 5 redeliveries",
+			n, f.h.Stats.Replayed.Load(), f.h.Stats.NoticesLimited.Load())
+	}
 	// Restart the agent: same store file, new handler.
 	f.store.Close()
 	f.open(t, f.run)
@@ -269,6 +289,10 @@ func TestRedeliveredRunsOnceAcrossRestart(t *testing.T) {
 	}
 	if got := f.h.Stats.Replayed.Load(); got != 1 {
 		t.Errorf("Replayed after restart = %d, want 1", got)
+	}
+	// The restarted agent's rate limit starts afresh: it tells the hub.
+	if n := s.noticesSnapshot(); len(n) != 2 || f.h.Stats.Notices.Load() != 1 {
+		t.Errorf("after restart: notices %+v, Notices %d; want a second notice", n, f.h.Stats.Notices.Load())
 	}
 	// A different command still runs.
 	f.deliver(t, &s, f.payload(f.command("twice", "ec2", "describe-instances"), true))

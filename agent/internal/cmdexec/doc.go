@@ -12,13 +12,25 @@
 // Exactly once: the ids of accepted commands are kept in a small bbolt
 // file in the agent's data dir, written only when a command arrives (one
 // transaction that also prunes ids whose command expired more than Keep
-// ago). A redelivered or replayed command whose id is known is dropped
-// without a reply, so it can neither run twice nor overwrite the retained
+// ago). A redelivered or replayed command whose id is known is never run
+// again and never gets a second Final, which would replace the retained
 // Final of its first run; this also holds across an agent restart. An id
 // is recorded before the run, so a crash mid-run never reruns it (at most
 // once, and exactly once when the agent stays up).
 //
-// Rejections of commands that decode (bad signature, expired, not for this
-// device, policy) are reported as Final{Outcome: rejected, Error: reason};
-// payloads that do not decode are only logged and counted.
+// Such a duplicate is reported to the hub as a wire.Notice{Reason:
+// duplicate}, published not retained on the same result topic (it leaves
+// the retained Final alone, and the hub never takes it for a result) —
+// but only if it verifies (a trusted hub signature, this device): a
+// known id with a bad signature is only logged and counted, so nobody
+// without a hub key can make the Pi publish. Notices are rate-limited per
+// id (Options.NoticeEvery, one a minute; at most Options.NoticeIDs ids
+// remembered, beyond which further notices are suppressed), so a replay
+// flood cannot make the Pi flood the broker. Stats.Replayed counts every
+// duplicate delivery, Stats.Notices and Stats.NoticesLimited the notices.
+//
+// Rejections of commands that decode and whose id is new (bad signature,
+// expired, not for this device, policy) are reported as Final{Outcome:
+// rejected, Error: reason}; payloads that do not decode are only logged
+// and counted.
 package cmdexec

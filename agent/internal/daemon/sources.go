@@ -33,9 +33,12 @@ type CommandHandler interface {
 	HandleCommand(ctx context.Context, payload []byte, out ResultSink)
 }
 
-// ResultSink publishes result records of a command (QoS 1).
-// PublishFinal retains the record until the hub clears it.
+// ResultSink publishes result records of a command (QoS 1) on
+// wire.ResultTopic. PublishFinal retains the record until the hub clears
+// it; PublishChunk and PublishNotice never retain (a non-retained publish
+// leaves the broker's retained Final as it is).
 type ResultSink interface {
 	PublishChunk(hub, cmdID string, c wire.Chunk) error
 	PublishFinal(hub, cmdID string, f wire.Final) error
+	PublishNotice(hub, cmdID string, n wire.Notice) error
 }

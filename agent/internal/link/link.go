@@ -346,6 +346,13 @@ func (l *Link) PublishFinal(hub, cmdID string, f wire.Final) error {
 	return l.Publish(wire.ResultTopic(l.o.ID, hub, cmdID), b, true)
 }
 
+// PublishNotice implements daemon.ResultSink: a notice is informational
+// and never retained, so it cannot replace the command's retained final.
+func (l *Link) PublishNotice(hub, cmdID string, n wire.Notice) error {
+	b, _ := json.Marshal(n)
+	return l.Publish(wire.ResultTopic(l.o.ID, hub, cmdID), b, false)
+}
+
 func publishWait(c mqtt.Client, topic string, payload []byte, retained bool, timeout time.Duration) error {
 	tok := c.Publish(topic, 1, retained, payload)
 	if !tok.WaitTimeout(timeout) {

@@ -125,6 +125,17 @@ type Result struct {
 	Missing bool
 }
 
+// Stats counts what the dispatcher saw on its result topics.
+type Stats struct {
+	// Duplicates: Pis reported (wire.NoticeDuplicate) a redelivery of a
+	// command in flight, which they did not run again.
+	Duplicates int64
+	// StrayDuplicates: the same for a command not in flight (finished,
+	// forgotten, or never sent by this hub): someone replayed an old
+	// command, or the broker redelivered one after its final.
+	StrayDuplicates int64
+}
+
 // Dispatcher sends commands and collects their results.
 type Dispatcher struct {
 	o   Options
@@ -133,6 +144,14 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	inflight map[string]*flight  // by command id
 	confirms map[string]*pending // by token
+	stats    Stats
+}
+
+// Stats returns the dispatcher's counters.
+func (d *Dispatcher) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
 }
 
 // flight is one command to one Pi.
@@ -391,7 +410,39 @@ func (d *Dispatcher) HandleResult(topic string, payload []byte) {
 		d.chunk(pt, *rec.Chunk)
 	case rec.Final != nil:
 		d.final(topic, pt, *rec.Final)
+	case rec.Notice != nil:
+		d.notice(topic, pt, *rec.Notice)
 	}
+}
+
+// notice logs and counts an informational record. It never ends a Pi's
+// part, never reaches OnLateResult and never clears anything: the notice
+// is not retained, and the Final on the same topic is the real result.
+func (d *Dispatcher) notice(topic string, pt wire.ParsedTopic, n wire.Notice) {
+	if n.ID != pt.CmdID || n.Device != pt.Device {
+		d.log.Warn("notice does not match its topic", "topic", topic)
+		return
+	}
+	if n.Reason != wire.NoticeDuplicate {
+		d.log.Info("notice of an unknown reason from a Pi", "id", n.ID, "device", pt.Device, "reason", n.Reason)
+		return
+	}
+	d.mu.Lock()
+	f, ok := d.inflight[n.ID]
+	inflight := ok && f.rec.Device == pt.Device
+	if inflight {
+		d.stats.Duplicates++
+	} else {
+		d.stats.StrayDuplicates++
+	}
+	d.mu.Unlock()
+	if inflight {
+		d.log.Info("Pi reports a redelivery/replay of command "+n.ID+", already handled; still waiting for its result",
+			"id", n.ID, "device", pt.Device)
+		return
+	}
+	d.log.Warn("Pi reports a replay of command "+n.ID+", already handled, which is not in flight: someone replayed an old command (or the broker redelivered a finished one)",
+		"id", n.ID, "device", pt.Device)
 }
 
 func (d *Dispatcher) chunk(pt wire.ParsedTopic, c wire.Chunk) {

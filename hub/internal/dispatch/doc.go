@@ -21,4 +21,10 @@
 // gets the retained Final again when it resubscribes; commands in flight
 // are remembered in a small state file (Options.StateFile) so such a late
 // result still reaches OnLateResult with the original request.
+//
+// A wire.Notice (reason duplicate: the Pi got a command id it had already
+// handled, and did not run it again) is only logged and counted in Stats:
+// at info level for a command in flight (a QoS 1 redelivery; the wait goes
+// on for the real Final), as a warning for one that is not (someone
+// replayed an old command). It never ends a Pi's part and clears nothing.
 package dispatch

@@ -1,0 +1,131 @@
+package dispatch
+
+// End to end (real broker, real agent process, real containers; uses the
+// harness in e2e_test.go): a command redelivered to the Pi is reported
+// back as a duplicate notice, which the hub logs and counts without
+// taking it for the result.
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/hub/internal/chat"
+)
+
+func TestDockerDuplicateNotice(t *testing.T) {
+	e := newE2E(t)
+	a := e.startAgent("pi1")
+	h := e.startHub("a")
+	e.waitOnline("pi1", true)
+
+	// Another client sees the signed commands the hub sends, to replay
+	// them (it gets its own replays too: those are not recorded twice).
+	var mu sync.Mutex
+	var cmds [][]byte
+	spy := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(e.brokerURL).SetClientID("spy"))
+	if tok := spy.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("spy connect: %v", tok.Error())
+	}
+	defer spy.Disconnect(50)
+	if tok := spy.Subscribe(wire.CmdTopic("pi1"), 1, func(_ mqtt.Client, m mqtt.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range cmds {
+			if bytes.Equal(c, m.Payload()) {
+				return
+			}
+		}
+		cmds = append(cmds, append([]byte(nil), m.Payload()...))
+	}); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("spy subscribe: %v", tok.Error())
+	}
+	replay := func(i int) {
+		t.Helper()
+		mu.Lock()
+		b := cmds[i]
+		mu.Unlock()
+		if tok := spy.Publish(wire.CmdTopic("pi1"), 1, false, b); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+			t.Fatalf("replay: %v", tok.Error())
+		}
+	}
+	seen := func(n int) func() string {
+		return func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(cmds) < n {
+				return fmt.Sprintf("%d commands seen, want %d", len(cmds), n)
+			}
+			return ""
+		}
+	}
+
+	// A redelivery while the command runs: the hub counts it and goes on
+	// waiting for the real final.
+	done := make(chan chat.Reply, 1)
+	running := a.count("running")
+	go func() { done <- ask(h, "job", "U2", "pi1", "6") }()
+	testenv.Eventually(t, 30*time.Second, seen(1))
+	testenv.Eventually(t, 30*time.Second, func() string {
+		if a.count("running") == running {
+			return "not running yet"
+		}
+		return ""
+	})
+	replay(0)
+	testenv.Eventually(t, 30*time.Second, func() string {
+		if st := h.d.Stats(); st.Duplicates != 1 {
+			return fmt.Sprintf("hub stats %+v, want one duplicate of a command in flight", st)
+		}
+		return ""
+	})
+	select {
+	case r := <-done:
+		if !strings.Contains(r.Text, "pi1: ✅ exit 0") || !strings.Contains(r.Text, "slept 6") {
+			t.Errorf("reply %q, want the real result", r.Text)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("no reply")
+	}
+	if n := a.count("telling the hub"); n != 1 {
+		t.Errorf("agent told the hub %d times, want 1:\n%s", n, a.log.String())
+	}
+
+	// A replay of a finished command: a warning and a stray count; the
+	// command never runs again and nothing reaches OnLateResult.
+	r := ask(h, "job", "U2", "pi1", "0")
+	if !strings.Contains(r.Text, "pi1: ✅ exit 0") {
+		t.Fatalf("second command: %q", r.Text)
+	}
+	testenv.Eventually(t, 30*time.Second, seen(2))
+	running = a.count("running")
+	replay(1)
+	testenv.Eventually(t, 30*time.Second, func() string {
+		if st := h.d.Stats(); st.StrayDuplicates != 1 {
+			return fmt.Sprintf("hub stats %+v, want one stray duplicate", st)
+		}
+		return ""
+	})
+	if a.count("running") != running {
+		t.Error("the replayed command ran again")
+	}
+	select {
+	case r := <-h.late:
+		t.Errorf("a notice reached OnLateResult: %+v", r)
+	default:
+	}
+	// Nothing is left retained on the broker.
+	testenv.Eventually(t, 30*time.Second, func() string {
+		if n := retainedResults(t, e.brokerURL); n != 0 {
+			return fmt.Sprintf("%d retained results on the broker", n)
+		}
+		return ""
+	})
+}

@@ -1,0 +1,110 @@
+package dispatch
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/hub/internal/chat"
+)
+
+func notice(dev, id string) wire.Notice {
+	return wire.Notice{V: 1, Kind: wire.KindNotice, ID: id, Device: dev, Reason: wire.NoticeDuplicate}
+}
+
+// A Pi's duplicate notice arriving before the real final (a QoS 1
+// redelivery of a command still running) is logged and counted; the wait
+// goes on and the real final still ends it.
+func TestNoticeBeforeFinalDoesNotEndTheWait(t *testing.T) {
+	p := &pub{}
+	logs := &testenv.SyncBuffer{}
+	var mu sync.Mutex
+	var late []Result
+	d, _ := newTestDispatcher(t, p, staticFleet{"pi1": true}, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		o.OnLateResult = func(r Result) { mu.Lock(); late = append(late, r); mu.Unlock() }
+	})
+	stillPending := make(chan bool, 1)
+	p.onCmd = func(c wire.Command) {
+		send(d, c.Device, c.ID, chunk("pi1", c.ID, 1, "line1\n"), notice("pi1", c.ID), notice("pi1", c.ID))
+		stillPending <- slices.Contains(d.Pending(), c.ID)
+		send(d, c.Device, c.ID, final("pi1", c.ID, 2, 0, "line1\n"))
+	}
+	r := d.Handle(context.Background(), chat.Request{User: "U2"}, []string{"pi1", "s3", "ls"})
+	if !<-stillPending {
+		t.Error("the command was no longer in flight after the notices")
+	}
+	if r.Problem || !strings.Contains(r.Text, "pi1: ✅ exit 0") || !strings.Contains(r.Text, "line1") {
+		t.Fatalf("reply %q, want the real final's exit 0 and output", r.Text)
+	}
+	if st := d.Stats(); st.Duplicates != 2 || st.StrayDuplicates != 0 {
+		t.Errorf("Stats = %+v, want 2 duplicates of a command in flight", st)
+	}
+	id := p.commands()[0].ID
+	if n := strings.Count(logs.String(), "Pi reports a redelivery/replay of command "+id+", already handled"); n != 2 {
+		t.Errorf("%d info lines about the notices, want 2:\n%s", n, logs.String())
+	}
+	testWait(t, func() bool { return len(p.clears()) == 1 }, "the final's retained copy cleared")
+	if c := p.clears(); len(c) != 1 || c[0] != wire.ResultTopic("pi1", "hub1", id) {
+		t.Errorf("clears %v, want one for the final alone", c)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(late) != 0 {
+		t.Errorf("late results %+v, want none", late)
+	}
+}
+
+// A notice for a command that is not in flight (someone replayed an old
+// command the hub signed) is a warning and a count, nothing else.
+func TestNoticeOfACommandNotInFlight(t *testing.T) {
+	p := &pub{}
+	logs := &testenv.SyncBuffer{}
+	var late int
+	d, _ := newTestDispatcher(t, p, staticFleet{"pi1": true}, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		o.OnLateResult = func(Result) { late++ }
+	})
+	send(d, "pi1", "c-old", notice("pi1", "c-old"))
+	if st := d.Stats(); st.StrayDuplicates != 1 || st.Duplicates != 0 {
+		t.Errorf("Stats = %+v, want one stray duplicate", st)
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "Pi reports a replay of command c-old") {
+		t.Errorf("no warning about the replay:\n%s", logs.String())
+	}
+	// Not matching its topic, or of a reason this hub does not know:
+	// ignored. None of these publishes anything or reaches OnLateResult.
+	send(d, "pi1", "c1", notice("pi2", "c1"))
+	send(d, "pi1", "c2", notice("pi1", "c3"))
+	send(d, "pi1", "c4", wire.Notice{V: 1, Kind: wire.KindNotice, ID: "c4", Device: "pi1", Reason: "from-the-future"})
+	if st := d.Stats(); st.StrayDuplicates != 1 || st.Duplicates != 0 {
+		t.Errorf("Stats = %+v after ignored notices, want unchanged", st)
+	}
+	p.mu.Lock()
+	n := len(p.msgs)
+	p.mu.Unlock()
+	if late != 0 || n != 0 {
+		t.Errorf("%d late results, %d publishes; want none", late, n)
+	}
+}
+
+// A notice for a command of another device with the same id is not
+// counted as that command's.
+func TestNoticeFromAnotherDeviceIsStray(t *testing.T) {
+	p := &pub{}
+	d, _ := newTestDispatcher(t, p, staticFleet{"pi1": true}, func(o *Options) { o.Wait = 1 })
+	d.Handle(context.Background(), chat.Request{User: "U2"}, []string{"pi1", "s3", "ls"}) // no answer: stays in flight
+	id := p.commands()[0].ID
+	send(d, "pi2", id, notice("pi2", id))
+	if st := d.Stats(); st.StrayDuplicates != 1 || st.Duplicates != 0 {
+		t.Errorf("Stats = %+v, want one stray duplicate", st)
+	}
+	if got := d.Pending(); len(got) != 1 || got[0] != id {
+		t.Errorf("pending %v, want [%s]", got, id)
+	}
+}
