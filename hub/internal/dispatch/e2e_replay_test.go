@@ -80,12 +80,18 @@ func TestDockerDuplicateNotice(t *testing.T) {
 		return ""
 	})
 	replay(0)
+	// Normally the notice comes back while the job still runs (a counted
+	// duplicate); on a very slow machine it may come after the final (a
+	// stray one). Which path counts is the unit tests' business
+	// (notice_test.go); here: exactly one notice, and the real result.
 	testenv.Eventually(t, 30*time.Second, func() string {
-		if st := h.d.Stats(); st.Duplicates != 1 {
-			return fmt.Sprintf("hub stats %+v, want one duplicate of a command in flight", st)
+		if st := h.d.Stats(); st.Duplicates+st.StrayDuplicates != 1 {
+			return fmt.Sprintf("hub stats %+v, want one duplicate notice", st)
 		}
 		return ""
 	})
+	first := h.d.Stats()
+	t.Logf("redelivery during the run: %+v", first)
 	select {
 	case r := <-done:
 		if !strings.Contains(r.Text, "pi1: ✅ exit 0") || !strings.Contains(r.Text, "slept 6") {
@@ -108,8 +114,8 @@ func TestDockerDuplicateNotice(t *testing.T) {
 	running = a.count("running")
 	replay(1)
 	testenv.Eventually(t, 30*time.Second, func() string {
-		if st := h.d.Stats(); st.StrayDuplicates != 1 {
-			return fmt.Sprintf("hub stats %+v, want one stray duplicate", st)
+		if st := h.d.Stats(); st.StrayDuplicates != first.StrayDuplicates+1 || st.Duplicates != first.Duplicates {
+			return fmt.Sprintf("hub stats %+v (before %+v), want one more stray duplicate", st, first)
 		}
 		return ""
 	})
