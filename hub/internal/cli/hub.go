@@ -98,7 +98,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	log.Info("pifleet hub starting", "id", f.id, "version", Version, "host", host)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	slackDone, err := slackbot.Serve(ctx, slackCfg, h.Engine, h.Fleet, log)
+	_, slackDone, err := slackbot.Serve(ctx, slackCfg, h.Engine, h.Fleet, log)
 	if err != nil {
 		return err
 	}
