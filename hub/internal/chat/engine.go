@@ -16,6 +16,11 @@ type Request struct {
 	User    string // who asks (Slack user id, "http", local user)
 	Channel string // where (Slack channel id), may be empty
 	Source  string // "slack", "http", "cli"
+	// Thread is the Slack thread (its ts) the answer goes to, so that a
+	// result arriving after the answer can follow it there. Empty for HTTP
+	// and the CLI, and for a slash command, whose answer is a new message
+	// in Channel.
+	Thread string
 }
 
 // Handler answers a verb that another package provides (e.g. "aws").

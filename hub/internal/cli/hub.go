@@ -92,15 +92,19 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := cf.wireCommands(log, h); err != nil {
+	late, err := cf.wireCommands(log, h)
+	if err != nil {
 		return err
 	}
 	log.Info("pifleet hub starting", "id", f.id, "version", Version, "host", host)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	slackDone, err := slackbot.Serve(ctx, slackCfg, h.Engine, h.Fleet, log)
+	bot, slackDone, err := slackbot.Serve(ctx, slackCfg, h.Engine, h.Fleet, log)
 	if err != nil {
 		return err
+	}
+	if bot != nil {
+		late.useSlack(bot) // before h.Run: results from before a restart arrive once it connects
 	}
 	err = h.Run(ctx)
 	cancel()

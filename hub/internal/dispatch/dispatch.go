@@ -110,6 +110,7 @@ type Request struct {
 	Channel string `json:"channel,omitempty"`
 	Source  string `json:"source,omitempty"`
 	Text    string `json:"text,omitempty"`
+	Thread  string `json:"thread,omitempty"` // chat.Request.Thread: where a late result goes
 }
 
 // Result is one Pi's answer to one command.
@@ -344,7 +345,7 @@ func (d *Dispatcher) send(ctx context.Context, req chat.Request, tool, dev strin
 	}
 	ch := make(chan Result, 1)
 	f := &flight{rec: record{ID: cmd.ID, Device: dev, Tool: tool, Argv: dec.Argv, Expires: cmd.Expires,
-		Request: Request{User: req.User, Channel: req.Channel, Source: req.Source, Text: req.Text}},
+		Request: Request{User: req.User, Channel: req.Channel, Source: req.Source, Text: req.Text, Thread: req.Thread}},
 		chunks: map[uint64]wire.Chunk{}, done: ch,
 		progress: func(line string) { chat.Progress(ctx, dev+": "+line) }}
 	d.mu.Lock()

@@ -266,7 +266,7 @@ func TestNoAnswerAndLateResultAcrossRestart(t *testing.T) {
 	p := &pub{}
 	fl := staticFleet{"pi1": true}
 	d, _ := newTestDispatcher(t, p, fl, func(o *Options) { o.Wait = 50 * time.Millisecond; o.StateFile = state })
-	r := d.Handle(context.Background(), chat.Request{User: "U2", Channel: "C1", Text: "aws pi1 s3 ls"}, []string{"pi1", "s3", "ls"})
+	r := d.Handle(context.Background(), chat.Request{User: "U2", Channel: "C1", Text: "aws pi1 s3 ls", Source: "slack", Thread: "1700000001.000100"}, []string{"pi1", "s3", "ls"})
 	if !r.Problem || !strings.Contains(r.Text, "no result within") {
 		t.Fatalf("got %q, want no result yet", r.Text)
 	}
@@ -284,7 +284,8 @@ func TestNoAnswerAndLateResultAcrossRestart(t *testing.T) {
 	send(d2, "pi1", id, chunk("pi1", id, 1, "bucket-a\n"), final("pi1", id, 2, 0, "bucket-a\n"))
 	mu.Lock()
 	defer mu.Unlock()
-	if len(late) != 1 || late[0].Request.Channel != "C1" || late[0].Request.User != "U2" || late[0].Output != "bucket-a\n" {
+	want := Request{User: "U2", Channel: "C1", Source: "slack", Text: "aws pi1 s3 ls", Thread: "1700000001.000100"}
+	if len(late) != 1 || late[0].Request != want || late[0].Output != "bucket-a\n" {
 		t.Fatalf("late results %+v", late)
 	}
 	if len(d2.Pending()) != 0 {

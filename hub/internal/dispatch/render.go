@@ -11,6 +11,49 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/chat"
 )
 
+// DefaultFirstLines is how many lines of each Pi's output are shown inline
+// unless Options.FirstLines says otherwise.
+const DefaultFirstLines = 6
+
+// RenderLate renders one result that arrived after Handle answered (or
+// after a hub restart) like a Pi's part of a normal answer, headed
+// "⏳ Late result from <pi> for `<tool> <argv>`: <outcome>": its first
+// lines inline (lines ≤ 0: DefaultFirstLines) and its whole output as
+// a file when there is more. Adapters add who asked in their own way.
+func RenderLate(r Result, lines int) chat.Reply {
+	if lines <= 0 {
+		lines = DefaultFirstLines
+	}
+	cmdline := strings.TrimSpace(r.Tool + " " + strings.Join(r.Argv, " "))
+	if cmdline == "" {
+		cmdline = "command " + r.ID
+	}
+	head := status(r)
+	first, more := firstLines(r.Output, lines)
+	body := fmt.Sprintf("⏳ Late result from *%s* for `%s`: %s", r.Device, cmdline, head)
+	text := fmt.Sprintf("⏳ Late result from %s for `%s`: %s\n", r.Device, cmdline, head)
+	if first != "" {
+		body += "\n```\n" + first + "\n```"
+		for _, l := range strings.Split(first, "\n") {
+			text += "  " + l + "\n"
+		}
+	}
+	reply := chat.Reply{Text: text, Sections: []chat.Section{{Text: body}}, Problem: !succeeded(r)}
+	if more || r.Final.Truncated {
+		tool := r.Tool
+		if tool == "" {
+			tool = "command"
+		}
+		reply.Files = []chat.File{{Name: fmt.Sprintf("%s-%s-%s.txt", r.Device, tool, r.ID), Content: r.Output}}
+		reply.Context = "The whole output is attached."
+	}
+	return reply
+}
+
+func succeeded(r Result) bool {
+	return r.Final.Outcome == wire.OutcomeExited && r.Final.ExitCode == 0 && !r.Missing
+}
+
 // render aggregates per Pi: outcome, exit code, duration and the first
 // lines inline; the whole output of each Pi as a file.
 func (d *Dispatcher) render(tool string, dec policy.Decision, results []Result) chat.Reply {
@@ -22,7 +65,7 @@ func (d *Dispatcher) render(tool string, dec policy.Decision, results []Result) 
 	var files []chat.File
 	for _, r := range results {
 		head := status(r)
-		if r.Final.Outcome == wire.OutcomeExited && r.Final.ExitCode == 0 && !r.Missing {
+		if succeeded(r) {
 			ok++
 		}
 		first, more := firstLines(r.Output, d.o.FirstLines)

@@ -63,10 +63,12 @@ type Bot struct {
 
 	botUser atomic.Value // string: the bot's own user id, from auth.test
 
-	runCtx   context.Context // Run's context, for the handlers
-	mu       sync.Mutex
-	stopping bool
-	inflight sync.WaitGroup
+	runCtx    context.Context // Run's context, for the handlers
+	mu        sync.Mutex
+	stopping  bool
+	inflight  sync.WaitGroup
+	late      chan Late // PostLate → postLates
+	lateState int       // lateBefore, lateOpen, lateClosed; under mu
 
 	stats counters
 }
@@ -110,6 +112,7 @@ func New(cfg Config, asker Asker, alerts AlertSource, log *slog.Logger) (*Bot, e
 		pace:   newPacer(cfg.PostInterval),
 		audit:  audit,
 		acks:   acks,
+		late:   make(chan Late, lateQueue),
 	}
 	b.botUser.Store("")
 	b.auth = newAuthorizer(cfg, func(ctx context.Context, group string) ([]string, error) {
@@ -132,8 +135,10 @@ func warnReadableTokenFile(log *slog.Logger, path string) {
 
 // Run connects to Slack and serves until ctx ends, then waits for the
 // commands in flight. It returns nil on a clean stop and an error when
-// Slack refuses the tokens.
+// Slack refuses the tokens. While it runs, PostLate queues late answers.
 func (b *Bot) Run(ctx context.Context) error {
+	b.openLate()
+	defer b.closeLate()
 	defer b.audit.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -141,6 +146,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	if err := b.whoAmI(ctx); err != nil {
 		return err
 	}
+	lateDone := make(chan struct{})
+	go func() { defer close(lateDone); b.postLates(ctx) }()
+	defer func() { cancel(); <-lateDone }()
 	if b.cfg.AlertChannel != "" && b.alerts != nil {
 		a := newAlerter(b.cfg, &b.stats)
 		a.begin(timeNow())
@@ -223,11 +231,15 @@ type Stats struct {
 	AlertsPosted     uint64
 	AlertsSuppressed uint64 // duplicates and flapping
 	AlertsDropped    uint64 // queue full
+	LatePosted       uint64 // late answers posted (PostLate)
+	LateDropped      uint64 // late answers not posted: bot not running, queue full
+	LateFailed       uint64 // late answers Slack did not take
 }
 
 type counters struct {
 	envelopes, duplicates, bad, commands, refused, failed, rateLimited atomic.Uint64
 	alertsPosted, alertsSuppressed, alertsDropped                      atomic.Uint64
+	latePosted, lateDropped, lateFailed                                atomic.Uint64
 }
 
 // Stats returns the adapter's counters.
@@ -243,6 +255,9 @@ func (b *Bot) Stats() Stats {
 		AlertsPosted:     b.stats.alertsPosted.Load(),
 		AlertsSuppressed: b.stats.alertsSuppressed.Load(),
 		AlertsDropped:    b.stats.alertsDropped.Load(),
+		LatePosted:       b.stats.latePosted.Load(),
+		LateDropped:      b.stats.lateDropped.Load(),
+		LateFailed:       b.stats.lateFailed.Load(),
 	}
 	return s
 }

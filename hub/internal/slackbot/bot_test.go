@@ -191,7 +191,7 @@ func TestMentionIsAckedThenAnsweredInThread(t *testing.T) {
 		t.Errorf("fallback text = %q, want the plain answer", post.Text)
 	}
 	asked := eng.Asked()
-	want := chat.Request{Text: "fleet online", User: "U1", Channel: "C1", Source: "slack"}
+	want := chat.Request{Text: "fleet online", User: "U1", Channel: "C1", Source: "slack", Thread: "1700000001.000100"}
 	if len(asked) != 1 || asked[0] != want {
 		t.Errorf("engine asked %+v, want [%+v]", asked, want)
 	}
@@ -394,6 +394,10 @@ func TestSlashCommandAnswersInChannel(t *testing.T) {
 		t.Errorf("slash envelope ack = %+v (ok=%v), want it before the answer #%d", ack, ok, post.Seq)
 	}
 	waitPosts(t, ws, sbt.KindComplete, 1, inThread("C1", post.TS))
+	// A slash command has no thread: a late result is a new message too.
+	if asked := eng.Asked(); len(asked) != 1 || asked[0].Thread != "" || asked[0].Channel != "C1" {
+		t.Errorf("engine asked %+v, want one request in C1 without a thread", asked)
+	}
 }
 
 func TestSlashWhereTheBotIsNotAMemberUsesResponseURL(t *testing.T) {

@@ -21,6 +21,10 @@
 //   - proactive alerts go to an opt-in channel with repeats muted, flapping
 //     devices summarised, and the first seconds after start (the hub
 //     relearning the fleet) summed up in one "hub started" message;
+//   - a cloud command's result that arrives after the answer (or after a
+//     hub restart) is posted in the thread the question was asked in
+//     (Bot.PostLate: queued and bounded, never blocking the caller; only
+//     while the bot runs);
 //   - only configured channels and users (or user groups) are served; every
 //     command is written to a JSON-lines audit log.
 //

@@ -217,7 +217,7 @@ func (b *Bot) serve(ctx context.Context, a ask) {
 		b.audit.write(entry)
 		return
 	}
-	req := chat.Request{Text: command, User: a.user, Channel: a.channel, Source: "slack"}
+	req := chat.Request{Text: command, User: a.user, Channel: a.channel, Source: "slack", Thread: a.thread}
 	heading := ""
 	if a.via == viaSlash {
 		heading = "<@" + a.user + "> asked `" + esc(a.slash+" "+command) + "`"

@@ -31,12 +31,14 @@ func (l *listFlag) Set(s string) error {
 }
 
 // Serve runs the Slack adapter until ctx ends, if cfg has tokens; without
-// them it logs once that Slack is off. A configuration error (a token file
-// that cannot be read, a token of the wrong kind) is returned, so the hub
-// refuses to start half-configured; trouble later (Slack rejecting a token,
-// Slack unreachable) is logged and the hub carries on without Slack. The
-// returned channel is closed when the adapter has stopped.
-func Serve(ctx context.Context, cfg Config, asker Asker, alerts AlertSource, log *slog.Logger) (<-chan struct{}, error) {
+// them it logs once that Slack is off and returns a nil *Bot. A
+// configuration error (a token file that cannot be read, a token of the
+// wrong kind) is returned, so the hub refuses to start half-configured;
+// trouble later (Slack rejecting a token, Slack unreachable) is logged and
+// the hub carries on without Slack. The returned channel is closed when the
+// adapter has stopped. The returned bot takes late answers (PostLate) from
+// the moment Serve returns until it has stopped.
+func Serve(ctx context.Context, cfg Config, asker Asker, alerts AlertSource, log *slog.Logger) (*Bot, <-chan struct{}, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -44,17 +46,18 @@ func Serve(ctx context.Context, cfg Config, asker Asker, alerts AlertSource, log
 	if !cfg.Enabled() {
 		log.Info("Slack is off: no tokens configured (set " + EnvAppToken + " and " + EnvBotToken + ", or --slack-app-token-file and --slack-bot-token-file)")
 		close(done)
-		return done, nil
+		return nil, done, nil
 	}
 	bot, err := New(cfg, asker, alerts, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	bot.openLate() // before Run starts, so nothing handed over now is refused
 	go func() {
 		defer close(done)
 		if err := bot.Run(ctx); err != nil {
 			log.Error("Slack stopped; the hub carries on without it", "component", "slack", "err", err)
 		}
 	}()
-	return done, nil
+	return bot, done, nil
 }

@@ -33,9 +33,9 @@ func TestFlagsOverrideTheEnvironment(t *testing.T) {
 
 func TestServeWithoutTokensSaysSlackIsOff(t *testing.T) {
 	logs := &testenv.SyncBuffer{}
-	done, err := Serve(context.Background(), ConfigFromEnv(env(nil)), &sbt.Engine{}, nil, testLogger(logs))
-	if err != nil {
-		t.Fatal(err)
+	bot, done, err := Serve(context.Background(), ConfigFromEnv(env(nil)), &sbt.Engine{}, nil, testLogger(logs))
+	if err != nil || bot != nil {
+		t.Fatalf("Serve = %v, %v; want no bot and no error", bot, err)
 	}
 	select {
 	case <-done:
@@ -52,7 +52,7 @@ func TestServeRefusesABadTokenAtStart(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("xoxp-SeCrEt\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Serve(context.Background(), Config{XAppToken: goodApp, XBotTokenFile: bad}, &sbt.Engine{}, nil, nil)
+	_, _, err := Serve(context.Background(), Config{XAppToken: goodApp, XBotTokenFile: bad}, &sbt.Engine{}, nil, nil)
 	if err == nil || strings.Contains(err.Error(), "SeCrEt") {
 		t.Errorf("Serve = %v, want an error without the token", err)
 	}
@@ -62,7 +62,7 @@ func TestServeRunsAndStops(t *testing.T) {
 	ws := sbt.New(t)
 	logs := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	done, err := Serve(ctx, testConfig(ws), &sbt.Engine{}, nil, slog.New(slog.NewTextHandler(logs, nil)))
+	_, done, err := Serve(ctx, testConfig(ws), &sbt.Engine{}, nil, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
