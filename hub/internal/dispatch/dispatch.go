@@ -323,10 +323,17 @@ func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target str
 		case <-wctx.Done():
 		}
 	}
+	later := "the hub logs it when it arrives"
+	switch {
+	case req.Source == "slack" && req.Thread != "":
+		later = "it is posted in this thread when it arrives"
+	case req.Source == "slack":
+		later = "it is posted in this channel when it arrives"
+	}
 	for _, dev := range sent {
 		if !got[dev] {
 			results = append(results, Result{Device: dev, Missing: true, Final: wire.Final{Outcome: wire.OutcomeError,
-				Error: fmt.Sprintf("no result within %v; the hub logs it when it arrives", d.o.Wait)}})
+				Error: fmt.Sprintf("no result within %v; %s", d.o.Wait, later)}})
 		}
 	}
 	d.stopWaiting(waits)
