@@ -86,6 +86,9 @@ type Server struct {
 	Logger *slog.Logger
 	// Extra lets other parts of the hub add routes (e.g. /metrics).
 	Extra map[string]http.Handler
+	// Counters lets other parts of the hub (commands, Slack) show their
+	// counters in GET /api/stats, each under its name next to the fleet's.
+	Counters map[string]func() any
 }
 
 // MaxBody caps request bodies.
@@ -173,7 +176,12 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.Fleet.Stats())
+	st := s.Fleet.Stats()
+	out := map[string]any{"Accepted": st.Accepted, "Stale": st.Stale, "Rejected": st.Rejected}
+	for name, get := range s.Counters {
+		out[name] = get()
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

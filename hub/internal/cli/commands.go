@@ -73,6 +73,7 @@ func (c *commandFlags) wireCommands(log *slog.Logger, h *hubd.Hub) (*lateResults
 		return nil, err
 	}
 	h.OnConnect(d.Subscribe)
+	h.AddStats("Commands", func() any { return d.Stats() })
 	for _, tool := range pol.ToolNames() {
 		h.Engine.Handle(tool, "run "+tool+" on Pis: "+tool+" <id|id,id|label|all> <arguments…> (read-only unless your role allows more)", d.ForTool(tool))
 	}

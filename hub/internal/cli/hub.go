@@ -105,6 +105,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	}
 	if bot != nil {
 		late.useSlack(bot) // before h.Run: results from before a restart arrive once it connects
+		h.AddStats("Slack", func() any { return bot.Stats() })
 	}
 	err = h.Run(ctx)
 	cancel()

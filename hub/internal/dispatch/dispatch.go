@@ -135,6 +135,9 @@ type Stats struct {
 	// forgotten, or never sent by this hub): someone replayed an old
 	// command, or the broker redelivered one after its final.
 	StrayDuplicates int64
+	// BadRecords: result messages dropped because their topic or payload
+	// did not parse (logged too).
+	BadRecords int64
 }
 
 // Dispatcher sends commands and collects their results.
@@ -405,11 +408,13 @@ func (d *Dispatcher) HandleResult(topic string, payload []byte) {
 	}
 	pt, err := wire.ParseTopic(topic)
 	if err != nil || pt.Leaf != wire.LeafResult || pt.Hub != d.o.Hub {
+		d.countBad()
 		d.log.Warn("result on an unexpected topic", "topic", topic, "err", err)
 		return
 	}
 	rec, err := wire.DecodeResult(payload)
 	if err != nil {
+		d.countBad()
 		d.log.Warn("bad result record", "topic", topic, "err", err)
 		return
 	}
@@ -421,6 +426,12 @@ func (d *Dispatcher) HandleResult(topic string, payload []byte) {
 	case rec.Notice != nil:
 		d.notice(topic, pt, *rec.Notice)
 	}
+}
+
+func (d *Dispatcher) countBad() {
+	d.mu.Lock()
+	d.stats.BadRecords++
+	d.mu.Unlock()
 }
 
 // notice logs and counts an informational record. It never ends a Pi's

@@ -311,6 +311,11 @@ func TestHandleResultIgnoresBadRecords(t *testing.T) {
 	if late != 0 {
 		t.Errorf("%d bad records delivered", late)
 	}
+	// Wrong hub, bad topic, bad JSON: counted (the clear and the
+	// mismatched final are not malformed records).
+	if st := d.Stats(); st.BadRecords != 3 {
+		t.Errorf("BadRecords = %d, want 3", st.BadRecords)
+	}
 }
 
 func TestPublishFailure(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pifleet/pifleet/agent/testenv"
 	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/api"
 )
@@ -180,7 +181,10 @@ func TestGarbageOnEveryTopic(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "pi-good") {
 			t.Errorf("hub stopped answering after garbage (exit %d): %s", code, out)
 		}
-		var stats struct{ Rejected map[string]uint64 }
+		var stats struct {
+			Rejected map[string]uint64
+			Commands *struct{ BadRecords, Duplicates, StrayDuplicates int64 }
+		}
 		out, _ = e.run("devices") // the table still renders
 		if !strings.Contains(out, "pi-good") {
 			t.Errorf("pifleet devices after garbage: %s", out)
@@ -196,6 +200,17 @@ func TestGarbageOnEveryTopic(t *testing.T) {
 		if n == 0 {
 			t.Errorf("no rejected messages counted: %+v", stats)
 		}
+		// The command dispatcher counts the garbage on its result topic,
+		// shown next to the fleet's counters.
+		testenv.Eventually(t, 15*time.Second, func() string {
+			if _, err := httpGetJSON(e.hubURL()+"/api/stats", &stats); err != nil {
+				return err.Error()
+			}
+			if stats.Commands == nil || stats.Commands.BadRecords == 0 {
+				return fmt.Sprintf("GET /api/stats: Commands = %+v, want bad result records counted", stats.Commands)
+			}
+			return ""
+		})
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -97,6 +98,7 @@ type Hub struct {
 	epoch    uint64
 
 	onConnMu sync.Mutex
+	counters map[string]func() any // AddStats; guarded by onConnMu
 	onConn   []func(mqtt.Client)
 
 	logMu     sync.Mutex
@@ -145,6 +147,17 @@ func (h *Hub) OnConnect(fn func(mqtt.Client)) {
 	h.onConnMu.Unlock()
 }
 
+// AddStats shows fn's counters in GET /api/stats under name. Register
+// before Run.
+func (h *Hub) AddStats(name string, fn func() any) {
+	h.onConnMu.Lock()
+	defer h.onConnMu.Unlock()
+	if h.counters == nil {
+		h.counters = map[string]func() any{}
+	}
+	h.counters[name] = fn
+}
+
 // Run runs the hub until ctx ends.
 func (h *Hub) Run(ctx context.Context) error {
 	if h.cfg.BrokerURL == "" {
@@ -167,7 +180,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		return fmt.Errorf("HTTP API: listen on %s: %w", h.cfg.HTTPListen, err)
 	}
 	h.httpAddr = ln.Addr()
-	srv := &http.Server{Handler: (&api.Server{Fleet: h.Fleet, Engine: h.Engine, Token: h.cfg.HTTPToken, Logger: h.log}).Handler(),
+	h.onConnMu.Lock()
+	counters := maps.Clone(h.counters)
+	h.onConnMu.Unlock()
+	srv := &http.Server{Handler: (&api.Server{Fleet: h.Fleet, Engine: h.Engine, Token: h.cfg.HTTPToken, Logger: h.log, Counters: counters}).Handler(),
 		ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
