@@ -21,3 +21,18 @@ func Progress(ctx context.Context, status string) {
 func (e *Engine) AskProgress(ctx context.Context, r Request, fn func(string)) Reply {
 	return e.Ask(WithProgress(ctx, fn), r)
 }
+
+type threadKey struct{}
+
+// WithThread says which thread a confirmed action's answer went to (Slack:
+// the thread of the message with the buttons), so results that come later
+// follow it there. Confirm has only a token; this carries the rest.
+func WithThread(ctx context.Context, thread string) context.Context {
+	return context.WithValue(ctx, threadKey{}, thread)
+}
+
+// ThreadFrom returns what WithThread set, or "".
+func ThreadFrom(ctx context.Context) string {
+	s, _ := ctx.Value(threadKey{}).(string)
+	return s
+}

@@ -284,7 +284,11 @@ func (d *Dispatcher) Confirm(ctx context.Context, user, token string) chat.Reply
 	if err != nil {
 		return problem("Refused: %v.", err)
 	}
-	return d.run(ctx, p.req, p.tool, p.target, dec)
+	req := p.req
+	if th := chat.ThreadFrom(ctx); th != "" {
+		req.Thread = th // the answer, and any late result, go where the buttons were
+	}
+	return d.run(ctx, req, p.tool, p.target, dec)
 }
 
 // run sends the command to every online target and waits for the results.
@@ -318,13 +322,19 @@ func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target str
 	wctx, cancel := context.WithTimeout(ctx, d.o.Wait)
 	defer cancel()
 	got := map[string]bool{}
+	pending := waits[:0:0]
 	for _, ch := range waits {
 		select {
 		case r := <-ch:
 			results = append(results, r)
 			got[r.Device] = true
 		case <-wctx.Done():
+			pending = append(pending, ch)
 		}
+	}
+	for _, r := range d.stopWaiting(pending) {
+		results = append(results, r)
+		got[r.Device] = true
 	}
 	later := "the hub logs it when it arrives"
 	switch {
@@ -339,7 +349,6 @@ func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target str
 				Error: fmt.Sprintf("no result within %v; %s", d.o.Wait, later)}})
 		}
 	}
-	d.stopWaiting(waits)
 	return d.render(tool, dec, results)
 }
 
@@ -375,8 +384,10 @@ func (d *Dispatcher) send(ctx context.Context, req chat.Request, tool, dev strin
 }
 
 // stopWaiting detaches Handle from flights that have not finished, so
-// their results go to OnLateResult.
-func (d *Dispatcher) stopWaiting(waits []chan Result) {
+// their results go to OnLateResult, and returns the results that arrived
+// between the deadline and now (they belong in the answer). final sends
+// on a flight's channel under d.mu, so no result falls between the two.
+func (d *Dispatcher) stopWaiting(waits []chan Result) []Result {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	set := map[chan Result]bool{}
@@ -390,13 +401,15 @@ func (d *Dispatcher) stopWaiting(waits []chan Result) {
 		}
 	}
 	// A result that arrived between the deadline and now is in its channel.
+	var arrived []Result
 	for _, w := range waits {
 		select {
 		case r := <-w:
-			go d.o.OnLateResult(r)
+			arrived = append(arrived, r)
 		default:
 		}
 	}
+	return arrived
 }
 
 // HandleResult takes one message from wire.ResultFilter(hub). It never
@@ -509,6 +522,11 @@ func (d *Dispatcher) final(topic string, pt wire.ParsedTopic, fin wire.Final) {
 		res = Result{ID: fin.ID, Device: pt.Device, Tool: f.rec.Tool, Argv: f.rec.Argv, Final: fin,
 			Output: reassemble(f.chunks, fin), Request: f.rec.Request}
 		done = f.done
+		if done != nil {
+			// Under the lock, so stopWaiting sees it (room for one: never
+			// blocks).
+			done <- res
+		}
 	}
 	d.mu.Unlock()
 	switch {
@@ -516,9 +534,7 @@ func (d *Dispatcher) final(topic string, pt wire.ParsedTopic, fin wire.Final) {
 		// A final from before a restart without state, or a duplicate.
 		d.log.Info("result of an unknown command", "id", fin.ID, "device", pt.Device, "outcome", fin.Outcome)
 		d.o.OnLateResult(Result{ID: fin.ID, Device: pt.Device, Final: fin, Output: fin.Output})
-	case done != nil:
-		done <- res
-	default:
+	case done == nil: // nobody waits any more (or it was sent before a restart)
 		d.log.Info("late result", "id", fin.ID, "device", pt.Device, "outcome", fin.Outcome)
 		d.o.OnLateResult(res)
 	}

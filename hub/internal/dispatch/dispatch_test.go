@@ -362,3 +362,35 @@ func TestKeys(t *testing.T) {
 		t.Error("garbage key loaded")
 	}
 }
+
+// A confirmed action's answer goes to the thread of the buttons (Slack
+// passes it with chat.WithThread); a late result must follow it there.
+func TestConfirmedLateResultFollowsTheButtonsThread(t *testing.T) {
+	p := &pub{}
+	var mu sync.Mutex
+	var late []Result
+	d, _ := newTestDispatcher(t, p, staticFleet{"pi1": true}, func(o *Options) {
+		o.Wait = 50 * time.Millisecond // no answer in time: the Pi replies below
+		o.OnLateResult = func(r Result) { mu.Lock(); late = append(late, r); mu.Unlock() }
+	})
+	args := []string{"pi1", "ec2", "start-instances", "--instance-ids", "i-1"}
+	// A slash command: no thread when asked.
+	r := d.Handle(context.Background(), chat.Request{User: "U1", Channel: "C1", Source: "slack"}, args)
+	if r.Confirm == nil {
+		t.Fatalf("got %+v, want a confirmation", r)
+	}
+	r = d.Confirm(chat.WithThread(context.Background(), "1700000000.000200"), "U1", r.Confirm.Token)
+	if !strings.Contains(r.Text, "posted in this thread") {
+		t.Errorf("answer without the result = %q, want it to say the result comes to this thread", r.Text)
+	}
+	cmds := p.commands()
+	if len(cmds) != 1 {
+		t.Fatalf("commands %+v, want one", cmds)
+	}
+	send(d, "pi1", cmds[0].ID, final("pi1", cmds[0].ID, 1, 0, "started\n"))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(late) != 1 || late[0].Request.Thread != "1700000000.000200" || late[0].Request.Channel != "C1" {
+		t.Errorf("late results %+v, want one for C1 in the buttons' thread", late)
+	}
+}

@@ -294,7 +294,7 @@ func (b *Bot) button(ctx context.Context, cb slack.InteractionCallback, act *sla
 		return
 	}
 	reply, err := b.answer(ctx, a, "confirmed action", "", func(ctx context.Context, _ func(string)) chat.Reply {
-		return b.asker.Confirm(ctx, a.user, act.Value)
+		return b.asker.Confirm(chat.WithThread(ctx, a.thread), a.user, act.Value)
 	})
 	if reply.Problem {
 		entry.Detail = "problem"
