@@ -139,7 +139,10 @@ func (h *Handler) HandleCommand(ctx context.Context, payload []byte, out daemon.
 func (h *Handler) Wait() { h.wg.Wait() }
 
 // rejection is a reason to refuse a command, reported to the hub.
-type rejection struct{ reason string }
+type rejection struct {
+	reason     string
+	unverified bool // not for this Pi, or not signed by a trusted hub
+}
 
 func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultSink) {
 	cmd, err := wire.DecodeCommand(payload)
@@ -166,7 +169,10 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultS
 		}
 		h.Stats.Rejected.Add(1)
 		log.Warn("command rejected", "reason", rej.reason)
-		h.publishFinal(log, out, replyTo, wire.Final{ID: cmd.ID, Seq: 1, Outcome: wire.OutcomeRejected, ExitCode: -1, Error: rej.reason})
+		// A command that does not verify is answered but not retained:
+		// whoever sent it hears it if listening, and cannot leave retained
+		// records on the broker through this Pi.
+		h.publishFinal(log, out, replyTo, wire.Final{ID: cmd.ID, Seq: 1, Outcome: wire.OutcomeRejected, ExitCode: -1, Error: rej.reason}, !rej.unverified)
 		return
 	}
 	h.Stats.Ran.Add(1)
@@ -184,7 +190,7 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultS
 	if res.Err != nil && res.Outcome != wire.OutcomeExited {
 		f.Error = res.Err.Error()
 	}
-	h.publishFinal(log, out, replyTo, f)
+	h.publishFinal(log, out, replyTo, f, true)
 	log.Info("finished", "outcome", f.Outcome, "exit", f.ExitCode, "ms", f.DurationMS, "bytes", f.Bytes)
 }
 
@@ -197,7 +203,9 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultS
 func (h *Handler) duplicate(log *slog.Logger, out daemon.ResultSink, replyTo string, cmd wire.Command, key string, verified bool) {
 	h.Stats.Replayed.Add(1)
 	if !verified && (cmd.Device != h.o.Device || !cmd.Verify(h.o.Keys)) {
-		log.Warn("command already handled: redelivery or replay dropped; this copy does not verify (not signed by a trusted hub key for this Pi), so the hub is not told")
+		// Debug: a flood of such copies must not write the SD card
+		// through the journal; Stats.Replayed counts them.
+		log.Debug("command already handled: redelivery or replay dropped; this copy does not verify (not signed by a trusted hub key for this Pi), so the hub is not told")
 		return
 	}
 	if !h.notices.allow(key, h.o.Now()) {
@@ -249,13 +257,17 @@ func (l *limiter) allow(key string, now time.Time) bool {
 // command write to the store.
 func (h *Handler) admit(cmd wire.Command, key string) (runner.Job, *rejection) {
 	reject := func(format string, a ...any) (runner.Job, *rejection) {
-		return runner.Job{}, &rejection{fmt.Sprintf(format, a...)}
+		return runner.Job{}, &rejection{reason: fmt.Sprintf(format, a...)}
 	}
 	if cmd.Device != h.o.Device {
-		return reject("command is for device %q, this is %q", cmd.Device, h.o.Device)
+		j, r := reject("command is for device %q, this is %q", cmd.Device, h.o.Device)
+		r.unverified = true
+		return j, r
 	}
 	if !cmd.Verify(h.o.Keys) {
-		return reject("bad signature: not signed by a hub key this Pi trusts")
+		j, r := reject("bad signature: not signed by a hub key this Pi trusts")
+		r.unverified = true
+		return j, r
 	}
 	now := h.o.Now()
 	switch {
@@ -289,7 +301,7 @@ func (h *Handler) admit(cmd wire.Command, key string) (runner.Job, *rejection) {
 
 // publishFinal publishes f, trimming its Output so that the record fits
 // in wire.MaxPayload once encoded (JSON escaping can grow it).
-func (h *Handler) publishFinal(log *slog.Logger, out daemon.ResultSink, replyTo string, f wire.Final) {
+func (h *Handler) publishFinal(log *slog.Logger, out daemon.ResultSink, replyTo string, f wire.Final, retain bool) {
 	f.V, f.Kind, f.Device = wire.ProtocolVersion, wire.KindFinal, h.o.Device
 	for {
 		b, _ := json.Marshal(f)
@@ -304,7 +316,7 @@ func (h *Handler) publishFinal(log *slog.Logger, out daemon.ResultSink, replyTo 
 	deadline := h.o.Now().Add(h.o.FinalRetry)
 	wait := 500 * time.Millisecond
 	for {
-		err := out.PublishFinal(replyTo, f.ID, f)
+		err := out.PublishFinal(replyTo, f.ID, f, retain)
 		if err == nil {
 			return
 		}

@@ -19,11 +19,12 @@ import (
 
 // sink records result records like the MQTT link would publish them.
 type sink struct {
-	mu      sync.Mutex
-	chunks  []wire.Chunk
-	finals  []wire.Final
-	notices []wire.Notice
-	hubs    []string
+	mu       sync.Mutex
+	chunks   []wire.Chunk
+	finals   []wire.Final
+	retained []bool // per final: published retained
+	notices  []wire.Notice
+	hubs     []string
 }
 
 func (s *sink) PublishChunk(hub, id string, c wire.Chunk) error {
@@ -33,10 +34,11 @@ func (s *sink) PublishChunk(hub, id string, c wire.Chunk) error {
 	return nil
 }
 
-func (s *sink) PublishFinal(hub, id string, f wire.Final) error {
+func (s *sink) PublishFinal(hub, id string, f wire.Final, retain bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.finals = append(s.finals, f)
+	s.retained = append(s.retained, retain)
 	s.hubs = append(s.hubs, hub)
 	return nil
 }
@@ -213,6 +215,14 @@ func TestRejections(t *testing.T) {
 			}
 			if fin := finals[0]; fin.ID != "c1" || fin.Device != "pi1" || fin.Seq != 1 || fin.Kind != wire.KindFinal || fin.V != wire.ProtocolVersion {
 				t.Errorf("final header = %+v", fin)
+			}
+			// Only a command that verifies may leave a retained record.
+			s.mu.Lock()
+			retained := s.retained[0]
+			s.mu.Unlock()
+			unverified := tt.want == "bad signature" || strings.HasPrefix(tt.want, "for device")
+			if retained == unverified {
+				t.Errorf("rejection retained = %v, want %v (unverified: %v)", retained, !unverified, unverified)
 			}
 		})
 	}
@@ -399,7 +409,7 @@ type flakySink struct {
 	fails int
 }
 
-func (s *flakySink) PublishFinal(hub, id string, f wire.Final) error {
+func (s *flakySink) PublishFinal(hub, id string, f wire.Final, retain bool) error {
 	s.mu.Lock()
 	if s.fails > 0 {
 		s.fails--
@@ -407,7 +417,7 @@ func (s *flakySink) PublishFinal(hub, id string, f wire.Final) error {
 		return fmt.Errorf("not connected to a broker")
 	}
 	s.mu.Unlock()
-	return s.sink.PublishFinal(hub, id, f)
+	return s.sink.PublishFinal(hub, id, f, retain)
 }
 
 func TestFinalRetriedWhileLinkDown(t *testing.T) {

@@ -23,7 +23,7 @@
 // the retained Final alone, and the hub never takes it for a result) —
 // but only if it verifies (a trusted hub signature, this device): a
 // known id with a bad signature is only logged and counted, so nobody
-// without a hub key can make the Pi publish. Notices are rate-limited per
+// without a hub key can make the Pi publish a notice. Notices are rate-limited per
 // id (Options.NoticeEvery, one a minute; at most Options.NoticeIDs ids
 // remembered, beyond which further notices are suppressed), so a replay
 // flood cannot make the Pi flood the broker. Stats.Replayed counts every
@@ -31,6 +31,9 @@
 //
 // Rejections of commands that decode and whose id is new (bad signature,
 // expired, not for this device, policy) are reported as Final{Outcome:
-// rejected, Error: reason}; payloads that do not decode are only logged
-// and counted.
+// rejected, Error: reason}. Those of commands that do not verify (bad
+// signature, another device) are published not retained: a hub that is
+// waiting still hears why, but an unverified sender cannot leave retained
+// records on the broker through the Pi. Payloads that do not decode are
+// only logged and counted.
 package cmdexec

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -169,12 +168,7 @@ func TestNoticeRateLimit(t *testing.T) {
 // startMochi runs a real (in-process) MQTT broker on a loopback port.
 func startMochi(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
@@ -224,7 +218,7 @@ func TestDuplicateNoticeOverBroker(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	up := make(chan struct{}, 1)
 	var lnk *link.Link
-	lnk, err := link.New(link.Options{Brokers: []string{url}, ID: "pi1", KeepAlive: 2 * time.Second,
+	lnk, err := link.New(link.Options{Brokers: []string{url}, ID: "pi1",
 		OnCommand: func(p []byte) { f.h.HandleCommand(ctx, p, lnk) },
 		OnUp: func(uint64) {
 			select {

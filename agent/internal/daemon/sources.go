@@ -39,6 +39,6 @@ type CommandHandler interface {
 // leaves the broker's retained Final as it is).
 type ResultSink interface {
 	PublishChunk(hub, cmdID string, c wire.Chunk) error
-	PublishFinal(hub, cmdID string, f wire.Final) error
+	PublishFinal(hub, cmdID string, f wire.Final, retain bool) error
 	PublishNotice(hub, cmdID string, n wire.Notice) error
 }

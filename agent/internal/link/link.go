@@ -340,10 +340,10 @@ func (l *Link) PublishChunk(hub, cmdID string, c wire.Chunk) error {
 }
 
 // PublishFinal implements daemon.ResultSink: the final record is retained
-// until the hub clears it.
-func (l *Link) PublishFinal(hub, cmdID string, f wire.Final) error {
+// (retain) until the hub clears it.
+func (l *Link) PublishFinal(hub, cmdID string, f wire.Final, retain bool) error {
 	b, _ := json.Marshal(f)
-	return l.Publish(wire.ResultTopic(l.o.ID, hub, cmdID), b, true)
+	return l.Publish(wire.ResultTopic(l.o.ID, hub, cmdID), b, retain)
 }
 
 // PublishNotice implements daemon.ResultSink: a notice is informational

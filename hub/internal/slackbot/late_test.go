@@ -118,6 +118,14 @@ func TestLateResultsOnlyWhileTheBotRuns(t *testing.T) {
 		t.Error("PostLate refused while the bot runs")
 	}
 	waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000010.000100"))
+	// The workspace has it; wait for the bot to have had Slack's answer
+	// too, or the cancel below would turn it into a failure.
+	testenv.Eventually(t, wait, func() string {
+		if st := bot.Stats(); st.LatePosted != 1 {
+			return fmt.Sprintf("stats %+v, want the late result posted", st)
+		}
+		return ""
+	})
 	cancel()
 	select {
 	case err := <-done:
