@@ -132,7 +132,10 @@ func TestLateResultAfterRestartReachesTheSlackThread(t *testing.T) {
 		t.Fatal("hub not ready")
 	}
 
-	// The Pi's finals, retained by the broker while the hub was away.
+	// The Pi's finals for the commands in the leftover state file, as
+	// retained records (published here once the hub is up: the dispatcher
+	// treats them as it would the broker's retained copies on resubscribe,
+	// which the dispatch package's restart tests cover with a real agent).
 	pub := dispatch.Paho(h.MQTT)
 	for i, out := range []string{"bucket-slack\n", "bucket-http\n"} {
 		id := fmt.Sprintf("c%016d", i+1)
