@@ -3,7 +3,6 @@ package link
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -11,33 +10,15 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"github.com/pifleet/pifleet/agent/testenv"
 	"github.com/pifleet/pifleet/agent/wire"
 )
 
 // startBroker runs a real (in-process) mochi broker on a loopback port.
 func startBroker(t *testing.T) (*mochi.Server, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: addr})); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv, "mqtt://" + addr
+	return testenv.StartMochi(t)
 }
 
 // watcher records every state message of a device.
