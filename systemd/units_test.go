@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/pifleet/pifleet/agent/testenv"
@@ -197,8 +198,8 @@ func TestUnitPolicy(t *testing.T) {
 	if got := agent["Service/StateDirectory"]; len(got) != 1 || got[0] != "pifleet-agent" {
 		t.Errorf("agent StateDirectory = %q, want pifleet-agent (/var/lib/pifleet-agent, the command store)", got)
 	}
-	if got := agent["Service/ReadWritePaths"]; len(got) != 1 || got[0] != "-/run/issue.d" {
-		t.Errorf("agent ReadWritePaths = %q, want only -/run/issue.d (the console banner)", got)
+	if got := agent["Service/ReadWritePaths"]; len(got) != 1 || got[0] != "-/run/issue.d -/run/agetty.reload" {
+		t.Errorf("agent ReadWritePaths = %q, want only -/run/issue.d -/run/agetty.reload (the console banner and agetty --reload)", got)
 	}
 }
 
@@ -249,6 +250,55 @@ func TestReadmeExplainsEveryDirective(t *testing.T) {
 			if !bytes.Contains(readme, []byte("`"+key+"=")) {
 				t.Errorf("README.md does not explain %s= (used in %s)", key, f)
 			}
+		}
+	}
+}
+
+// TestTmpfilesSnippet applies the agent's tmpfiles snippet with the real
+// systemd-tmpfiles to a throwaway root that has the pifleet user: the
+// banner directory and agetty's reload file end up group pifleet and
+// writable by it, even where an earlier `agetty --reload` by root left a
+// root-only reload file.
+func TestTmpfilesSnippet(t *testing.T) {
+	bin := testenv.RequireCommand(t, "systemd-tmpfiles", "systemd")
+	testenv.RequireRoot(t, "systemd-tmpfiles --root changes ownership")
+	root := t.TempDir()
+	for name, body := range map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\npifleet:x:990:990::/nonexistent:/usr/sbin/nologin\n",
+		"etc/group":  "root:x:0:\npifleet:x:990:\n",
+	} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "run/agetty.reload"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snippet, err := filepath.Abs("pifleet-agent.tmpfiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "--root="+root, "--create", snippet).CombinedOutput(); err != nil || len(out) != 0 {
+		t.Fatalf("systemd-tmpfiles --create: %v\n%s", err, out)
+	}
+	for path, want := range map[string]os.FileMode{
+		"run/issue.d":       os.ModeDir | 0o775,
+		"run/agetty.reload": 0o660,
+	} {
+		fi, err := os.Stat(filepath.Join(root, path))
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode()&(os.ModeDir|os.ModePerm) != want || st.Uid != 0 || st.Gid != 990 {
+			t.Errorf("/%s: mode %v uid %d gid %d, want %v root:pifleet (990)", path, fi.Mode(), st.Uid, st.Gid, want)
 		}
 	}
 }
