@@ -64,7 +64,7 @@ arm64_size=$(size_mib "$tmp/agent-arm64")
 # --- idle agent against a real hub ----------------------------------------
 mqtt=$(free_port)
 http=$(free_port)
-"$tmp/pifleet" hub --mqtt-listen "127.0.0.1:$mqtt" --http-listen "127.0.0.1:$http" --log-level warn >"$tmp/hub.log" 2>&1 &
+"$tmp/pifleet" hub --mqtt-listen "127.0.0.1:$mqtt" --http-listen "127.0.0.1:$http" --state-dir "$tmp/hub" --log-level warn >"$tmp/hub.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do http_get 127.0.0.1 "$http" /api/devices >/dev/null 2>&1 && break; sleep 0.1; done
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/pifleet/pifleet/agent/flagenv"
@@ -39,7 +40,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.id, "id", "hub", "hub id (unique among hubs sharing a broker)")
 	fs.StringVar(&f.broker, "broker", "", "external MQTT broker URL (mqtt://host:1883); empty: run the embedded broker")
 	fs.StringVar(&f.mqttListen, "mqtt-listen", "127.0.0.1:1883", "address of the embedded MQTT broker")
-	fs.StringVar(&f.mqttData, "mqtt-data", "", "directory where the embedded broker keeps retained messages across restarts (empty: memory only)")
+	fs.StringVar(&f.mqttData, "mqtt-data", "", "directory where the embedded broker keeps retained messages across restarts, so a restarted hub still knows the offline Pis (default <state-dir>/broker; off: memory only)")
 	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API")
 	fs.StringVar(&f.tokenFile, "http-token-file", "", "file holding the API bearer token (required off loopback)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -74,6 +75,12 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	}
 	if f.broker == "" && !hubd.IsLoopback(f.mqttListen) && sec.Credentials == "" {
 		return fmt.Errorf("refusing to open the embedded broker on %s to anyone: set --mqtt-credentials (scripts/provision makes it), or listen on 127.0.0.1", f.mqttListen)
+	}
+	switch f.mqttData {
+	case "":
+		f.mqttData = filepath.Join(cf.stateDir, "broker")
+	case "off":
+		f.mqttData = ""
 	}
 	brokerTLS, hooks, authHook, err := sec.Build(log)
 	if err != nil {

@@ -127,16 +127,12 @@ func TestHubRestartRebuildsView(t *testing.T) {
 
 // TestHubRestartRetainedOnly restarts the hub while the agent is gone: the
 // device (offline, with its last addresses) can only come from retained
-// messages — on Mosquitto, or on the embedded broker with --mqtt-data.
+// messages — on Mosquitto, or on the embedded broker, which keeps them
+// under --state-dir by default (--mqtt-data).
 func TestHubRestartRetainedOnly(t *testing.T) {
-	persist := func(e *fleetEnv) {
-		if !e.external {
-			e.mqttData = t.TempDir()
-		}
-	}
 	for _, b := range brokers {
 		t.Run(b.name, func(t *testing.T) {
-			e := newEnv(t, b, persist)
+			e := newEnv(t, b)
 			a := e.startAgent("pi-gone")
 			e.waitDevice("pi-gone", 20*time.Second, "online with addresses", func(d api.Device) bool { return d.Online && hasAddress(d) })
 			a.kill(syscall.SIGTERM)

@@ -92,7 +92,8 @@ type fleetEnv struct {
 	external  bool
 	mqttPort  int
 	httpPort  int
-	mqttData  string // embedded broker's data dir, when persistence is on
+	mqttData  string // embedded broker's --mqtt-data; empty: the default, <state-dir>/broker
+	stateDir  string // the hub's --state-dir, kept across its restarts
 	hub       *proc
 }
 
@@ -101,6 +102,7 @@ func newEnv(t testing.TB, b brokerKind, opts ...func(*fleetEnv)) *fleetEnv {
 		pifleet:  testenv.Binary(t, "./hub", "pifleet"),
 		agentBin: testenv.Binary(t, "./agent", "pifleet-agent"),
 		httpPort: testenv.FreePort(t),
+		stateDir: t.TempDir(),
 	}
 	if url := b.external(t); url != "" {
 		e.brokerURL, e.external = url, true
@@ -118,7 +120,7 @@ func newEnv(t testing.TB, b brokerKind, opts ...func(*fleetEnv)) *fleetEnv {
 func (e *fleetEnv) hubURL() string { return fmt.Sprintf("http://127.0.0.1:%d", e.httpPort) }
 
 func (e *fleetEnv) startHub() {
-	args := []string{"hub", "--http-listen", fmt.Sprintf("127.0.0.1:%d", e.httpPort), "--log-level", "debug"}
+	args := []string{"hub", "--http-listen", fmt.Sprintf("127.0.0.1:%d", e.httpPort), "--state-dir", e.stateDir, "--log-level", "debug"}
 	if e.external {
 		args = append(args, "--broker", e.brokerURL)
 	} else {

@@ -56,7 +56,7 @@ func newWorld(t testing.TB, agentID string) *world {
 		},
 		DisableKeepAlives: false,
 	}}
-	w.start("hub", w.hubOut, hubBin, "hub", "--mqtt-listen", mqttAddr, "--http-listen", httpAddr)
+	w.start("hub", w.hubOut, hubBin, "hub", "--mqtt-listen", mqttAddr, "--http-listen", httpAddr, "--state-dir", t.TempDir())
 	testenv.Eventually(t, 15*time.Second, func() string {
 		if _, err := w.devices(); err != nil {
 			return "hub API not up: " + err.Error() + "\n" + w.hubOut.String()
