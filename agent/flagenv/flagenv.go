@@ -5,6 +5,7 @@
 package flagenv
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,4 +45,31 @@ func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// Parse parses args into fs. A bad flag is one line on stderr — the
+// error and where the flag list is — not the whole list; -h/--help prints
+// the list (to stderr) and returns flag.ErrHelp. Either way the caller
+// only maps the error to its exit status.
+func Parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	usage := fs.Usage // the command's own, if it has one
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	fs.Usage = usage
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if usage != nil {
+			usage()
+		} else {
+			fmt.Fprintf(stderr, "Usage of %s:\n", fs.Name())
+			fs.PrintDefaults()
+		}
+	default:
+		fmt.Fprintf(stderr, "%s: %v (%s -h lists the flags)\n", fs.Name(), err, fs.Name())
+	}
+	return err
 }

@@ -67,7 +67,7 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 	cf.register(fs) // --hub-key --policy --docker-network … (commands.go)
 	var topts transport.Options
 	topts.RegisterFlags(fs) // --ca-file --cert-file --key-file --username --password-file --server-name
-	if err := fs.Parse(args); err != nil {
+	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
 		return usageErr(err)
 	}
 	if fs.NArg() > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/agent/internal/console"
 )
 
@@ -18,7 +19,7 @@ func init() {
 // OK/FIX per check. It fails when something needs fixing, so scripts and
 // provisioning can stop on it.
 func runDoctor(ctx context.Context, env Env, args []string) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	fs := flag.NewFlagSet("pifleet-agent doctor", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	root := fs.String("root", "/", "root directory of the Pi's files (a mounted SD card, or fixtures)")
 	useSystemd := fs.Bool("systemd", true, "ask systemd about serial-getty@<tty>.service (only when --root is /)")
@@ -26,7 +27,7 @@ func runDoctor(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintln(env.Stderr, "usage: pifleet-agent doctor [--root DIR] [--systemd=false]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
 		return ErrUsage
 	}
 	if fs.NArg() > 0 {

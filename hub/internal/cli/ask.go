@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 )
 
@@ -25,7 +26,7 @@ func runAsk(ctx context.Context, env Env, args []string) error {
 	fs.SetOutput(env.Stderr)
 	var hub string
 	addHubFlags(fs, &hub)
-	if err := fs.Parse(args); err != nil {
+	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
 		return usageErr(err)
 	}
 	text := askText(fs.Args())

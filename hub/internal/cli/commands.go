@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/agent/policy"
 	"github.com/pifleet/pifleet/hub/internal/dispatch"
 	"github.com/pifleet/pifleet/hub/internal/hubd"
@@ -133,7 +134,7 @@ func init() {
 		fs := flag.NewFlagSet("pifleet keygen", flag.ContinueOnError)
 		fs.SetOutput(env.Stderr)
 		path := fs.String("signing-key", filepath.Join(defaultStateDir(), "hub.key"), "where to write the key (0600); the public key goes to <file>.pub")
-		if err := fs.Parse(args); err != nil {
+		if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
 			return usageErr(err)
 		}
 		pub, err := dispatch.GenerateKey(*path)

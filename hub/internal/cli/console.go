@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/hub/internal/console"
 )
 
@@ -28,7 +29,7 @@ const (
 )
 
 func runConsole(ctx context.Context, env Env, args []string) error {
-	fs := flag.NewFlagSet("console", flag.ContinueOnError)
+	fs := flag.NewFlagSet("pifleet console", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	list := fs.Bool("list", false, "list serial ports with USB VID:PID and exit")
 	portName := fs.String("port", "", "serial port (default: the one known USB-TTL cable: PL2303, CP210x, FTDI, CH340)")
@@ -43,7 +44,7 @@ func runConsole(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "--find-ip logs in only without a banner, with %s/%s or a prompt.\n\n", envConsoleUser, envConsolePassword)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/hub/internal/api"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 )
@@ -25,7 +26,7 @@ func runDevices(ctx context.Context, env Env, args []string) error {
 	addHubFlags(fs, &hub)
 	fs.BoolVar(&asJSON, "json", false, "print the hub's JSON")
 	fs.StringVar(&filter, "filter", "", "online, offline, problems or label:NAME")
-	if err := fs.Parse(args); err != nil {
+	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
 		return usageErr(err)
 	}
 	c, err := newHubClient(env, fs, hub)

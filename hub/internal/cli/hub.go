@@ -52,7 +52,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	topts.RegisterFlags(fs) // the hub's own MQTT login: --ca-file --username --password-file …
 	var cf commandFlags
 	cf.register(fs) // --signing-key --policy --state-dir (commands.go)
-	if err := fs.Parse(args); err != nil {
+	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
 		return usageErr(err)
 	}
 	if fs.NArg() > 0 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/agent/transport"
 	"github.com/pifleet/pifleet/hub/internal/broker"
 )
@@ -29,7 +30,7 @@ func runMosquittoConfig(_ context.Context, env Env, args []string) error {
 	fs.StringVar(&p.CAFile, "ca-file", "", "CA file named in the config (default /etc/pifleet/ca.pem)")
 	fs.StringVar(&p.CertFile, "cert-file", "", "broker certificate named in the config (default /etc/pifleet/broker.pem)")
 	fs.StringVar(&p.KeyFile, "key-file", "", "broker key named in the config (default /etc/pifleet/broker.key)")
-	if err := fs.Parse(args); err != nil {
+	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
 		return usageErr(err)
 	}
 	c, err := transport.LoadCredentials(creds)
