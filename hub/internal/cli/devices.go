@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/agent/flagenv"
+	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/api"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 )
@@ -61,12 +62,7 @@ func printDevices(env Env, devs []api.Device, asJSON bool) error {
 	fmt.Fprintln(tw, "ID\tONLINE\tADDRESSES\tTEMP\tPROBLEMS\tLAST SEEN")
 	now := time.Now()
 	for _, d := range devs {
-		var addrs []string
-		for _, a := range d.Addresses {
-			if a.Usable() {
-				addrs = append(addrs, a.Address)
-			}
-		}
+		addrs := addressesByInterface(d.Addresses)
 		online := "yes"
 		if !d.Online {
 			online = "NO (" + d.State + ")"
@@ -93,4 +89,30 @@ func printDevices(env Env, devs []api.Device, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, online, strings.Join(addrs, " "), temp, probs, seen)
 	}
 	return tw.Flush()
+}
+
+// addressesByInterface lists the usable addresses per interface, in the
+// order the agent reported them (the default route's first):
+// "eth0=192.0.2.10,2001:db8::10 wlan0=198.51.100.7".
+func addressesByInterface(as []wire.Address) []string {
+	var order []string
+	by := map[string][]string{}
+	for _, a := range as {
+		if !a.Usable() {
+			continue
+		}
+		if _, seen := by[a.Interface]; !seen {
+			order = append(order, a.Interface)
+		}
+		by[a.Interface] = append(by[a.Interface], a.Address)
+	}
+	out := make([]string, 0, len(order))
+	for _, iface := range order {
+		name := iface
+		if name == "" {
+			name = "?"
+		}
+		out = append(out, name+"="+strings.Join(by[iface], ","))
+	}
+	return out
 }

@@ -35,6 +35,12 @@ func TestAgentAppearsOnline(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "pi-e2e") || !strings.Contains(out, "yes") {
 			t.Errorf("pifleet devices (exit %d):\n%s\nwant a row for pi-e2e, online", code, out)
 		}
+		// Addresses are shown per interface: "eth0=192.0.2.10,…".
+		for _, a := range d.Addresses {
+			if a.Usable() && !strings.Contains(out, a.Interface+"=") {
+				t.Errorf("pifleet devices:\n%s\nwant %s's addresses under %s=", out, a.Address, a.Interface)
+			}
+		}
 		out, code = e.run("devices", "--json")
 		var devs []api.Device
 		if code != 0 || json.Unmarshal([]byte(out), &devs) != nil || len(devs) != 1 || devs[0].ID != "pi-e2e" {
