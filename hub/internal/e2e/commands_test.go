@@ -1,17 +1,23 @@
 package e2e
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/pifleet/pifleet/agent/runnertest"
 	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/api"
+	"github.com/pifleet/pifleet/hub/internal/dispatch"
 )
 
 // TestDockerCommandsThroughBinaries runs a cloud command the way an
@@ -64,4 +70,118 @@ func TestDockerCommandsThroughBinaries(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "Refused") {
 		t.Errorf("a denied verb (exit %d):\n%s\nwant a refusal", code, out)
 	}
+
+	t.Run("forged, expired and replayed commands at the real agent", func(t *testing.T) {
+		hubKey, _, err := dispatch.LoadOrCreateKey(filepath.Join(state, "hub.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, strangerKey, _ := ed25519.GenerateKey(nil)
+		c := e.client()
+		defer c.Disconnect(50)
+		var mu sync.Mutex
+		got := map[string][]wire.ResultRecord{}
+		if tok := c.Subscribe("pifleet/v1/devices/pi-cmd/result/#", 1, func(_ mqtt.Client, m mqtt.Message) {
+			if rec, err := wire.DecodeResult(m.Payload()); err == nil {
+				pt, _ := wire.ParseTopic(m.Topic())
+				mu.Lock()
+				got[pt.CmdID] = append(got[pt.CmdID], rec)
+				mu.Unlock()
+			}
+		}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe: %v", tok.Error())
+		}
+		send := func(id, hub string, key ed25519.PrivateKey, created time.Time) []byte {
+			cmd := wire.Command{V: wire.ProtocolVersion, ID: id, Hub: hub, Device: "pi-cmd", ReplyTo: hub,
+				Created: created.UTC(), Expires: created.Add(time.Minute).UTC(), Tool: "aws", Argv: []string{"--version"}}
+			cmd.Sign(key)
+			b, _ := json.Marshal(cmd)
+			publish(t, c, wire.CmdTopic("pi-cmd"), b, false)
+			return b
+		}
+		records := func(id string) []wire.ResultRecord {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]wire.ResultRecord(nil), got[id]...)
+		}
+		final := func(id string) func() string {
+			return func() string {
+				for _, r := range records(id) {
+					if r.Final != nil {
+						return ""
+					}
+				}
+				return "no final for " + id
+			}
+		}
+
+		// The forger names a hub that does not exist: no hub would ever
+		// clear a retained answer there.
+		send("e2e-forged", "ghost", strangerKey, time.Now())
+		send("e2e-expired", "hub", hubKey, time.Now().Add(-2*time.Minute))
+		replayed := send("e2e-replay", "hub", hubKey, time.Now())
+		for _, id := range []string{"e2e-forged", "e2e-expired", "e2e-replay"} {
+			testenv.Eventually(t, 60*time.Second, final(id))
+		}
+		publish(t, c, wire.CmdTopic("pi-cmd"), replayed, false) // the same signed bytes again
+		testenv.Eventually(t, 30*time.Second, func() string {
+			for _, r := range records("e2e-replay") {
+				if r.Notice != nil && r.Notice.Reason == wire.NoticeDuplicate {
+					return ""
+				}
+			}
+			return "no duplicate notice for the replayed command"
+		})
+
+		for id, want := range map[string]string{"e2e-forged": "bad signature", "e2e-expired": "expired at"} {
+			f := records(id)[0].Final
+			if f == nil || f.Outcome != wire.OutcomeRejected || !strings.Contains(f.Error, want) {
+				t.Errorf("%s: got %+v, want rejected with %q", id, records(id), want)
+			}
+		}
+		var finals, notices int
+		for _, r := range records("e2e-replay") {
+			switch {
+			case r.Final != nil:
+				finals++
+				if r.Final.Outcome != wire.OutcomeExited || r.Final.ExitCode != 0 || !strings.Contains(r.Final.Output, "aws-cli/2") {
+					t.Errorf("the real command's final = %+v, want aws --version's output", r.Final)
+				}
+			case r.Notice != nil:
+				notices++
+			}
+		}
+		if finals != 1 || notices != 1 {
+			t.Errorf("replayed command: %d finals, %d notices; want it run once and the replay reported once", finals, notices)
+		}
+		// The hub counted the Pi's notice as a stray duplicate (it never
+		// sent that command).
+		testenv.Eventually(t, 30*time.Second, func() string {
+			var st struct{ Commands struct{ StrayDuplicates int64 } }
+			if _, err := httpGetJSON(e.hubURL()+"/api/stats", &st); err != nil {
+				return err.Error()
+			}
+			if st.Commands.StrayDuplicates != 1 {
+				return fmt.Sprintf("hub stats %+v, want one stray duplicate", st)
+			}
+			return ""
+		})
+		// A forged command leaves nothing retained on the broker: a new
+		// subscriber gets no record for it.
+		late := e.client()
+		defer late.Disconnect(50)
+		retained := make(chan string, 8)
+		if tok := late.Subscribe(wire.ResultTopic("pi-cmd", "ghost", "e2e-forged"), 1, func(_ mqtt.Client, m mqtt.Message) {
+			if len(m.Payload()) > 0 {
+				retained <- string(m.Payload())
+			}
+		}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe: %v", tok.Error())
+		}
+		select { // a retained record comes with the subscription, at once
+		case m := <-retained:
+			t.Errorf("the forged command's rejection stayed retained on the broker: %s", m)
+		case <-time.After(2 * time.Second):
+		}
+	})
 }
