@@ -104,6 +104,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/devices", s.devices)
 	mux.HandleFunc("GET /api/devices/{id}", s.device)
 	mux.HandleFunc("POST /api/ask", s.ask)
+	// Without this, the catch-all "/" below answers GET /api/ask with a 404.
+	mux.HandleFunc("/api/ask", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", "POST")
+		writeErr(w, http.StatusMethodNotAllowed, "use POST for /api/ask")
+	})
 	mux.HandleFunc("GET /api/stats", s.stats)
 	for p, h := range s.Extra {
 		mux.Handle(p, h)
