@@ -157,7 +157,9 @@ func TestDockerCommandsThroughBinaries(t *testing.T) {
 		// The hub counted the Pi's notice as a stray duplicate (it never
 		// sent that command).
 		testenv.Eventually(t, 30*time.Second, func() string {
-			var st struct{ Commands struct{ StrayDuplicates int64 } }
+			var st struct {
+				Commands struct{ StrayDuplicates int64 }
+			}
 			if _, err := httpGetJSON(e.hubURL()+"/api/stats", &st); err != nil {
 				return err.Error()
 			}
