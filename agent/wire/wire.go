@@ -33,24 +33,36 @@ var (
 // [A-Za-z0-9._-], not starting with '.' or '-'. This excludes the MQTT
 // wildcards '+' and '#', the level separator '/', spaces and control bytes.
 func ValidateID(id string) error {
+	problem := IDProblem(id)
+	switch {
+	case problem == "":
+		return nil
+	case id == "" || len(id) > MaxIDLen:
+		return fmt.Errorf("%w: %s", ErrBadID, problem)
+	}
+	return fmt.Errorf("%w %q: %s", ErrBadID, id, problem)
+}
+
+// IDProblem says what is wrong with id as a device or hub id, or "" when
+// nothing is: for messages that name the id their own way.
+func IDProblem(id string) string {
 	if id == "" {
-		return fmt.Errorf("%w: empty", ErrBadID)
+		return "empty"
 	}
 	if len(id) > MaxIDLen {
-		return fmt.Errorf("%w: %d characters, at most %d allowed", ErrBadID, len(id), MaxIDLen)
+		return fmt.Sprintf("%d characters, at most %d allowed", len(id), MaxIDLen)
 	}
 	if id[0] == '.' || id[0] == '-' {
-		return fmt.Errorf("%w %q: must not start with %q", ErrBadID, id, id[0])
+		return fmt.Sprintf("must not start with %q", id[0])
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
+	for _, c := range id {
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
 		default:
-			return fmt.Errorf("%w %q: character %q not allowed (use letters, digits, '.', '_', '-')", ErrBadID, id, c)
+			return fmt.Sprintf("character %q not allowed (use letters, digits, '.', '_', '-')", c)
 		}
 	}
-	return nil
+	return ""
 }
 
 // SanitizeID turns an arbitrary host name into a valid id, replacing every

@@ -123,9 +123,11 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	if s.Token == "" {
 		return next
 	}
-	want := []byte("Bearer " + s.Token)
+	want := []byte(s.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		// The scheme is case-insensitive (RFC 9110); the token is not.
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if r.URL.Path != "/healthz" && (!strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), want) != 1) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pifleet"`)
 			writeErr(w, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
@@ -149,6 +151,10 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) device(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if wire.IDProblem(id) != "" {
+		writeErr(w, http.StatusBadRequest, s.Fleet.UnknownID(id).Error())
+		return
+	}
 	d, ok := s.Fleet.Get(id)
 	if !ok {
 		writeErr(w, http.StatusNotFound, s.Fleet.UnknownID(id).Error())

@@ -70,7 +70,7 @@ func testFleet(t *testing.T) (*fleet.Fleet, *clock) {
 		Epoch: 10, Seq: 1, Labels: []string{"lab"},
 		Interfaces: []wire.Interface{{Name: "eth0", Up: true, DefaultRoute: true}},
 		Addresses: []wire.Address{
-			{Address: "192.168.1.10", Prefix: 24, Family: wire.IPv4, Interface: "eth0", Primary: true},
+			{Address: "192.0.2.10", Prefix: 24, Family: wire.IPv4, Interface: "eth0", Primary: true},
 			{Address: "fe80::1", Prefix: 64, Family: wire.IPv6, Interface: "eth0", LinkLocal: true},
 		},
 		Health: wire.Health{TempC: &temp}})
@@ -186,7 +186,7 @@ func TestDevicesList(t *testing.T) {
 		"id": "pi1", "online": true, "state": "online", "epoch": 10.0,
 		"hostname": "pi1-host", "agent_version": "1.2.3", "labels": []any{"lab"},
 		"addresses": []any{
-			map[string]any{"address": "192.168.1.10", "prefix": 24.0, "family": "ipv4", "interface": "eth0", "primary": true},
+			map[string]any{"address": "192.0.2.10", "prefix": 24.0, "family": "ipv4", "interface": "eth0", "primary": true},
 			map[string]any{"address": "fe80::1", "prefix": 64.0, "family": "ipv6", "interface": "eth0", "link_local": true},
 		},
 		"interfaces": []any{map[string]any{"name": "eth0", "up": true, "default_route": true}},
@@ -212,7 +212,7 @@ func TestDevicesList(t *testing.T) {
 	// The same answer decodes into the Go type the CLI uses.
 	var typed []api.Device
 	wantJSON(t, "GET /api/devices", do(t, "GET", ts.URL+"/api/devices", nil), http.StatusOK, &typed)
-	if len(typed) != 2 || typed[0].Addresses[0].Address != "192.168.1.10" || *typed[0].Health.TempC != 48.5 ||
+	if len(typed) != 2 || typed[0].Addresses[0].Address != "192.0.2.10" || *typed[0].Health.TempC != 48.5 ||
 		!typed[0].LastSeen.Equal(t0.Add(time.Minute)) || typed[1].Online || typed[1].Health != nil {
 		t.Errorf("typed decode: %+v", typed)
 	}
@@ -245,7 +245,7 @@ func TestDeviceByID(t *testing.T) {
 		t.Errorf("pi1: %v", d)
 	}
 	addrs, _ := d["addresses"].([]any)
-	if len(addrs) != 2 || addrs[0].(map[string]any)["address"] != "192.168.1.10" {
+	if len(addrs) != 2 || addrs[0].(map[string]any)["address"] != "192.0.2.10" {
 		t.Errorf("pi1 addresses: %v", d["addresses"])
 	}
 	var lost api.Device
@@ -274,7 +274,7 @@ func TestAskWithTheEngine(t *testing.T) {
 	wantJSON(t, "ask fleet", do(t, "POST", ts.URL+"/api/ask", strings.NewReader(`{"text":"fleet"}`), "Content-Type", "application/json"), http.StatusOK, &r)
 	for _, want := range []string{
 		"Fleet: 2 devices, 1 online, 0 with problems\n",
-		"🟢 pi1 · online · 192.168.1.10 · 48.5 °C · seen 9m ago\n",
+		"🟢 pi1 · online · 192.0.2.10 · 48.5 °C · seen 9m ago\n",
 		"🔴 pi2 · lost · no address · seen 10m ago\n",
 	} {
 		if !strings.Contains(r.Text, want) {
@@ -437,6 +437,8 @@ func TestBearerToken(t *testing.T) {
 			}
 		}
 		check(what+" with the token", do(t, r.method, ts.URL+r.path, strings.NewReader(r.body), "Authorization", "Bearer "+token), r.code)
+		// The scheme's case does not matter (RFC 9110), the token's does.
+		check(what+" with the token, scheme in lower case", do(t, r.method, ts.URL+r.path, strings.NewReader(r.body), "Authorization", "bearer "+token), r.code)
 	}
 	a := do(t, "GET", ts.URL+"/healthz", nil)
 	check("GET /healthz without a token", a, 200)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -15,6 +16,7 @@ import (
 // hubClient talks to a hub's HTTP API.
 type hubClient struct {
 	base  string
+	shown string // base without a password, for messages
 	token string
 	http  *http.Client
 }
@@ -29,10 +31,16 @@ func newHubClient(env Env, fs *flag.FlagSet, hub string) (*hubClient, error) {
 	if !set && env.Getenv != nil && env.Getenv("PIFLEET_HUB") != "" {
 		hub = env.Getenv("PIFLEET_HUB")
 	}
-	if !strings.HasPrefix(hub, "http://") && !strings.HasPrefix(hub, "https://") {
-		return nil, fmt.Errorf("--hub %q: want a URL such as http://127.0.0.1:8080", hub)
+	u, err := url.Parse(hub)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		shown := hub
+		if err == nil {
+			shown = u.Redacted()
+		}
+		return nil, fmt.Errorf("--hub %q: want a URL such as http://127.0.0.1:8080", shown)
 	}
-	c := &hubClient{base: strings.TrimRight(hub, "/"), http: &http.Client{Timeout: 3 * time.Minute}} // cloud commands take up to ~2 min
+	c := &hubClient{base: strings.TrimRight(hub, "/"), shown: strings.TrimRight(u.Redacted(), "/"),
+		http: &http.Client{Timeout: 3 * time.Minute}} // cloud commands take up to ~2 min
 	if env.Getenv != nil {
 		c.token = env.Getenv("PIFLEET_HUB_TOKEN")
 	}
@@ -59,12 +67,12 @@ func (c *hubClient) do(ctx context.Context, method, path string, body, out any) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the hub at %s (is `pifleet hub` running?): %w", c.base, err)
+		return fmt.Errorf("cannot reach the hub at %s (is `pifleet hub` running?): %w", c.shown, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("read answer from %s: %w", c.base, err)
+		return fmt.Errorf("read answer from %s: %w", c.shown, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }

@@ -33,7 +33,7 @@ func (h *testHub) requests() []string {
 	return append([]string(nil), h.seen...)
 }
 
-// startTestHub serves pi1 (online, 192.168.1.10 and a link-local
+// startTestHub serves pi1 (online, 192.0.2.10 and a link-local
 // address, 48.5 °C) and pi2 (lost, never sent a status).
 func startTestHub(t *testing.T, token string) *testHub {
 	t.Helper()
@@ -48,7 +48,7 @@ func startTestHub(t *testing.T, token string) *testHub {
 	msg(wire.StateTopic("pi1"), wire.State{V: 1, State: wire.StateOnline, Epoch: 10})
 	msg(wire.StatusTopic("pi1"), wire.Status{V: 1, ID: "pi1", Epoch: 10, Seq: 1, Hostname: "pi1-host",
 		Addresses: []wire.Address{
-			{Address: "192.168.1.10", Prefix: 24, Family: wire.IPv4, Interface: "eth0", Primary: true},
+			{Address: "192.0.2.10", Prefix: 24, Family: wire.IPv4, Interface: "eth0", Primary: true},
 			{Address: "fe80::1", Prefix: 64, Family: wire.IPv6, Interface: "eth0", LinkLocal: true},
 		},
 		Health: wire.Health{TempC: &temp}})
@@ -126,7 +126,7 @@ func TestCLIDevicesTable(t *testing.T) {
 	}
 	// LAST SEEN is the hub's wall clock ("just now", "3s ago" on a slow
 	// machine); the columns before it are exact.
-	if got := strings.Join(r[1][:5], " "); got != "pi1 yes 192.168.1.10 48.5°C -" {
+	if got := strings.Join(r[1][:5], " "); got != "pi1 yes eth0=192.0.2.10 48.5°C -" {
 		t.Errorf("pi1 row %q (the link-local address must not show):\n%s", got, stdout)
 	}
 	if got := strings.Join(r[2][:6], " "); got != "pi2 NO (lost) - - -" {
@@ -157,7 +157,7 @@ func TestCLIDeviceByIDAndJSON(t *testing.T) {
 
 	code, stdout, stderr := pifleet(t, env, "devices", "pi1")
 	r := rows(stdout)
-	if code != 0 || stderr != "" || len(r) != 2 || r[0][0] != "ID" || strings.Join(r[1][:3], " ") != "pi1 yes 192.168.1.10" {
+	if code != 0 || stderr != "" || len(r) != 2 || r[0][0] != "ID" || strings.Join(r[1][:3], " ") != "pi1 yes eth0=192.0.2.10" {
 		t.Errorf("devices pi1: exit %d, stderr %q, stdout:\n%s", code, stderr, stdout)
 	}
 
@@ -167,7 +167,7 @@ func TestCLIDeviceByIDAndJSON(t *testing.T) {
 		t.Fatalf("devices --json: exit %d, stderr %q, %v:\n%s", code, stderr, err, stdout)
 	}
 	if len(devs) != 2 || devs[0].ID != "pi1" || !devs[0].Online || len(devs[0].Addresses) != 2 ||
-		devs[0].Addresses[0].Address != "192.168.1.10" || devs[0].Hostname != "pi1-host" ||
+		devs[0].Addresses[0].Address != "192.0.2.10" || devs[0].Hostname != "pi1-host" ||
 		devs[1].ID != "pi2" || devs[1].Online || devs[1].State != "lost" || devs[1].LastSeen == nil {
 		t.Errorf("devices --json:\n%s", stdout)
 	}
@@ -203,7 +203,7 @@ func TestCLIAsk(t *testing.T) {
 	env := map[string]string{"PIFLEET_HUB": hub.URL, "PIFLEET_HUB_TOKEN": cliToken}
 	code, stdout, stderr := pifleet(t, env, "ask", "fleet")
 	if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "Fleet: 2 devices, 1 online, 0 with problems\n") ||
-		!strings.Contains(stdout, "pi1 · online · 192.168.1.10 · 48.5 °C") || !strings.Contains(stdout, "pi2 · lost · no address") {
+		!strings.Contains(stdout, "pi1 · online · 192.0.2.10 · 48.5 °C") || !strings.Contains(stdout, "pi2 · lost · no address") {
 		t.Errorf("ask fleet: exit %d, stderr %q, stdout:\n%s", code, stderr, stdout)
 	}
 	want := "POST /api/ask Bearer " + cliToken
@@ -281,5 +281,31 @@ func TestCLINotAHub(t *testing.T) {
 		code, stdout, stderr := pifleet(t, map[string]string{"PIFLEET_HUB": ts.URL}, "devices")
 		wantOneErrorLine(t, fmt.Sprintf("devices against a %d page", c.code), code, stdout, stderr, c.want)
 		ts.Close()
+	}
+}
+
+// What the command line cannot mean is refused before the hub is asked,
+// and what it can mean reaches the hub intact.
+func TestCLIDevicesArgumentsAndEscaping(t *testing.T) {
+	hub := startTestHub(t, "")
+	env := map[string]string{"PIFLEET_HUB": hub.URL}
+
+	// Flags after the id are not flags: say so rather than print the fleet.
+	code, stdout, stderr := pifleet(t, env, "devices", "pi1", "--json")
+	if code != 2 || stdout != "" || !strings.Contains(stderr, "flags before it") {
+		t.Errorf("devices pi1 --json: exit %d, stdout %q, stderr %q; want a usage error", code, stdout, stderr)
+	}
+	// An id that could not exist never becomes another path or query.
+	for _, id := range []string{"pi#1", "../stats", "pi%1", "pi?x=1"} {
+		code, stdout, stderr = pifleet(t, env, "devices", id)
+		wantOneErrorLine(t, "devices "+id, code, stdout, stderr, "is not a valid device id")
+	}
+	if got := hub.requests(); len(got) != 0 {
+		t.Errorf("the hub was asked %q for ids that cannot exist", got)
+	}
+	// A label with query characters is one filter value.
+	code, _, stderr = pifleet(t, env, "devices", "--filter", "label:a&filter=online")
+	if got := hub.requests(); len(got) != 1 || got[0] != "GET /api/devices?filter=label%3Aa%26filter%3Donline " {
+		t.Errorf("hub saw %q (exit %d, %q), want the whole label as one escaped filter", got, code, stderr)
 	}
 }

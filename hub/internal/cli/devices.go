@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,17 +31,26 @@ func runDevices(ctx context.Context, env Env, args []string) error {
 	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
 		return usageErr(err)
 	}
+	if fs.NArg() > 1 {
+		fmt.Fprintf(env.Stderr, "pifleet devices: one device id at most, and flags before it (got %q)\n", fs.Args())
+		return ErrUsage
+	}
+	if fs.NArg() == 1 {
+		if problem := wire.IDProblem(fs.Arg(0)); problem != "" {
+			return fmt.Errorf("%q is not a valid device id: %s", fs.Arg(0), problem)
+		}
+	}
 	c, err := newHubClient(env, fs, hub)
 	if err != nil {
 		return err
 	}
 	path := "/api/devices"
 	if filter != "" {
-		path += "?filter=" + filter
+		path += "?" + url.Values{"filter": {filter}}.Encode()
 	}
 	if fs.NArg() == 1 {
 		var d api.Device
-		if err := c.do(ctx, "GET", "/api/devices/"+fs.Arg(0), nil, &d); err != nil {
+		if err := c.do(ctx, "GET", "/api/devices/"+url.PathEscape(fs.Arg(0)), nil, &d); err != nil {
 			return err
 		}
 		return printDevices(env, []api.Device{d}, asJSON)

@@ -96,8 +96,8 @@ func (f *Fleet) byLabel(label string) ([]string, error) {
 // UnknownID returns an error for an id that is not in the fleet, naming
 // the closest known id when there is a plausible one.
 func (f *Fleet) UnknownID(id string) error {
-	if err := wire.ValidateID(id); err != nil {
-		return fmt.Errorf("%q is not a valid device id", id)
+	if problem := wire.IDProblem(id); problem != "" {
+		return fmt.Errorf("%q is not a valid device id: %s", id, problem)
 	}
 	if best := Closest(id, f.IDs()); best != "" {
 		return fmt.Errorf("no device %q; did you mean %q?", id, best)
