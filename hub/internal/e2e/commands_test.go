@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,22 +31,31 @@ func TestDockerCommandsThroughBinaries(t *testing.T) {
 	img := runnertest.AWSCLI(t) // built locally from Debian's awscli; fails clearly without Docker
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "policy.json")
-	b, _ := json.Marshal(map[string]any{"tools": map[string]any{"aws": map[string]any{"image": img}}})
+	// "job" is a test tool (config only, like gcloud or az would be): a
+	// number sleeps that long in a busybox container.
+	b, _ := json.Marshal(map[string]any{"tools": map[string]any{
+		"aws": map[string]any{"image": img},
+		"job": map[string]any{"image": runnertest.Busybox(t), "verb_words": 1, "read": []string{"[0-9]*"},
+			"entrypoint": []string{"sh", "-c", `sleep "$0"; echo "slept $0"`}},
+	}})
 	if err := os.WriteFile(pol, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	e := &fleetEnv{t: t, pifleet: binPifleet(t), agentBin: binAgent(t), httpPort: testenv.FreePort(t), mqttPort: testenv.FreePort(t)}
 	e.brokerURL = fmt.Sprintf("mqtt://127.0.0.1:%d", e.mqttPort)
 	state := filepath.Join(dir, "hub")
-	e.hub = start(t, "hub", e.pifleet, "hub", "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", e.mqttPort),
-		"--http-listen", fmt.Sprintf("127.0.0.1:%d", e.httpPort), "--state-dir", state, "--policy", pol)
-	testenv.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", e.httpPort), 15*time.Second, e.hub.out)
+	startHub := func() {
+		e.hub = start(t, "hub", e.pifleet, "hub", "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", e.mqttPort),
+			"--http-listen", fmt.Sprintf("127.0.0.1:%d", e.httpPort), "--state-dir", state, "--policy", pol)
+		testenv.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", e.httpPort), 15*time.Second, e.hub.out)
+	}
+	startHub()
 	pub := filepath.Join(state, "hub.key.pub")
 	if _, err := os.Stat(pub); err != nil {
 		t.Fatalf("the hub did not create its signing key: %v\n%s", err, e.hub.out.String())
 	}
 	os.MkdirAll(filepath.Join(dir, "agent"), 0o750)
-	e.startAgent("pi-cmd", "--hub-key", pub, "--policy", pol, "--data-dir", filepath.Join(dir, "agent"),
+	agent := e.startAgent("pi-cmd", "--hub-key", pub, "--policy", pol, "--data-dir", filepath.Join(dir, "agent"),
 		"--docker-network", "none")
 	e.startAgent("pi-nocmd")
 	for _, id := range []string{"pi-cmd", "pi-nocmd"} {
@@ -186,4 +196,34 @@ func TestDockerCommandsThroughBinaries(t *testing.T) {
 		case <-time.After(2 * time.Second):
 		}
 	})
+
+	// The hub (and with it the embedded broker) goes away while a Pi runs
+	// a command: the agent keeps its final until a broker takes it, the
+	// restarted hub knows the command from its state dir and gets the
+	// final from its retained copy, and says who asked.
+	t.Run("hub restart mid-command loses nothing", func(t *testing.T) {
+		before := strings.Count(agent.out.String(), "msg=running")
+		asked := make(chan string, 1)
+		go func() { out, _ := e.run("ask", "job", "pi-cmd", "4"); asked <- out }()
+		testenv.Eventually(t, 60*time.Second, func() string {
+			if strings.Count(agent.out.String(), "msg=running") == before {
+				return "the Pi has not started the command"
+			}
+			return ""
+		})
+		e.hub.kill(syscall.SIGTERM)
+		<-asked // the CLI's connection to the old hub ends with it
+		startHub()
+		testenv.Eventually(t, 90*time.Second, func() string {
+			log := e.hub.out.String()
+			for _, l := range lines(log) {
+				if strings.Contains(l, "late command result") && strings.Contains(l, "device=pi-cmd") &&
+					strings.Contains(l, "tool=job") && strings.Contains(l, "outcome=exited") && strings.Contains(l, "asked_by=http") {
+					return ""
+				}
+			}
+			return "the restarted hub has not logged the command's late result"
+		})
+	})
+
 }
