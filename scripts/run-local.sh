@@ -5,12 +5,15 @@
 # PIFLEET_HTTP (default 127.0.0.1:8080, or the next free one). Called by
 # `make run` after `make build`.
 set -euo pipefail
+# Paths given relative to where make run was called from.
+if [ -n "${PIFLEET_BIN:-}" ]; then PIFLEET_BIN=$(cd "$PIFLEET_BIN" && pwd); fi
+if [ -n "${PIFLEET_STATE:-}" ]; then mkdir -p "$PIFLEET_STATE" && PIFLEET_STATE=$(cd "$PIFLEET_STATE" && pwd); fi
 cd "$(dirname "$0")/.."
 STATE=${PIFLEET_STATE:-.run}   # hub signing key, agent command store, broker data
 mkdir -p "$STATE/agent"
 
 # in_use HOST:PORT: something already accepts connections there.
-in_use() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+in_use() { timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "${1%:*}" "${1##*:}" 2>/dev/null; }
 # free_from PORT: the first free loopback port from PORT on (20 tries).
 # A default port that is taken (Debian's mosquitto package starts a system
 # broker on 1883) moves up, and says so; a port you set is used as given.
@@ -52,9 +55,11 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 # The agent trusts the hub's signing key (the hub creates it on first start).
+# Its console banner is for a Pi's serial getty, so it is off here (it would
+# reload this machine's gettys); PIFLEET_CONSOLE_ISSUE=PATH turns it on.
 for _ in $(seq 1 50); do [ -f "$STATE/hub.key.pub" ] && break; sleep 0.1; done
 "$BIN/pifleet-agent" --broker "mqtt://$MQTT" --heartbeat 30s --data-dir "$STATE/agent" \
-  --hub-key "$STATE/hub.key.pub" --console-issue "${PIFLEET_CONSOLE_ISSUE:-$STATE/pifleet.issue}" &
+  --hub-key "$STATE/hub.key.pub" --console-issue "${PIFLEET_CONSOLE_ISSUE:-off}" &
 pids+=($!)
 
 cat <<MSG

@@ -36,9 +36,13 @@ func TestRunLocal(t *testing.T) {
 	state := t.TempDir()
 	out := &testenv.SyncBuffer{}
 	cmd := exec.Command("./run-local.sh")
-	cmd.Env = append(os.Environ(), "PIFLEET_BIN="+filepath.Dir(hub), "PIFLEET_STATE="+state,
-		"PIFLEET_CONSOLE_ISSUE=off", // not this machine's gettys
-		"PIFLEET_MQTT=", "PIFLEET_HTTP=")
+	// None of the developer's own PIFLEET_* settings (Slack tokens, …).
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PIFLEET_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "PIFLEET_BIN="+filepath.Dir(hub), "PIFLEET_STATE="+state)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

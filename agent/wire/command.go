@@ -110,7 +110,9 @@ const (
 
 // Final is the last record of a command, published QoS 1 and retained on
 // ResultTopic until the hub has it (the hub clears it with an empty
-// retained message), so a hub restart mid-command loses nothing.
+// retained message), so a hub restart mid-command loses nothing. The one
+// exception is the rejection of a command that did not verify (bad
+// signature, another device): published once, not retained.
 type Final struct {
 	V          int     `json:"v"`
 	Kind       string  `json:"kind"` // always "final"

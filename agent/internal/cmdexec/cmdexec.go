@@ -168,11 +168,23 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultS
 			return
 		}
 		h.Stats.Rejected.Add(1)
+		f := wire.Final{ID: cmd.ID, Seq: 1, Outcome: wire.OutcomeRejected, ExitCode: -1, Error: rej.reason}
+		if rej.unverified {
+			// Answered once and not retained: whoever sent it hears it
+			// if listening, but cannot leave retained records on the
+			// broker through this Pi, nor keep it busy retrying. The
+			// warning (a stale --hub-key looks like this) is rate-limited
+			// so a flood cannot write the SD card through the journal.
+			if h.notices.allow("\x00unverified-warning", h.o.Now()) {
+				log.Warn("command rejected (further unverified commands are logged at debug for a while)", "reason", rej.reason)
+			} else {
+				log.Debug("command rejected", "reason", rej.reason)
+			}
+			h.publishOnce(log, out, replyTo, f)
+			return
+		}
 		log.Warn("command rejected", "reason", rej.reason)
-		// A command that does not verify is answered but not retained:
-		// whoever sent it hears it if listening, and cannot leave retained
-		// records on the broker through this Pi.
-		h.publishFinal(log, out, replyTo, wire.Final{ID: cmd.ID, Seq: 1, Outcome: wire.OutcomeRejected, ExitCode: -1, Error: rej.reason}, !rej.unverified)
+		h.publishFinal(log, out, replyTo, f, true)
 		return
 	}
 	h.Stats.Ran.Add(1)
@@ -297,6 +309,15 @@ func (h *Handler) admit(cmd wire.Command, key string) (runner.Job, *rejection) {
 	}
 	tool, _ := h.o.Policy.Tool(cmd.Tool)
 	return runner.Job{ID: cmd.ID, Tool: tool, Argv: d.Argv}, nil
+}
+
+// publishOnce publishes the rejection of a command that did not verify:
+// not retained, not retried.
+func (h *Handler) publishOnce(log *slog.Logger, out daemon.ResultSink, replyTo string, f wire.Final) {
+	f.V, f.Kind, f.Device = wire.ProtocolVersion, wire.KindFinal, h.o.Device
+	if err := out.PublishFinal(replyTo, f.ID, f, false); err != nil {
+		log.Debug("publish rejection", "err", err)
+	}
 }
 
 // publishFinal publishes f, trimming its Output so that the record fits

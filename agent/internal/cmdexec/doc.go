@@ -32,7 +32,8 @@
 // Rejections of commands that decode and whose id is new (bad signature,
 // expired, not for this device, policy) are reported as Final{Outcome:
 // rejected, Error: reason}. Those of commands that do not verify (bad
-// signature, another device) are published not retained: a hub that is
+// signature, another device) are published once and not retained (their
+// warning rate-limited): a hub that is
 // waiting still hears why, but an unverified sender cannot leave retained
 // records on the broker through the Pi. Payloads that do not decode are
 // only logged and counted.

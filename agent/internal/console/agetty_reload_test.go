@@ -40,21 +40,22 @@ func TestAgettyReloadAsTheServiceUser(t *testing.T) {
 		t.Fatalf("pifleet-agent.tmpfiles gives %s mode %04o %s:%s; the agent (group pifleet) needs to write it", agettyReloadFile, mode, owner, group)
 	}
 
-	// Keep the machine's reload file as it was.
+	// Leave the machine's reload file as it was: put back its owner and
+	// mode, or remove it if there was none.
+	if fi, err := os.Stat(agettyReloadFile); err == nil {
+		st := fi.Sys().(*syscall.Stat_t)
+		t.Cleanup(func() {
+			os.Chown(agettyReloadFile, int(st.Uid), int(st.Gid))
+			os.Chmod(agettyReloadFile, fi.Mode().Perm())
+		})
+	} else {
+		t.Cleanup(func() { os.Remove(agettyReloadFile) })
+	}
 	if f, err := os.OpenFile(agettyReloadFile, os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
 		f.Close()
 	} else {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(agettyReloadFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	t.Cleanup(func() {
-		os.Chown(agettyReloadFile, int(st.Uid), int(st.Gid))
-		os.Chmod(agettyReloadFile, fi.Mode().Perm())
-	})
 
 	const nobody = 65534
 	reloadAsService := func() error {

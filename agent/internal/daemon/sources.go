@@ -34,9 +34,10 @@ type CommandHandler interface {
 }
 
 // ResultSink publishes result records of a command (QoS 1) on
-// wire.ResultTopic. PublishFinal retains the record until the hub clears
-// it; PublishChunk and PublishNotice never retain (a non-retained publish
-// leaves the broker's retained Final as it is).
+// wire.ResultTopic. PublishFinal retains the record (retain: every final
+// but the rejection of a command that did not verify) until the hub
+// clears it; PublishChunk and PublishNotice never retain (a non-retained
+// publish leaves the broker's retained Final as it is).
 type ResultSink interface {
 	PublishChunk(hub, cmdID string, c wire.Chunk) error
 	PublishFinal(hub, cmdID string, f wire.Final, retain bool) error

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,12 +33,13 @@ func newHubClient(env Env, fs *flag.FlagSet, hub string) (*hubClient, error) {
 		hub = env.Getenv("PIFLEET_HUB")
 	}
 	u, err := url.Parse(hub)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		shown := hub
-		if err == nil {
-			shown = u.Redacted()
-		}
-		return nil, fmt.Errorf("--hub %q: want a URL such as http://127.0.0.1:8080", shown)
+	if err != nil {
+		// Neither the value nor url's error (which quotes it): it may hold
+		// a password.
+		return nil, errors.New("--hub is not a URL: want a URL such as http://127.0.0.1:8080")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--hub %q: want a URL such as http://127.0.0.1:8080", u.Redacted())
 	}
 	c := &hubClient{base: strings.TrimRight(hub, "/"), shown: strings.TrimRight(u.Redacted(), "/"),
 		http: &http.Client{Timeout: 3 * time.Minute}} // cloud commands take up to ~2 min

@@ -260,6 +260,14 @@ func TestCLIUnreachableHub(t *testing.T) {
 
 	code, stdout, stderr := pifleet(t, env, "devices", "--hub", "127.0.0.1:8080")
 	wantOneErrorLine(t, "--hub without scheme", code, stdout, stderr, "want a URL such as http://127.0.0.1:8080")
+
+	// A password in --hub never shows, whatever is wrong with the URL.
+	for _, hub := range []string{"http://u:s3cret@127.0.0.1:1/", "http://u:s3cret@127.0.0.1:port/", "ftp://u:s3cret@host/", "http://u:s3cret@ho st/"} {
+		code, stdout, stderr = pifleet(t, env, "devices", "--hub", hub)
+		if code == 0 || strings.Contains(stdout+stderr, "s3cret") {
+			t.Errorf("--hub %s: exit %d, output %q; want an error without the password", hub, code, stdout+stderr)
+		}
+	}
 }
 
 // TestCLINotAHub: something else on the hub's port gives one clear line,

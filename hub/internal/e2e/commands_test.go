@@ -204,7 +204,9 @@ func TestDockerCommandsThroughBinaries(t *testing.T) {
 	t.Run("hub restart mid-command loses nothing", func(t *testing.T) {
 		before := strings.Count(agent.out.String(), "msg=running")
 		asked := make(chan string, 1)
-		go func() { out, _ := e.run("ask", "job", "pi-cmd", "4"); asked <- out }()
+		// 12 s: the old hub is long gone (SIGTERM, its broker closed)
+		// before the Pi's final is published.
+		go func() { out, _ := e.run("ask", "job", "pi-cmd", "12"); asked <- out }()
 		testenv.Eventually(t, 60*time.Second, func() string {
 			if strings.Count(agent.out.String(), "msg=running") == before {
 				return "the Pi has not started the command"
