@@ -237,24 +237,7 @@ func TestAgettyBannerFindIP(t *testing.T) {
 
 	// The Pi moves: the banner changes and agetty --reload makes the
 	// waiting prompt reprint it. Watch the line directly.
-	line, err := os.OpenFile(c.Laptop, os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer line.Close()
-	got := &testenv.SyncBuffer{}
-	go io.Copy(got, line)
-	// Wait until a getty prompts on the line again (find-ip may have
-	// made systemd's stand-in restart it): Enter reprints login:.
-	if _, err := line.Write([]byte("\r")); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 15*time.Second, func() string {
-		if !strings.Contains(got.String(), "login:") {
-			return fmt.Sprintf("no login: prompt on the line after Enter; line shows %q", got.String())
-		}
-		return ""
-	})
+	got := watchPrompt(t, c)
 	moved := piInfo
 	moved.Addresses = []wire.Address{{Address: "203.0.113.5", Prefix: 24, Family: wire.IPv4, Interface: "wlan0", Primary: true}}
 	moved.HubConnected = false
@@ -420,4 +403,28 @@ func TestAgettyInteractive(t *testing.T) {
 			}
 		})
 	}
+}
+
+// watchPrompt opens the laptop end of the cable, records what the Pi
+// sends from now on, and waits until a getty prompts (find-ip may have
+// made systemd's stand-in restart it): Enter reprints login:.
+func watchPrompt(t *testing.T, c cable) *testenv.SyncBuffer {
+	t.Helper()
+	line, err := os.OpenFile(c.Laptop, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { line.Close() })
+	got := &testenv.SyncBuffer{}
+	go io.Copy(got, line)
+	if _, err := line.Write([]byte("\r")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 15*time.Second, func() string {
+		if !strings.Contains(got.String(), "login:") {
+			return fmt.Sprintf("no login: prompt on the line after Enter; line shows %q", got.String())
+		}
+		return ""
+	})
+	return got
 }

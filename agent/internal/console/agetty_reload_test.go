@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,22 +93,7 @@ func TestAgettyReloadAsTheServiceUser(t *testing.T) {
 	}
 	c := newCable(t)
 	startGetty(t, c.Pi, nil, "--issue-file", issueDir)
-	line, err := os.OpenFile(c.Laptop, os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer line.Close()
-	got := &testenv.SyncBuffer{}
-	go io.Copy(got, line)
-	if _, err := line.Write([]byte("\r")); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 15*time.Second, func() string {
-		if !strings.Contains(got.String(), "login:") {
-			return fmt.Sprintf("no login: prompt; line shows %q", got.String())
-		}
-		return ""
-	})
+	got := watchPrompt(t, c)
 
 	moved := piInfo
 	moved.Addresses = []wire.Address{{Address: "198.51.100.99", Prefix: 24, Family: wire.IPv4, Interface: "wlan0", Primary: true}}
