@@ -54,7 +54,12 @@ func (c *commandFlags) commandHandler(ctx context.Context, log *slog.Logger, id,
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--data-dir: %w", err)
 	}
-	rn, err := runner.New(runner.Options{Network: c.network, Timeout: c.timeout, MaxConcurrent: c.concurrency, AllowPull: c.allowPull, Logger: log})
+	// The runner's containers carry this device's id, so the sweep at
+	// start removes only this agent's leftovers, never those of another
+	// agent on the same Docker Engine (a test fleet, make run next to
+	// the packaged agent).
+	rn, err := runner.New(runner.Options{Network: c.network, Timeout: c.timeout, MaxConcurrent: c.concurrency, AllowPull: c.allowPull,
+		Instance: id, Logger: log})
 	if err != nil {
 		store.Close()
 		return nil, nil, nil, err
