@@ -1,7 +1,7 @@
 // Package flagenv is what the pifleet and pifleet-agent command lines share:
-// flags that can also come from the environment (how systemd's
-// EnvironmentFile= configures the units) and the --log-level logger.
-// Standard library only.
+// the subcommand registry and Env, flag parsing with one-line errors, flags
+// that can also come from the environment (how systemd's EnvironmentFile=
+// configures the units) and the --log-level logger. Standard library only.
 package flagenv
 
 import (

@@ -7,33 +7,21 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
+
+	"github.com/pifleet/pifleet/agent/flagenv"
 )
 
 // Env is what a subcommand gets from main.
-type Env struct {
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-	Getenv func(string) string
-}
-
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, env Env, args []string) error
-}
-
-var commands = map[string]command{}
-
-func register(name, summary string, run func(ctx context.Context, env Env, args []string) error) {
-	commands[name] = command{name, summary, run}
-}
+type Env = flagenv.Env
 
 // ErrUsage is returned for bad flags or arguments; the message has been
 // printed already.
-var ErrUsage = fmt.Errorf("usage")
+var ErrUsage = flagenv.ErrUsage
+
+var commands = flagenv.Commands{}
+
+func register(name, summary string, run flagenv.RunFunc) { commands.Register(name, summary, run) }
 
 // Run runs the subcommand named by args[0].
 func Run(ctx context.Context, env Env, args []string) error {
@@ -46,26 +34,17 @@ func Run(ctx context.Context, env Env, args []string) error {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(env.Stderr, "pifleet: unknown command %q (try: %s)\n", args[0], strings.Join(names(), ", "))
+		fmt.Fprintf(env.Stderr, "pifleet: unknown command %q (try: %s)\n", args[0], strings.Join(commands.Names(), ", "))
 		return ErrUsage
 	}
-	return c.run(ctx, env, args[1:])
-}
-
-func names() []string {
-	var n []string
-	for k := range commands {
-		n = append(n, k)
-	}
-	sort.Strings(n)
-	return n
+	return c.Run(ctx, env, args[1:])
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: pifleet <command> [flags]")
 	fmt.Fprintln(w)
-	for _, n := range names() {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	for _, n := range commands.Names() {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].Summary)
 	}
 	fmt.Fprintln(w, "\nRun 'pifleet <command> -h' for the flags of a command.")
 }
