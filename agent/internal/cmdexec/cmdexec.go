@@ -184,7 +184,7 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultS
 			return
 		}
 		log.Warn("command rejected", "reason", rej.reason)
-		h.publishFinal(log, out, replyTo, f, true)
+		h.publishFinal(log, out, replyTo, f)
 		return
 	}
 	h.Stats.Ran.Add(1)
@@ -202,7 +202,7 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultS
 	if res.Err != nil && res.Outcome != wire.OutcomeExited {
 		f.Error = res.Err.Error()
 	}
-	h.publishFinal(log, out, replyTo, f, true)
+	h.publishFinal(log, out, replyTo, f)
 	log.Info("finished", "outcome", f.Outcome, "exit", f.ExitCode, "ms", f.DurationMS, "bytes", f.Bytes)
 }
 
@@ -271,15 +271,14 @@ func (h *Handler) admit(cmd wire.Command, key string) (runner.Job, *rejection) {
 	reject := func(format string, a ...any) (runner.Job, *rejection) {
 		return runner.Job{}, &rejection{reason: fmt.Sprintf(format, a...)}
 	}
+	unverified := func(reason string) (runner.Job, *rejection) {
+		return runner.Job{}, &rejection{reason: reason, unverified: true}
+	}
 	if cmd.Device != h.o.Device {
-		j, r := reject("command is for device %q, this is %q", cmd.Device, h.o.Device)
-		r.unverified = true
-		return j, r
+		return unverified(fmt.Sprintf("command is for device %q, this is %q", cmd.Device, h.o.Device))
 	}
 	if !cmd.Verify(h.o.Keys) {
-		j, r := reject("bad signature: not signed by a hub key this Pi trusts")
-		r.unverified = true
-		return j, r
+		return unverified("bad signature: not signed by a hub key this Pi trusts")
 	}
 	now := h.o.Now()
 	switch {
@@ -320,9 +319,9 @@ func (h *Handler) publishOnce(log *slog.Logger, out daemon.ResultSink, replyTo s
 	}
 }
 
-// publishFinal publishes f, trimming its Output so that the record fits
+// publishFinal publishes f retained, trimming its Output so that the record fits
 // in wire.MaxPayload once encoded (JSON escaping can grow it).
-func (h *Handler) publishFinal(log *slog.Logger, out daemon.ResultSink, replyTo string, f wire.Final, retain bool) {
+func (h *Handler) publishFinal(log *slog.Logger, out daemon.ResultSink, replyTo string, f wire.Final) {
 	f.V, f.Kind, f.Device = wire.ProtocolVersion, wire.KindFinal, h.o.Device
 	for {
 		b, _ := json.Marshal(f)
@@ -337,7 +336,7 @@ func (h *Handler) publishFinal(log *slog.Logger, out daemon.ResultSink, replyTo 
 	deadline := h.o.Now().Add(h.o.FinalRetry)
 	wait := 500 * time.Millisecond
 	for {
-		err := out.PublishFinal(replyTo, f.ID, f, retain)
+		err := out.PublishFinal(replyTo, f.ID, f, true)
 		if err == nil {
 			return
 		}
