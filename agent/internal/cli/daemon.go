@@ -12,7 +12,7 @@ import (
 	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/agent/internal/console"
 	"github.com/pifleet/pifleet/agent/internal/daemon"
-	"github.com/pifleet/pifleet/agent/internal/link"
+	"github.com/pifleet/pifleet/internal/link"
 	"github.com/pifleet/pifleet/agent/internal/sdnotify"
 	"github.com/pifleet/pifleet/agent/transport"
 	"github.com/pifleet/pifleet/agent/wire"

@@ -11,7 +11,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/pifleet/pifleet/agent/internal/link"
+	"github.com/pifleet/pifleet/internal/link"
 	"github.com/pifleet/pifleet/agent/testenv"
 	"github.com/pifleet/pifleet/agent/wire"
 )

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/internal/link"
+	"github.com/pifleet/pifleet/internal/link"
 	"github.com/pifleet/pifleet/agent/internal/report"
 	"github.com/pifleet/pifleet/agent/wire"
 )

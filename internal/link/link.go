@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"time"
 
@@ -25,8 +26,15 @@ type Options struct {
 	Logger    *slog.Logger
 
 	ConnectTimeout time.Duration // default 10s
-	MinBackoff     time.Duration // default 500ms
-	MaxBackoff     time.Duration // default 30s
+	// Reconnects wait a random time in [0, min(MaxBackoff, MinBackoff·2ⁿ))
+	// after the n-th failure in a row ("full jitter"), so a fleet whose
+	// broker restarts comes back spread out instead of in one wave.
+	MinBackoff time.Duration // default 1s
+	MaxBackoff time.Duration // default 60s
+
+	// Dialer, when set, dials the broker (e.g. from a chosen local
+	// address: pifleet sim spreads thousands of sessions over 127.0.0.x).
+	Dialer *net.Dialer
 
 	// Configure may adjust the client options of every connection (TLS,
 	// credentials). It is called once per connection attempt.
@@ -42,6 +50,8 @@ type Options struct {
 	OnUp func(epoch uint64)
 	// OnDown is called when a connection is lost.
 	OnDown func(err error)
+	// OnConnectFailed is called after each failed connect attempt.
+	OnConnectFailed func(err error)
 
 	Now func() time.Time // default time.Now
 }
@@ -70,10 +80,10 @@ func (o *Options) ensureDefaults() error {
 		o.ConnectTimeout = 10 * time.Second
 	}
 	if o.MinBackoff == 0 {
-		o.MinBackoff = 500 * time.Millisecond
+		o.MinBackoff = time.Second
 	}
 	if o.MaxBackoff == 0 {
-		o.MaxBackoff = 30 * time.Second
+		o.MaxBackoff = 60 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -86,12 +96,14 @@ type Link struct {
 	o   Options
 	log *slog.Logger
 
-	mu        sync.Mutex
-	client    mqtt.Client // nil while disconnected
-	epoch     uint64      // epoch of the current (or last) session
-	floor     uint64      // next epoch must be greater than this
-	lastState string      // for Connected/State reporting
-	kick      chan struct{}
+	mu     sync.Mutex
+	client mqtt.Client // nil while disconnected
+	epoch  uint64      // epoch of the current (or last) session
+	floor  uint64      // next epoch must be greater than this
+
+	rebirthPending bool      // a re-birth is scheduled (reassert)
+	lastRebirth    time.Time // when the last re-birth went out
+	kick           chan struct{}
 }
 
 // New validates o and returns a Link. Run starts it.
@@ -141,14 +153,19 @@ func (l *Link) stateMsg(s wire.Lifecycle, epoch uint64) []byte {
 // Run keeps a session up until ctx ends, then publishes "offline" and
 // disconnects. It returns nil on a clean shutdown.
 func (l *Link) Run(ctx context.Context) error {
-	backoff := l.o.MinBackoff
+	failures := 0
 	for attempt := 0; ; attempt++ {
 		broker := l.o.Brokers[attempt%len(l.o.Brokers)]
 		lost, err := l.connect(ctx, broker)
+		deliberate := false
 		if err != nil {
-			l.log.Warn("connect failed", "broker", broker, "err", err, "retry_in", backoff)
+			failures++
+			l.log.Warn("connect failed", "broker", broker, "err", err)
+			if l.o.OnConnectFailed != nil {
+				l.o.OnConnectFailed(err)
+			}
 		} else {
-			backoff = l.o.MinBackoff
+			failures = 0
 			select {
 			case <-ctx.Done():
 				l.shutdown()
@@ -158,25 +175,34 @@ func (l *Link) Run(ctx context.Context) error {
 				if l.o.OnDown != nil {
 					l.o.OnDown(err)
 				}
+				failures = 1 // a lost session waits too: its broker may be going down for everyone
 			case <-l.kick:
-				backoff = 0 // deliberate reconnect with a higher epoch: no wait
+				deliberate = true // reconnect with a higher epoch: no wait
 			}
 		}
-		// Backoff with full jitter: spread a fleet's reconnects after a
-		// broker restart.
-		wait := time.Duration(0)
-		if backoff > 0 {
-			wait = backoff/2 + rand.N(backoff/2+1)
-		} else {
-			backoff = l.o.MinBackoff
+		if deliberate {
+			continue
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(wait):
+		case <-time.After(Backoff(failures, l.o.MinBackoff, l.o.MaxBackoff, rand.Int64N)):
 		}
-		backoff = min(backoff*2, l.o.MaxBackoff)
 	}
+}
+
+// Backoff is the wait after n failures in a row with full jitter: a
+// uniformly random duration in [0, min(max, base·2ⁿ⁻¹)]. randN returns a
+// number in [0, n).
+func Backoff(n int, base, max time.Duration, randN func(int64) int64) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	ceil := max
+	if n < 31 {
+		ceil = min(max, base<<(n-1))
+	}
+	return time.Duration(randN(int64(ceil) + 1))
 }
 
 func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error) {
@@ -201,6 +227,9 @@ func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error)
 			default:
 			}
 		})
+	if l.o.Dialer != nil {
+		opts.SetDialer(l.o.Dialer)
+	}
 	if l.o.Configure != nil {
 		if err := l.o.Configure(opts); err != nil {
 			return nil, fmt.Errorf("configure client: %w", err)
@@ -262,17 +291,36 @@ func (l *Link) route(c mqtt.Client, epoch uint64) mqtt.MessageHandler {
 	}
 }
 
-// checkOwnState guards the epoch against a clock that went backwards: if
-// the broker holds a state with an epoch at or above ours from an earlier
-// session, a late will of that session could be taken as newer than our
-// birth. We raise the floor and reconnect with a higher epoch.
+// checkOwnState keeps the broker's retained state of this device true.
+//
+// A state with an epoch above ours from an earlier session (a clock that
+// went backwards) could make a late will of that session look newer than
+// our birth: we raise the floor and reconnect with a higher epoch.
+//
+// Once our birth is out, anything else on our state topic — an empty
+// retained message (someone "forgot" a live Pi, or a broker lost it), an
+// older epoch, or our own epoch marked offline or lost by somebody else —
+// is answered by publishing the birth again (rate-limited), so every hub
+// sees this session as online again within moments.
 func (l *Link) checkOwnState(c mqtt.Client, epoch uint64, payload []byte) {
-	st, err := wire.DecodeState(payload)
-	if err != nil || st.Epoch < epoch || (st.Epoch == epoch && st.State == wire.StateOnline) {
+	if len(payload) == 0 {
+		l.reassert(c, epoch, "retained state deleted")
 		return
 	}
-	if st.Epoch == epoch {
-		return // our own offline/lost echo
+	st, err := wire.DecodeState(payload)
+	if err != nil {
+		l.reassert(c, epoch, "retained state unreadable")
+		return
+	}
+	switch {
+	case st.Epoch == epoch && st.State == wire.StateOnline:
+		return // our birth
+	case st.Epoch < epoch:
+		l.reassert(c, epoch, "retained state from an older session")
+		return
+	case st.Epoch == epoch:
+		l.reassert(c, epoch, "retained state says "+string(st.State))
+		return
 	}
 	l.mu.Lock()
 	l.floor = max(l.floor, st.Epoch)
@@ -286,6 +334,40 @@ func (l *Link) checkOwnState(c mqtt.Client, epoch uint64, payload []byte) {
 		default:
 		}
 	}()
+}
+
+// RebirthEvery bounds how often the link re-publishes its birth when its
+// retained state is disturbed (a flood on the state topic costs at most
+// one publish per interval).
+const RebirthEvery = 2 * time.Second
+
+// reassert publishes the birth of session c again, at most once per
+// RebirthEvery. Nothing happens before c's own birth is out (the retained
+// state of the previous session arrives right after SUBACK) or after c
+// ended.
+func (l *Link) reassert(c mqtt.Client, epoch uint64, why string) {
+	l.mu.Lock()
+	if l.client != c || l.rebirthPending {
+		l.mu.Unlock()
+		return
+	}
+	l.rebirthPending = true
+	wait := max(l.lastRebirth.Add(RebirthEvery).Sub(l.o.Now()), 0)
+	l.mu.Unlock()
+	time.AfterFunc(wait, func() {
+		l.mu.Lock()
+		l.rebirthPending = false
+		l.lastRebirth = l.o.Now()
+		current := l.client == c
+		l.mu.Unlock()
+		if !current {
+			return
+		}
+		l.log.Info("re-publishing birth", "why", why, "epoch", epoch)
+		if err := publishWait(c, wire.StateTopic(l.o.ID), l.stateMsg(wire.StateOnline, epoch), true, l.o.ConnectTimeout); err != nil {
+			l.log.Warn("re-publish birth", "err", err)
+		}
+	})
 }
 
 func (l *Link) setClient(c mqtt.Client) {

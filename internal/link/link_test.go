@@ -191,3 +191,65 @@ func TestNoBrokerKeepsTrying(t *testing.T) {
 	}
 	done <- nil
 }
+
+// TestBackoffFullJitter: the wait after n failures is uniform in
+// [0, min(cap, base·2ⁿ⁻¹)]; no wait before the first failure.
+func TestBackoffFullJitter(t *testing.T) {
+	top := func(n int64) int64 { return n - 1 } // the largest value randN may return
+	zero := func(int64) int64 { return 0 }
+	for _, c := range []struct {
+		n    int
+		want time.Duration
+	}{{0, 0}, {1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {6, 32 * time.Second}, {7, 60 * time.Second}, {40, 60 * time.Second}, {1000, 60 * time.Second}} {
+		if got := Backoff(c.n, time.Second, time.Minute, top); got != c.want {
+			t.Errorf("Backoff(%d) upper end = %v, want %v", c.n, got, c.want)
+		}
+		if got := Backoff(c.n, time.Second, time.Minute, zero); got != 0 {
+			t.Errorf("Backoff(%d) lower end = %v, want 0 (full jitter)", c.n, got)
+		}
+	}
+	// The defaults are the documented ones.
+	var o Options = Options{ID: "pi", Brokers: []string{"mqtt://x:1"}}
+	if err := o.ensureDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	if o.MinBackoff != time.Second || o.MaxBackoff != time.Minute {
+		t.Errorf("default backoff %v..%v, want 1s..1m", o.MinBackoff, o.MaxBackoff)
+	}
+}
+
+// TestRebirthWhenStateDisturbed: someone deletes the live Pi's retained
+// state (or marks its session lost); the link publishes its birth again,
+// same epoch, so hubs never keep a live Pi unknown or lost.
+func TestRebirthWhenStateDisturbed(t *testing.T) {
+	_, url := startBroker(t)
+	w := watch(t, url, "pi1")
+	l, _, _ := run(t, Options{Brokers: []string{url}, ID: "pi1", KeepAlive: 10 * time.Second})
+	first := w.waitFor(t, "online", func(s wire.State) bool { return s.State == wire.StateOnline })
+	for !l.Connected() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("stranger"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("stranger connect: %v", tok.Error())
+	}
+	defer c.Disconnect(50)
+
+	c.Publish(wire.StateTopic("pi1"), 1, true, []byte{}).WaitTimeout(5 * time.Second)
+	w.mu.Lock()
+	w.states = nil
+	w.mu.Unlock()
+	w.waitFor(t, "birth again after the state was deleted", func(s wire.State) bool {
+		return s.State == wire.StateOnline && s.Epoch == first.Epoch
+	})
+
+	forged, _ := json.Marshal(wire.State{V: 1, State: wire.StateLost, Epoch: first.Epoch})
+	c.Publish(wire.StateTopic("pi1"), 1, true, forged).WaitTimeout(5 * time.Second)
+	w.waitFor(t, "forged lost seen", func(s wire.State) bool { return s.State == wire.StateLost })
+	w.mu.Lock()
+	w.states = nil
+	w.mu.Unlock()
+	w.waitFor(t, "birth again after a forged lost", func(s wire.State) bool {
+		return s.State == wire.StateOnline && s.Epoch == first.Epoch
+	})
+}
