@@ -5,9 +5,13 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -89,6 +93,8 @@ type Server struct {
 	// Counters lets other parts of the hub (commands, Slack) show their
 	// counters in GET /api/stats, each under its name next to the fleet's.
 	Counters map[string]func() any
+
+	enc deviceEncoder // GET /api/devices
 }
 
 // MaxBody caps request bodies.
@@ -103,6 +109,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /api/devices", s.devices)
 	mux.HandleFunc("GET /api/devices/{id}", s.device)
+	mux.HandleFunc("GET /api/summary", s.summary)
 	mux.HandleFunc("POST /api/ask", s.ask)
 	// Without this, the catch-all "/" below answers GET /api/ask with a 404.
 	mux.HandleFunc("/api/ask", func(w http.ResponseWriter, _ *http.Request) {
@@ -136,17 +143,116 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	})
 }
 
+// MaxLimit is the largest page GET /api/devices?limit= serves.
+const MaxLimit = 10000
+
+// devices serves GET /api/devices[?filter=F][&limit=N][&after=ID]. The
+// body is always a JSON array of devices sorted by id. With limit (or
+// after), it is one page: the devices after the id given (keyset paging,
+// so a device added or removed between pages never shifts the rest), at
+// most limit of them; X-Total-Count says how many the filter matched, and
+// when more follow, X-Next-After names the cursor for the next page and
+// Link gives its URL (rel="next"). Without limit and after the answer is
+// the whole list, as before paging existed.
 func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, after, paged, err := pageParams(q)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// Filter copies the devices under the fleet's read lock and releases
+	// it: nothing below, the encoding and a slow client least of all,
+	// holds the fleet up.
+	devs, err := s.Fleet.Filter(q.Get("filter"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if paged {
+		total := len(devs)
+		// Filter's list is sorted by id.
+		start := sort.Search(len(devs), func(i int) bool { return devs[i].ID > after })
+		devs = devs[start:]
+		if limit > 0 && len(devs) > limit {
+			devs = devs[:limit]
+			next := devs[len(devs)-1].ID
+			nq := url.Values{}
+			for k, v := range q {
+				nq[k] = v
+			}
+			nq.Set("after", next)
+			w.Header().Set("X-Next-After", next)
+			w.Header().Set("Link", "<"+r.URL.Path+"?"+nq.Encode()+`>; rel="next"`)
+		}
+		w.Header().Set("X-Total-Count", strconv.Itoa(total))
+	}
+	if !paged && q.Get("filter") == "" {
+		s.enc.prune(devs) // the whole fleet: forget devices that are gone
+	}
+	s.writeDevices(w, devs)
+}
+
+// pageParams reads limit and after. paged is false when neither is given.
+func pageParams(q url.Values) (limit int, after string, paged bool, err error) {
+	if _, ok := q["limit"]; ok {
+		v := q.Get("limit")
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxLimit {
+			return 0, "", false, fmt.Errorf("limit %q: want a number of devices from 1 to %d", v, MaxLimit)
+		}
+		limit, paged = n, true
+	}
+	if _, ok := q["after"]; ok {
+		after, paged = q.Get("after"), true
+		// Empty means from the start; any other cursor is a device id
+		// (it need not exist any more: the page starts after it).
+		if after != "" {
+			if problem := wire.IDProblem(after); problem != "" {
+				return 0, "", false, fmt.Errorf("after %q is not a valid device id: %s", after, problem)
+			}
+		}
+	}
+	return limit, after, paged, nil
+}
+
+// writeDevices streams devs as a JSON array, one device per line: the
+// answer is never built whole in memory, and each device's status part is
+// encoded once per report (deviceEncoder), so 10,000 devices cost little
+// more than copying their bytes to the socket.
+func (s *Server) writeDevices(w http.ResponseWriter, devs []fleet.Device) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if len(devs) == 0 {
+		io.WriteString(w, "[]\n")
+		return
+	}
+	buf := make([]byte, 0, 64<<10)
+	for i := range devs {
+		if i == 0 {
+			buf = append(buf, "[\n"...)
+		} else {
+			buf = append(buf, ",\n"...)
+		}
+		buf = s.enc.appendDevice(buf, &devs[i])
+		if len(buf) >= 32<<10 {
+			if _, err := w.Write(buf); err != nil {
+				return // the client went away
+			}
+			buf = buf[:0]
+		}
+	}
+	buf = append(buf, "\n]\n"...)
+	w.Write(buf)
+}
+
+func (s *Server) summary(w http.ResponseWriter, r *http.Request) {
 	devs, err := s.Fleet.Filter(r.URL.Query().Get("filter"))
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	out := make([]Device, len(devs))
-	for i := range devs {
-		out[i] = FromFleet(&devs[i])
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, fleet.Summarize(devs))
 }
 
 func (s *Server) device(w http.ResponseWriter, r *http.Request) {
