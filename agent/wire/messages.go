@@ -52,7 +52,11 @@ type Status struct {
 	Time         time.Time `json:"ts"`
 	Seq          uint64    `json:"seq"`
 	Epoch        uint64    `json:"epoch"`
-	Labels       []string  `json:"labels,omitempty"`
+	// HeartbeatS is how often (seconds) the agent re-sends its status at
+	// the latest. A hub takes a session that stays silent for
+	// SilenceAfter(HeartbeatS) as lost even when no will arrived.
+	HeartbeatS int      `json:"heartbeat_s,omitempty"`
+	Labels     []string `json:"labels,omitempty"`
 	// Tools are the tools the agent runs signed commands for (e.g. "aws");
 	// empty when commands are disabled (no hub key configured).
 	Tools      []string    `json:"tools,omitempty"`
@@ -134,4 +138,20 @@ func DecodeHubPresence(b []byte) (HubPresence, error) {
 		return HubPresence{}, err
 	}
 	return m, nil
+}
+
+// DefaultHeartbeat is the heartbeat assumed for a status without
+// heartbeat_s (agents before it was reported).
+const DefaultHeartbeat = 30 * time.Second
+
+// SilenceAfter is how long a session may stay silent before a hub takes it
+// as lost without a will: one heartbeat plus half of one (at least 5 s)
+// for delivery delays. A status carrying heartbeat_s sets the heartbeat;
+// 0 means DefaultHeartbeat.
+func SilenceAfter(heartbeatS int) time.Duration {
+	hb := DefaultHeartbeat
+	if heartbeatS > 0 {
+		hb = time.Duration(heartbeatS) * time.Second
+	}
+	return hb + max(hb/2, 5*time.Second)
 }

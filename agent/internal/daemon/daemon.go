@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pifleet/pifleet/internal/link"
 	"github.com/pifleet/pifleet/agent/internal/report"
 	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/link"
 )
 
 // Config is everything the daemon needs. Zero values get defaults.
@@ -260,6 +260,7 @@ func (d *Daemon) build(ctx context.Context) wire.Status {
 		BootTime:     d.bootTime,
 		Time:         d.cfg.Now().UTC(),
 		Epoch:        d.link.Epoch(),
+		HeartbeatS:   int((d.cfg.Heartbeat + time.Second - 1) / time.Second),
 		Labels:       d.cfg.Labels,
 		Tools:        d.cfg.Tools,
 		Interfaces:   ifs,

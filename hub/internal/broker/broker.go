@@ -8,13 +8,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
-	"go.etcd.io/bbolt"
 )
 
 // Options configure the embedded broker.
@@ -36,6 +33,10 @@ type Options struct {
 	Logger    *slog.Logger
 }
 
+// ClientWritesPending is the depth of each client's write queue in the
+// embedded broker.
+const ClientWritesPending = 1024
+
 // Broker is a running embedded broker.
 type Broker struct {
 	srv  *mqtt.Server
@@ -56,6 +57,11 @@ func Start(o Options) (*Broker, error) {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = o.MaxPacket
+	// mochi reserves a write queue of this many entries for every client
+	// (8,192 by default: ~200 KB per connected Pi measured at 10,000).
+	// A Pi receives a few messages a day; the hub reads as fast as the
+	// queue fills (see the README's "How many Pis").
+	caps.MaximumClientWritesPending = ClientWritesPending
 	srv := mqtt.New(&mqtt.Options{
 		Logger:       o.Logger.With("component", "broker"),
 		Capabilities: caps,
@@ -75,11 +81,16 @@ func Start(o Options) (*Broker, error) {
 			srv.Close()
 			return nil, fmt.Errorf("broker data dir: %w", err)
 		}
-		store := &bolt.Options{Path: filepath.Join(o.DataDir, "broker.db"), Bucket: "pifleet",
-			Options: &bbolt.Options{Timeout: 2 * time.Second}}
-		if err := srv.AddHook(new(bolt.Hook), store); err != nil {
+		path := filepath.Join(o.DataDir, "broker.db")
+		store, err := openRetainedStore(path, o.Logger, FlushEvery)
+		if err != nil {
 			srv.Close()
-			return nil, fmt.Errorf("broker store %s: %w (is another hub using it?)", store.Path, err)
+			return nil, fmt.Errorf("broker store %s: %w (is another hub using it?)", path, err)
+		}
+		if err := srv.AddHook(store, nil); err != nil {
+			store.Stop()
+			srv.Close()
+			return nil, fmt.Errorf("broker store %s: %w", path, err)
 		}
 	}
 	// Listen ourselves so that a busy port is a clear error now, not a log
