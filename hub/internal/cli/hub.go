@@ -29,7 +29,7 @@ func init() {
 }
 
 type hubFlags struct {
-	id, broker, mqttListen, mqttData, httpListen, tokenFile, logLevel string
+	id, broker, mqttListen, mqttData, httpListen, tokenFile, logLevel, debugListen string
 }
 
 func runHub(ctx context.Context, env Env, args []string) error {
@@ -44,6 +44,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API")
 	fs.StringVar(&f.tokenFile, "http-token-file", "", "file holding the API bearer token (required off loopback)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (default: off)")
 	slackCfg := slackbot.ConfigFromEnv(env.Getenv)
 	slackCfg.Flags(fs)
 	var sec broker.SecurityFlags
@@ -102,6 +103,11 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	late, err := cf.wireCommands(log, h)
 	if err != nil {
 		return err
+	}
+	if f.debugListen != "" {
+		if err := serveDebug(ctx, f.debugListen, log); err != nil {
+			return err
+		}
 	}
 	log.Info("pifleet hub starting", "id", f.id, "version", Version, "host", host)
 	ctx, cancel := context.WithCancel(ctx)
