@@ -20,6 +20,17 @@ type Device struct {
 	LastSeen time.Time    // hub clock: when the hub last heard of the device
 	Since    time.Time    // hub clock: when State last changed
 	History  []Change     // recent state and problem changes, oldest first
+
+	// LastLive is when the device's current session last spoke itself
+	// (birth or status as it happened: not a will, not a retained copy
+	// replayed when the hub subscribed). Zero until then.
+	LastLive time.Time
+	// Silent is set when the hub took the session as lost because it
+	// stayed silent past wire.SilenceAfter (no will arrived).
+	Silent bool
+
+	awaiting bool // claimed online by a retained state only, since the last Resync
+	rejoined bool // was awaiting, then spoke live
 }
 
 // Online reports whether the device's current session is up.
@@ -56,6 +67,11 @@ type Stats struct {
 	Accepted uint64
 	Stale    uint64
 	Rejected map[string]uint64
+	// Inferred counts sessions taken as online from a live status whose
+	// birth the hub never saw (a dropped or deleted state); Silenced
+	// counts sessions taken as lost after silence (a dropped will).
+	Inferred uint64
+	Silenced uint64
 }
 
 // Fleet is the fleet view. It is safe for concurrent use.
@@ -67,8 +83,12 @@ type Fleet struct {
 	subs    map[int]func(Alert)
 	nextSub int
 
+	resyncAt time.Time // guarded by mu: the hub's last (re)subscription
+
 	accepted atomic.Uint64
 	stale    atomic.Uint64
+	inferred atomic.Uint64
+	silenced atomic.Uint64
 	rejMu    sync.Mutex
 	rejected map[string]uint64
 }
@@ -88,11 +108,17 @@ var (
 	ErrMismatch = errors.New("payload id does not match topic")
 )
 
-// Apply ingests one MQTT message. It never panics on bad input: it returns
-// an error saying what was wrong (and counts it) and leaves every device
-// as it was.
+// Apply ingests one live MQTT message (see ApplyMessage).
 func (f *Fleet) Apply(topic string, payload []byte) error {
-	err := f.apply(topic, payload)
+	return f.ApplyMessage(topic, payload, false)
+}
+
+// ApplyMessage ingests one MQTT message; retained is MQTT's retain flag
+// as delivered (true for the copies a broker replays on subscribe). It
+// never panics on bad input: it returns an error saying what was wrong
+// (and counts it) and leaves every device as it was.
+func (f *Fleet) ApplyMessage(topic string, payload []byte, retained bool) error {
+	err := f.apply(topic, payload, retained)
 	switch {
 	case err == nil:
 		f.accepted.Add(1)
@@ -128,7 +154,7 @@ func (f *Fleet) reject(why string) {
 	f.rejMu.Unlock()
 }
 
-func (f *Fleet) apply(topic string, payload []byte) error {
+func (f *Fleet) apply(topic string, payload []byte, retained bool) error {
 	t, err := wire.ParseTopic(topic)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errTopic, err)
@@ -143,7 +169,7 @@ func (f *Fleet) apply(topic string, payload []byte) error {
 		if err != nil {
 			return fmt.Errorf("device %s state: %w", t.Device, err)
 		}
-		return f.applyState(t.Device, st)
+		return f.applyState(t.Device, st, retained)
 	case wire.LeafStatus:
 		if len(payload) == 0 {
 			return nil // cleared status: keep what we know until the state goes too
@@ -155,7 +181,7 @@ func (f *Fleet) apply(topic string, payload []byte) error {
 		if st.ID != t.Device {
 			return fmt.Errorf("%w: topic %s, payload %q", ErrMismatch, t.Device, st.ID)
 		}
-		return f.applyStatus(st)
+		return f.applyStatus(st, retained)
 	}
 	return fmt.Errorf("%w: %s is not a fleet topic", errTopic, topic)
 }
@@ -169,10 +195,10 @@ func (f *Fleet) device(id string) *Device {
 	return d
 }
 
-// applyState applies the birth/death rules: a message from an older
-// session (smaller epoch) never overrides a newer one, so a late "lost"
-// cannot kill a newer birth.
-func (f *Fleet) applyState(id string, st wire.State) error {
+// applyState applies the birth/death rules (wire/PROTOCOL.md, "How a hub
+// keeps the view true"): a message from an older session (smaller epoch)
+// never overrides a newer one, so a late "lost" cannot kill a newer birth.
+func (f *Fleet) applyState(id string, st wire.State, retained bool) error {
 	now := f.now()
 	f.mu.Lock()
 	d := f.device(id)
@@ -180,24 +206,23 @@ func (f *Fleet) applyState(id string, st wire.State) error {
 		f.mu.Unlock()
 		return fmt.Errorf("%w: device %s %s epoch %d < current %d", ErrStale, id, st.State, st.Epoch, d.Epoch)
 	}
-	prev := d.State
+	if st.Epoch > d.Epoch {
+		d.rejoined = false
+	}
 	d.Epoch = st.Epoch
 	if st.State != wire.StateLost { // a will is the broker speaking, not the device
 		d.LastSeen = now
 	}
-	var alert *Alert
-	if prev != st.State {
-		d.State = st.State
-		d.Since = now
-		d.addHistory(Change{Time: now, Kind: string(st.State), Detail: fmt.Sprintf("epoch %d", st.Epoch)})
-		kind := "offline"
-		if st.State == wire.StateOnline {
-			kind = "online"
-		}
-		if prev != "" || kind == "offline" {
-			alert = &Alert{Kind: kind, Device: id, Detail: string(st.State), Time: now}
-		}
+	switch {
+	case st.State == wire.StateOnline && !retained:
+		f.heardLive(d, now)
+	case st.State == wire.StateOnline && d.LastLive.Before(f.resyncAt):
+		d.awaiting = true // a claim from before the hub subscribed: to be confirmed live
+	case st.State != wire.StateOnline:
+		d.awaiting = false
 	}
+	d.Silent = false
+	alert := f.setState(d, st.State, fmt.Sprintf("epoch %d", st.Epoch), now)
 	subs := f.subscribers()
 	f.mu.Unlock()
 	if alert != nil {
@@ -206,20 +231,73 @@ func (f *Fleet) applyState(id string, st wire.State) error {
 	return nil
 }
 
-func (f *Fleet) applyStatus(st wire.Status) error {
+// heardLive notes that d's current session spoke itself.
+func (f *Fleet) heardLive(d *Device, now time.Time) {
+	d.LastLive = now
+	if d.awaiting {
+		d.awaiting, d.rejoined = false, true
+	}
+}
+
+// setState moves d to state s and returns the alert to send, if any.
+// Called with f.mu held.
+func (f *Fleet) setState(d *Device, s wire.Lifecycle, detail string, now time.Time) *Alert {
+	prev := d.State
+	if prev == s {
+		return nil
+	}
+	d.State = s
+	d.Since = now
+	d.addHistory(Change{Time: now, Kind: string(s), Detail: detail})
+	kind := "offline"
+	if s == wire.StateOnline {
+		kind = "online"
+	}
+	if prev != "" || kind == "offline" {
+		return &Alert{Kind: kind, Device: d.ID, Detail: string(s), Time: now}
+	}
+	return nil
+}
+
+// applyStatus stores a device's status. A live status also speaks for its
+// session: one with a newer epoch than the state the hub holds (or for a
+// device whose state is unknown) proves that session is up even if its
+// birth was dropped or deleted; one from a session the hub took as lost
+// for silence brings it back. Within a session the broker delivers a
+// topic's messages in order, so the newest arrival wins whatever its seq
+// (a status with an inflated seq cannot lock the real ones out).
+func (f *Fleet) applyStatus(st wire.Status, retained bool) error {
 	now := f.now()
 	f.mu.Lock()
 	d := f.device(st.ID)
-	if old := d.Status; old != nil && (st.Epoch < old.Epoch || (st.Epoch == old.Epoch && st.Seq < old.Seq && st.Seq != 0)) {
+	if st.Epoch < d.Epoch && !(!retained && f.silentLocked(d, now)) {
 		f.mu.Unlock()
-		return fmt.Errorf("%w: device %s status epoch/seq %d/%d older than %d/%d", ErrStale, st.ID, st.Epoch, st.Seq, old.Epoch, old.Seq)
+		return fmt.Errorf("%w: device %s status epoch %d older than the session %d", ErrStale, st.ID, st.Epoch, d.Epoch)
 	}
 	var alerts []Alert
+	if !retained {
+		revive := st.Epoch != d.Epoch || d.State == "" || d.Silent
+		if st.Epoch == d.Epoch && (d.State == wire.StateLost || d.State == wire.StateOffline) && !d.Silent {
+			revive = false // the session ended (will or clean shutdown) after it sent this
+		}
+		if revive && (d.State != wire.StateOnline || st.Epoch != d.Epoch) {
+			f.inferred.Add(1)
+			d.Epoch = st.Epoch
+			d.Silent = false
+			if a := f.setState(d, wire.StateOnline, fmt.Sprintf("epoch %d (from its status: the birth was not seen)", st.Epoch), now); a != nil {
+				alerts = append(alerts, *a)
+			}
+		}
+		if st.Epoch == d.Epoch && d.State == wire.StateOnline {
+			f.heardLive(d, now)
+		}
+	}
 	if old := d.Status; old != nil {
-		alerts = diff(old, &st, now)
-		for _, a := range alerts {
+		changes := diff(old, &st, now)
+		for _, a := range changes {
 			d.addHistory(Change{Time: now, Kind: a.Kind, Detail: a.Detail})
 		}
+		alerts = append(alerts, changes...)
 	} else if len(st.Health.Problems) > 0 {
 		alerts = append(alerts, Alert{Kind: "problem", Device: st.ID, Detail: problemList(st.Health.Problems), Time: now})
 	}
@@ -231,6 +309,91 @@ func (f *Fleet) applyStatus(st wire.Status) error {
 		notify(subs, a)
 	}
 	return nil
+}
+
+// silentLocked reports whether d's current session has been silent past
+// wire.SilenceAfter: lost for silence already, or online without a word.
+func (f *Fleet) silentLocked(d *Device, now time.Time) bool {
+	if d.Silent {
+		return true
+	}
+	if d.State != wire.StateOnline {
+		return false
+	}
+	last := d.LastLive
+	if last.Before(f.resyncAt) {
+		last = f.resyncAt
+	}
+	if last.IsZero() {
+		return false
+	}
+	hb := 0
+	if d.Status != nil {
+		hb = d.Status.HeartbeatS
+	}
+	return now.Sub(last) > wire.SilenceAfter(hb)
+}
+
+// Resync tells the fleet that the hub (re)subscribed at now: the broker
+// replays every retained state and status next. Devices it claims online
+// must speak live within wire.SilenceAfter, or Sweep takes them as lost;
+// Rejoin counts how many did.
+func (f *Fleet) Resync(now time.Time) {
+	f.mu.Lock()
+	f.resyncAt = now
+	for _, d := range f.devices {
+		d.rejoined = false
+		d.awaiting = d.State == wire.StateOnline
+	}
+	f.mu.Unlock()
+}
+
+// Rejoin counts, since the last Resync, the devices claimed online that
+// spoke live again (back) and those that have not (away).
+func (f *Fleet) Rejoin() (back, away int) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, d := range f.devices {
+		switch {
+		case d.rejoined && d.State == wire.StateOnline:
+			back++
+		case d.awaiting:
+			away++
+		}
+	}
+	return back, away
+}
+
+// Sweep takes every online session that stayed silent past
+// wire.SilenceAfter as lost (its will was dropped, or the broker that
+// held it is gone) and returns how many. The hub calls it every few
+// seconds.
+func (f *Fleet) Sweep() int {
+	now := f.now()
+	var alerts []Alert
+	f.mu.Lock()
+	for _, d := range f.devices {
+		if d.State != wire.StateOnline || !f.silentLocked(d, now) {
+			continue
+		}
+		last := d.LastLive
+		if last.Before(f.resyncAt) {
+			last = f.resyncAt
+		}
+		silentFor := now.Sub(last).Round(time.Second)
+		if a := f.setState(d, wire.StateLost, fmt.Sprintf("silent for %v (no will arrived)", silentFor), now); a != nil {
+			a.Detail = "silent"
+			alerts = append(alerts, *a)
+		}
+		d.Silent = true
+		f.silenced.Add(1)
+	}
+	subs := f.subscribers()
+	f.mu.Unlock()
+	for _, a := range alerts {
+		notify(subs, a)
+	}
+	return len(alerts)
 }
 
 func (d *Device) addHistory(c Change) {
@@ -295,7 +458,8 @@ func (f *Fleet) Stats() Stats {
 		rej[k] = v
 	}
 	f.rejMu.Unlock()
-	return Stats{Accepted: f.accepted.Load(), Stale: f.stale.Load(), Rejected: rej}
+	return Stats{Accepted: f.accepted.Load(), Stale: f.stale.Load(), Rejected: rej,
+		Inferred: f.inferred.Load(), Silenced: f.silenced.Load()}
 }
 
 // Subscribe calls fn for every alert until cancel is called. fn is called

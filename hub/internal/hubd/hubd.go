@@ -201,6 +201,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	if h.cfg.Ready != nil {
 		h.cfg.Ready(h)
 	}
+	go h.sweep(ctx)
 	select {
 	case <-ctx.Done():
 		return nil
@@ -237,6 +238,9 @@ func (h *Hub) connect(ctx context.Context) error {
 		SetOnConnectHandler(func(c mqtt.Client) {
 			h.log.Info("connected to MQTT broker", "broker", broker)
 			c.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOnline))
+			// The broker replays every retained state next: what it claims
+			// online must speak live again (fleet.Resync, Sweep).
+			h.Fleet.Resync(h.cfg.Now())
 			h.subscribe(c, map[string]byte{wire.FilterAllStates: 1, wire.FilterAllStatuses: 1}, h.ingest)
 			h.onConnMu.Lock()
 			fns := append([]func(mqtt.Client){}, h.onConn...)
@@ -284,7 +288,7 @@ func (h *Hub) disconnect() {
 // fleet and logged here, rate-limited so that a flood of garbage cannot
 // fill the disk with logs.
 func (h *Hub) ingest(_ mqtt.Client, m mqtt.Message) {
-	err := h.Fleet.Apply(m.Topic(), m.Payload())
+	err := h.Fleet.ApplyMessage(m.Topic(), m.Payload(), m.Retained())
 	if err == nil || errors.Is(err, fleet.ErrStale) {
 		if err != nil {
 			h.log.Debug("ignored stale message", "topic", m.Topic(), "err", err)
@@ -293,6 +297,25 @@ func (h *Hub) ingest(_ mqtt.Client, m mqtt.Message) {
 	}
 	if h.allowLog() {
 		h.log.Warn("rejected message", "topic", trunc(m.Topic(), 200), "bytes", len(m.Payload()), "err", err)
+	}
+}
+
+// SweepEvery is how often the hub looks for sessions that went silent
+// without a will (fleet.Sweep).
+const SweepEvery = 2 * time.Second
+
+func (h *Hub) sweep(ctx context.Context) {
+	t := time.NewTicker(SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n := h.Fleet.Sweep(); n > 0 {
+				h.log.Info("Pis silent past their heartbeat taken as lost (no will arrived)", "count", n)
+			}
+		}
 	}
 }
 
