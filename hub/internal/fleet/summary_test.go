@@ -16,8 +16,11 @@ import (
 //	pi3 lost (had a status: Pi 3, v0.1.0, hot), no labels
 //	pi4 offline, status without model or version, label door listed twice
 //	pi5 online, never sent a status
-//	pi6 only a status, no state message (unknown)
-func summaryFleet(t *testing.T) *Fleet {
+//
+// and, as a Device value (the fleet's rules for a status without a state
+// are not the summary's business), pi6 with a status but no state
+// (unknown).
+func summaryFleet(t *testing.T) []Device {
 	t.Helper()
 	f := New(nil)
 	msg := func(topic string, v any) {
@@ -43,15 +46,14 @@ func summaryFleet(t *testing.T) *Fleet {
 	status("pi2", "Raspberry Pi 4 Model B Rev 1.4", "v0.2.0", []string{"lab"})
 	status("pi3", "Raspberry Pi 3 Model B Rev 1.2", "v0.1.0", nil, wire.ProblemHot)
 	status("pi4", "", " ", []string{"door", "door"})
-	status("pi6", "Raspberry Pi 4 Model B Rev 1.4", "v0.2.0", nil)
 	state("pi3", wire.StateLost)
 	state("pi4", wire.StateOffline)
-	return f
+	pi6 := Device{ID: "pi6", Status: &wire.Status{V: 1, ID: "pi6", AgentVersion: "v0.2.0", Health: wire.Health{Model: "Raspberry Pi 4 Model B Rev 1.4"}}}
+	return append(f.List(), pi6)
 }
 
 func TestSummary(t *testing.T) {
-	f := summaryFleet(t)
-	got := f.Summary()
+	got := Summarize(summaryFleet(t))
 	want := Summary{
 		Total: 6, Online: 3, WithProblems: 2,
 		States:        Counts{"online": 3, "offline": 1, "lost": 1, "unknown": 1},
@@ -83,10 +85,11 @@ func TestSummary(t *testing.T) {
 // The counts of a filtered list agree with the filter, and an empty
 // fleet has all four states at zero and empty (not null) maps.
 func TestSummarizeFilteredAndEmpty(t *testing.T) {
-	f := summaryFleet(t)
-	online, err := f.Filter("online")
-	if err != nil {
-		t.Fatal(err)
+	var online []Device
+	for _, d := range summaryFleet(t) {
+		if d.Online() {
+			online = append(online, d)
+		}
 	}
 	s := Summarize(online)
 	if s.Total != 3 || s.Online != 3 || s.States["lost"] != 0 || s.WithProblems != 1 || s.Labels["lab"] != 2 || s.Labels["door"] != 1 {
@@ -105,17 +108,25 @@ func TestSummaryAddsUp(t *testing.T) {
 	f := New(nil)
 	for i := range 500 {
 		id := fmt.Sprintf("pi-%03d", i)
-		b, _ := json.Marshal(wire.State{V: 1, State: []wire.Lifecycle{wire.StateOnline, wire.StateOnline, wire.StateLost, wire.StateOffline}[i%4], Epoch: 1})
-		if i%7 != 0 {
-			_ = f.Apply(wire.StateTopic(id), b)
+		online, _ := json.Marshal(wire.State{V: 1, State: wire.StateOnline, Epoch: 1})
+		if err := f.Apply(wire.StateTopic(id), online); err != nil {
+			t.Fatal(err)
 		}
 		st := wire.Status{V: 1, ID: id, Epoch: 1, Seq: 1, AgentVersion: fmt.Sprintf("v0.%d.0", i%3), Labels: []string{fmt.Sprintf("site-%d", i%5)}}
 		if i%2 == 0 {
 			st.Health.Problems = []wire.Problem{wire.ProblemHot}
 		}
-		b, _ = json.Marshal(st)
-		if err := f.Apply(wire.StatusTopic(id), b); err != nil {
-			t.Fatal(err)
+		if i%7 != 0 {
+			b, _ := json.Marshal(st)
+			if err := f.Apply(wire.StatusTopic(id), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s := []wire.Lifecycle{"", "", wire.StateLost, wire.StateOffline}[i%4]; s != "" {
+			b, _ := json.Marshal(wire.State{V: 1, State: s, Epoch: 1})
+			if err := f.Apply(wire.StateTopic(id), b); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	s := f.Summary()
@@ -125,11 +136,12 @@ func TestSummaryAddsUp(t *testing.T) {
 		}
 		return n
 	}
-	if s.Total != 500 || sum(s.States) != 500 || sum(s.Models) != 500 || sum(s.AgentVersions) != 500 || sum(s.Labels) != 500 {
+	if s.Total != 500 || sum(s.States) != 500 || sum(s.Models) != 500 || sum(s.AgentVersions) != 500 || sum(s.Labels) != 500-72 {
 		t.Errorf("counts do not add up to 500: %+v", s)
 	}
-	// i%7 == 0 never got a state: 72 of 0..499.
-	if s.States["unknown"] != 72 || s.Problems["hot"] != 250 || s.WithProblems != 250 || s.Models["unknown"] != 500 {
+	// i%7 == 0 never sent a status: 72 of 0..499; of the even ones, 36.
+	if s.States["online"] != 250 || s.States["lost"] != 125 || s.States["offline"] != 125 || s.States["unknown"] != 0 ||
+		s.Problems["hot"] != 250-36 || s.WithProblems != 250-36 || s.Models["unknown"] != 500 || s.AgentVersions["unknown"] != 72 {
 		t.Errorf("summary %+v", s)
 	}
 	online := 0
