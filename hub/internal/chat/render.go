@@ -11,7 +11,8 @@ import (
 )
 
 // MaxRows is how many devices a fleet answer lists inline; the whole table
-// goes in a file beyond that.
+// goes in a file beyond that. Past LargeFleet devices the answer is a
+// summary instead (largeFleet).
 const MaxRows = 40
 
 func (e *Engine) fleetCmd(args []string) Reply {
@@ -31,6 +32,9 @@ func (e *Engine) fleetCmd(args []string) Reply {
 	title := fmt.Sprintf("Fleet: %d devices, %d online, %d with problems", len(devs), online, bad)
 	if len(devs) == 0 {
 		return Reply{Text: title + ".", Title: title}
+	}
+	if len(devs) > LargeFleet {
+		return e.largeFleet(devs, title)
 	}
 	var b strings.Builder
 	fmt.Fprintln(&b, title)
