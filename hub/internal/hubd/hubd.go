@@ -241,7 +241,14 @@ func (h *Hub) connect(ctx context.Context) error {
 			// The broker replays every retained state next: what it claims
 			// online must speak live again (fleet.Resync, Sweep).
 			h.Fleet.Resync(h.cfg.Now())
-			h.subscribe(c, map[string]byte{wire.FilterAllStates: 1, wire.FilterAllStatuses: 1}, h.ingest)
+			// QoS 0 on purpose: a broker queues QoS 1 messages to one
+			// subscriber only so far (Mosquitto: 20 in flight + 1,000
+			// queued, then "Outgoing messages are being dropped"), and 5,000
+			// wills at once overflow that however fast the hub acks. At QoS 0
+			// they stream over TCP. Nothing is lost for good: the view is
+			// rebuilt from retained messages on every reconnect (Resync),
+			// a live status proves a session and silence ends one.
+			h.subscribe(c, map[string]byte{wire.FilterAllStates: 0, wire.FilterAllStatuses: 0}, h.ingest)
 			h.onConnMu.Lock()
 			fns := append([]func(mqtt.Client){}, h.onConn...)
 			h.onConnMu.Unlock()
