@@ -52,6 +52,12 @@ func newHubClient(env Env, fs *flag.FlagSet, hub string) (*hubClient, error) {
 // do sends a request and decodes a JSON answer into out. API errors come
 // back as one clear line.
 func (c *hubClient) do(ctx context.Context, method, path string, body, out any) error {
+	_, err := c.send(ctx, method, path, body, out)
+	return err
+}
+
+// send is do that also returns the answer's header (paging cursors).
+func (c *hubClient) send(ctx context.Context, method, path string, body, out any) (http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -59,7 +65,7 @@ func (c *hubClient) do(ctx context.Context, method, path string, body, out any) 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -69,22 +75,22 @@ func (c *hubClient) do(ctx context.Context, method, path string, body, out any) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the hub at %s (is `pifleet hub` running?): %w", c.shown, err)
+		return nil, fmt.Errorf("cannot reach the hub at %s (is `pifleet hub` running?): %w", c.shown, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("read answer from %s: %w", c.shown, err)
+		return nil, fmt.Errorf("read answer from %s: %w", c.shown, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s", e.Error)
+			return nil, fmt.Errorf("%s", e.Error)
 		}
-		return fmt.Errorf("hub answered %s", resp.Status)
+		return nil, fmt.Errorf("hub answered %s", resp.Status)
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("hub sent something that is not the expected JSON: %w", err)
+		return nil, fmt.Errorf("hub sent something that is not the expected JSON: %w", err)
 	}
-	return nil
+	return resp.Header, nil
 }

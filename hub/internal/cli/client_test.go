@@ -135,7 +135,7 @@ func TestCLIDevicesTable(t *testing.T) {
 	if strings.Contains(stdout, cliToken) {
 		t.Errorf("the token is printed:\n%s", stdout)
 	}
-	want := "GET /api/devices Bearer " + cliToken
+	want := "GET /api/devices?limit=1000 Bearer " + cliToken
 	if got := hub.requests(); len(got) != 1 || got[0] != want {
 		t.Errorf("hub saw %q, want [%q]", got, want)
 	}
@@ -146,7 +146,7 @@ func TestCLIDevicesTable(t *testing.T) {
 	if r := rows(stdout); code != 0 || stderr != "" || len(r) != 2 || r[1][0] != "pi1" {
 		t.Errorf("devices --hub --filter online: exit %d, stdout:\n%s\nstderr %q", code, stdout, stderr)
 	}
-	if got := hub.requests(); got[len(got)-1] != "GET /api/devices?filter=online Bearer "+cliToken {
+	if got := hub.requests(); got[len(got)-1] != "GET /api/devices?filter=online&limit=1000 Bearer "+cliToken {
 		t.Errorf("hub saw %q", got[len(got)-1])
 	}
 }
@@ -313,7 +313,7 @@ func TestCLIDevicesArgumentsAndEscaping(t *testing.T) {
 	}
 	// A label with query characters is one filter value.
 	code, _, stderr = pifleet(t, env, "devices", "--filter", "label:a&filter=online")
-	if got := hub.requests(); len(got) != 1 || got[0] != "GET /api/devices?filter=label%3Aa%26filter%3Donline " {
+	if got := hub.requests(); len(got) != 1 || got[0] != "GET /api/devices?filter=label%3Aa%26filter%3Donline&limit=1000 " {
 		t.Errorf("hub saw %q (exit %d, %q), want the whole label as one escaped filter", got, code, stderr)
 	}
 }

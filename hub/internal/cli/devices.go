@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,10 +45,6 @@ func runDevices(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	path := "/api/devices"
-	if filter != "" {
-		path += "?" + url.Values{"filter": {filter}}.Encode()
-	}
 	if fs.NArg() == 1 {
 		var d api.Device
 		if err := c.do(ctx, "GET", "/api/devices/"+url.PathEscape(fs.Arg(0)), nil, &d); err != nil {
@@ -55,11 +52,47 @@ func runDevices(ctx context.Context, env Env, args []string) error {
 		}
 		return printDevices(env, []api.Device{d}, asJSON)
 	}
-	var devs []api.Device
-	if err := c.do(ctx, "GET", path, nil, &devs); err != nil {
+	devs, err := listDevices(ctx, c, filter)
+	if err != nil {
 		return err
 	}
 	return printDevices(env, devs, asJSON)
+}
+
+// devicesPage is how many devices `pifleet devices` asks the hub for at a
+// time, so a large fleet comes in pages rather than as one huge answer.
+var devicesPage = 1000
+
+// listDevices fetches every device the filter matches, page by page
+// (GET /api/devices?limit=&after=, following X-Next-After). A hub from
+// before paging ignores limit and sends the whole list without a cursor,
+// which ends the walk just as well.
+func listDevices(ctx context.Context, c *hubClient, filter string) ([]api.Device, error) {
+	devs := []api.Device{}
+	after := ""
+	for {
+		q := url.Values{"limit": {strconv.Itoa(devicesPage)}}
+		if filter != "" {
+			q.Set("filter", filter)
+		}
+		if after != "" {
+			q.Set("after", after)
+		}
+		var page []api.Device
+		h, err := c.send(ctx, "GET", "/api/devices?"+q.Encode(), nil, &page)
+		if err != nil {
+			return nil, err
+		}
+		devs = append(devs, page...)
+		next := h.Get("X-Next-After")
+		if next == "" {
+			return devs, nil
+		}
+		if next <= after || len(page) == 0 {
+			return nil, fmt.Errorf("the hub's pages do not advance (next page after %q, then %q)", after, next)
+		}
+		after = next
+	}
 }
 
 func printDevices(env Env, devs []api.Device, asJSON bool) error {
