@@ -187,10 +187,8 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("X-Total-Count", strconv.Itoa(total))
 	}
-	if !paged && q.Get("filter") == "" {
-		s.enc.prune(devs) // the whole fleet: forget devices that are gone
-	}
 	s.writeDevices(w, devs)
+	s.enc.prune(time.Now(), s.Fleet.IDs)
 }
 
 // pageParams reads limit and after. paged is false when neither is given.

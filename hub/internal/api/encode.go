@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -23,8 +24,9 @@ import (
 // The few fields around it (id, state, epoch, times) are written directly.
 // Whatever does not fit this fast path is encoded by encoding/json.
 type deviceEncoder struct {
-	mu    sync.Mutex
-	cache map[string]cachedStatus
+	mu     sync.Mutex
+	cache  map[string]cachedStatus
+	pruned time.Time // when devices gone from the fleet were last dropped
 }
 
 type cachedStatus struct {
@@ -32,9 +34,13 @@ type cachedStatus struct {
 	json []byte // the status fields of Device, from "hostname" (or "addresses") to "problems", without braces
 }
 
-// maxCached bounds the cache; past it, it starts afresh (forgotten devices
-// are also dropped whenever the whole fleet is listed).
-const maxCached = 100_000
+// maxCached bounds the cache; past it, it starts afresh. Devices gone from
+// the fleet are dropped at most every pruneEvery, when the list is asked
+// for.
+const (
+	maxCached  = 100_000
+	pruneEvery = time.Minute
+)
 
 // Encoded JSON of the device-level fields of a Device with only a Status:
 // what brackets the status part (see statusPart).
@@ -84,20 +90,26 @@ func (e *deviceEncoder) status(d *fleet.Device) []byte {
 	return part
 }
 
-// prune drops cached devices that are not in all (the whole fleet).
-func (e *deviceEncoder) prune(all []fleet.Device) {
+// prune drops cached devices that are no longer in the fleet, at most
+// every pruneEvery; ids lists the fleet's device ids, sorted.
+func (e *deviceEncoder) prune(now time.Time, ids func() []string) {
+	e.mu.Lock()
+	due := len(e.cache) > 0 && now.Sub(e.pruned) >= pruneEvery
+	if due {
+		e.pruned = now
+	}
+	e.mu.Unlock()
+	if !due {
+		return
+	}
+	live := ids()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.cache) <= len(all) {
-		return // every cached id may still be in the fleet
-	}
-	keep := make(map[string]cachedStatus, len(all))
-	for i := range all {
-		if c, ok := e.cache[all[i].ID]; ok {
-			keep[all[i].ID] = c
+	for id := range e.cache {
+		if _, found := slices.BinarySearch(live, id); !found {
+			delete(e.cache, id)
 		}
 	}
-	e.cache = keep
 }
 
 // appendDevice appends d's JSON (no newline) to b.
