@@ -217,7 +217,8 @@ func pageParams(q url.Values) (limit int, after string, paged bool, err error) {
 // writeDevices streams devs as a JSON array, one device per line: the
 // answer is never built whole in memory, and each device's status part is
 // encoded once per report (deviceEncoder), so 10,000 devices cost little
-// more than copying their bytes to the socket.
+// more than copying their bytes to the socket when most are cached, and
+// all CPUs' share of encoding them when none are.
 func (s *Server) writeDevices(w http.ResponseWriter, devs []fleet.Device) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
@@ -225,6 +226,7 @@ func (s *Server) writeDevices(w http.ResponseWriter, devs []fleet.Device) {
 		io.WriteString(w, "[]\n")
 		return
 	}
+	parts := s.enc.statusParts(devs)
 	buf := make([]byte, 0, 64<<10)
 	for i := range devs {
 		if i == 0 {
@@ -232,7 +234,7 @@ func (s *Server) writeDevices(w http.ResponseWriter, devs []fleet.Device) {
 		} else {
 			buf = append(buf, ",\n"...)
 		}
-		buf = s.enc.appendDevice(buf, &devs[i])
+		buf = appendDevice(buf, &devs[i], parts[i])
 		if len(buf) >= 32<<10 {
 			if _, err := w.Write(buf); err != nil {
 				return // the client went away

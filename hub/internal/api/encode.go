@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -65,30 +66,58 @@ func statusPart(st *wire.Status) []byte {
 	return b[len(zeroHead) : len(b)-len(zeroTail)]
 }
 
-// status returns the cached status part of d, encoding it when d's status
-// changed since.
-func (e *deviceEncoder) status(d *fleet.Device) []byte {
-	if d.Status == nil {
-		return noStatus
-	}
+// statusParts returns the status part of each of devs (nil where the
+// generic encoding must do), from the cache where the device's status is
+// the one cached, else encoded afresh: with many to encode (the first list
+// after the hub started, or a list asked for a heartbeat or more after
+// the last, when every Pi has reported again) on all CPUs at once.
+func (e *deviceEncoder) statusParts(devs []fleet.Device) [][]byte {
+	parts := make([][]byte, len(devs))
+	var miss []int
 	e.mu.Lock()
-	c, ok := e.cache[d.ID]
+	for i := range devs {
+		d := &devs[i]
+		if d.Status == nil {
+			parts[i] = noStatus
+		} else if c, ok := e.cache[d.ID]; ok && c.st == d.Status {
+			parts[i] = c.json
+		} else {
+			miss = append(miss, i)
+		}
+	}
 	e.mu.Unlock()
-	if ok && c.st == d.Status {
-		return c.json
+	if len(miss) == 0 {
+		return parts
 	}
-	part := statusPart(d.Status)
-	if part == nil {
-		return nil
+	workers := min(runtime.GOMAXPROCS(0), (len(miss)+parallelMin-1)/parallelMin)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; k < len(miss); k += workers {
+				i := miss[k]
+				parts[i] = statusPart(devs[i].Status)
+			}
+		}()
 	}
+	wg.Wait()
 	e.mu.Lock()
-	if e.cache == nil || len(e.cache) >= maxCached {
-		e.cache = map[string]cachedStatus{}
+	if e.cache == nil || len(e.cache)+len(miss) > maxCached {
+		e.cache = make(map[string]cachedStatus, len(miss))
 	}
-	e.cache[d.ID] = cachedStatus{d.Status, part}
+	for _, i := range miss {
+		if parts[i] != nil {
+			e.cache[devs[i].ID] = cachedStatus{devs[i].Status, parts[i]}
+		}
+	}
 	e.mu.Unlock()
-	return part
+	return parts
 }
+
+// parallelMin is how many statuses to encode make one more goroutine worth
+// it.
+const parallelMin = 256
 
 // prune drops cached devices that are no longer in the fleet, at most
 // every pruneEvery; ids lists the fleet's device ids, sorted.
@@ -112,9 +141,9 @@ func (e *deviceEncoder) prune(now time.Time, ids func() []string) {
 	}
 }
 
-// appendDevice appends d's JSON (no newline) to b.
-func (e *deviceEncoder) appendDevice(b []byte, d *fleet.Device) []byte {
-	part := e.status(d)
+// appendDevice appends d's JSON (no newline) to b; part is its status part
+// from statusParts.
+func appendDevice(b []byte, d *fleet.Device, part []byte) []byte {
 	if part != nil && jsonSafe(d.ID) && timeOK(d.LastSeen) && timeOK(d.Since) {
 		state := string(d.State)
 		if state == "" {
