@@ -160,16 +160,29 @@ var (
 // pile up; go's build cache keeps the rebuild to a link step.
 func Binary(t testing.TB, pkg, name string) string {
 	t.Helper()
+	return binary(t, pkg, name, raceEnabled)
+}
+
+// PlainBinary is Binary without the race detector, for load tests: a
+// race-instrumented process dies past 8,128 live goroutines, and one
+// simulated Pi or broker connection takes several.
+func PlainBinary(t testing.TB, pkg, name string) string {
+	t.Helper()
+	return binary(t, pkg, name, false)
+}
+
+func binary(t testing.TB, pkg, name string, race bool) string {
+	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if p, ok := built[pkg]; ok {
+	flavour := "plain"
+	if race {
+		flavour = "race"
+	}
+	if p, ok := built[flavour+" "+pkg]; ok {
 		return p
 	}
 	root := ModuleRoot(t)
-	flavour := "plain"
-	if raceEnabled {
-		flavour = "race"
-	}
 	sum := sha256.Sum256([]byte(root))
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("pifleet-testbin-%x", sum[:6]), flavour)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -183,7 +196,7 @@ func Binary(t testing.TB, pkg, name string) string {
 	tmp.Close()
 	defer os.Remove(tmp.Name())
 	args := []string{"build", "-o", tmp.Name()}
-	if raceEnabled {
+	if race {
 		args = append(args, "-race")
 	}
 	args = append(args, pkg)
@@ -197,7 +210,7 @@ func Binary(t testing.TB, pkg, name string) string {
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		t.Fatalf("test binary: %v", err)
 	}
-	built[pkg] = out
+	built[flavour+" "+pkg] = out
 	return out
 }
 
@@ -207,6 +220,8 @@ type Mosquitto struct {
 	Port int
 	Cmd  *exec.Cmd
 	Log  *SyncBuffer
+
+	bin, conf string
 }
 
 // StartMosquitto starts a real Mosquitto broker on a free loopback port,
@@ -228,19 +243,34 @@ func StartMosquitto(t testing.TB, extraConf string) *Mosquitto {
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := &Mosquitto{URL: fmt.Sprintf("mqtt://127.0.0.1:%d", port), Port: port, Log: &SyncBuffer{}}
-	m.Cmd = exec.Command(bin, "-c", conf)
+	m := &Mosquitto{URL: fmt.Sprintf("mqtt://127.0.0.1:%d", port), Port: port, Log: &SyncBuffer{}, bin: bin, conf: conf}
+	m.start(t)
+	t.Cleanup(m.Kill)
+	return m
+}
+
+func (m *Mosquitto) start(t testing.TB) {
+	t.Helper()
+	m.Cmd = exec.Command(m.bin, "-c", m.conf)
 	m.Cmd.Stdout = m.Log
 	m.Cmd.Stderr = m.Log
 	if err := m.Cmd.Start(); err != nil {
 		t.Fatalf("start mosquitto: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = m.Cmd.Process.Kill()
-		_ = m.Cmd.Wait()
-	})
-	WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", port), 20*time.Second, m.Log)
-	return m
+	WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", m.Port), 20*time.Second, m.Log)
+}
+
+// Kill stops the broker at once (SIGKILL): no will is published, retained
+// messages are gone (persistence is off).
+func (m *Mosquitto) Kill() {
+	_ = m.Cmd.Process.Kill()
+	_ = m.Cmd.Wait()
+}
+
+// Restart starts the killed broker again on the same port.
+func (m *Mosquitto) Restart(t testing.TB) {
+	t.Helper()
+	m.start(t)
 }
 
 // WaitTCP waits until addr accepts TCP connections or fails the test,

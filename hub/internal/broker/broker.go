@@ -8,10 +8,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Options configure the embedded broker.
@@ -42,6 +44,7 @@ type Broker struct {
 	srv  *mqtt.Server
 	addr net.Addr
 	tls  bool
+	subs atomic.Int64 // inline subscription ids
 }
 
 // Start listens and serves in the background.
@@ -65,6 +68,7 @@ func Start(o Options) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{
 		Logger:       o.Logger.With("component", "broker"),
 		Capabilities: caps,
+		InlineClient: true, // Subscribe: the hub's own fleet ingest
 	})
 	hooks := o.Hooks
 	if len(hooks) == 0 {
@@ -111,6 +115,27 @@ func Start(o Options) (*Broker, error) {
 		return nil, fmt.Errorf("embedded broker: serve: %w", err)
 	}
 	return &Broker{srv: srv, addr: addr, tls: o.TLS != nil}, nil
+}
+
+// Subscribe delivers every message published on filter to fn inside the
+// broker process: no network and no per-client queue, so nothing is
+// dropped however large the burst (the retained replay of 20,000 states
+// and statuses at a hub start overflowed a 1,024-deep client queue). fn
+// runs in the publishing client's goroutine, so it must be quick; it gets
+// a client's messages in the order they were sent.
+//
+// retained is true for the copies replayed when the subscription starts.
+// A client that publishes while that replay runs may have its message
+// marked retained too: the fleet then treats it as a claim that its next
+// message confirms.
+func (b *Broker) Subscribe(filter string, fn func(topic string, payload []byte, retained bool)) error {
+	var replaying atomic.Bool
+	replaying.Store(true)
+	defer replaying.Store(false)
+	id := int(b.subs.Add(1))
+	return b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		fn(pk.TopicName, pk.Payload, replaying.Load() && pk.FixedHeader.Retain)
+	})
 }
 
 // Addr is the address the broker listens on.

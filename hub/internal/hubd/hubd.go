@@ -165,7 +165,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		bo.Listen = h.cfg.MQTTListen
 		if bo.Logger == nil {
 			// mochi is chatty at info level (every listener start/stop).
-			bo.Logger = slog.New(quietHandler{h.cfg.Logger.Handler()})
+			bo.Logger = slog.New(newQuietHandler(h.cfg.Logger.Handler()))
 		}
 		b, err := broker.Start(bo)
 		if err != nil {
@@ -173,6 +173,14 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 		h.broker = b
 		defer b.Close()
+		// The hub reads the fleet inside its own broker: no queue to
+		// overflow (broker.Subscribe).
+		h.Fleet.Resync(h.cfg.Now())
+		for _, f := range []string{wire.FilterAllStates, wire.FilterAllStatuses} {
+			if err := b.Subscribe(f, h.apply); err != nil {
+				return fmt.Errorf("embedded broker: subscribe %s: %w", f, err)
+			}
+		}
 		h.log.Info("embedded MQTT broker listening", "url", b.URL())
 	}
 	ln, err := net.Listen("tcp", h.cfg.HTTPListen)
@@ -238,17 +246,9 @@ func (h *Hub) connect(ctx context.Context) error {
 		SetOnConnectHandler(func(c mqtt.Client) {
 			h.log.Info("connected to MQTT broker", "broker", broker)
 			c.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOnline))
-			// The broker replays every retained state next: what it claims
-			// online must speak live again (fleet.Resync, Sweep).
-			h.Fleet.Resync(h.cfg.Now())
-			// QoS 0 on purpose: a broker queues QoS 1 messages to one
-			// subscriber only so far (Mosquitto: 20 in flight + 1,000
-			// queued, then "Outgoing messages are being dropped"), and 5,000
-			// wills at once overflow that however fast the hub acks. At QoS 0
-			// they stream over TCP. Nothing is lost for good: the view is
-			// rebuilt from retained messages on every reconnect (Resync),
-			// a live status proves a session and silence ends one.
-			h.subscribe(c, map[string]byte{wire.FilterAllStates: 0, wire.FilterAllStatuses: 0}, h.ingest)
+			if h.broker == nil {
+				h.subscribeFleet(c)
+			}
 			h.onConnMu.Lock()
 			fns := append([]func(mqtt.Client){}, h.onConn...)
 			h.onConnMu.Unlock()
@@ -279,6 +279,22 @@ func (h *Hub) connect(ctx context.Context) error {
 	return nil
 }
 
+// subscribeFleet subscribes to every device's state and status on an
+// external broker (after each connect: the session is clean).
+func (h *Hub) subscribeFleet(c mqtt.Client) {
+	// The broker replays every retained state next: what it claims
+	// online must speak live again (fleet.Resync, Sweep).
+	h.Fleet.Resync(h.cfg.Now())
+	// QoS 0 on purpose: a broker queues QoS 1 messages to one
+	// subscriber only so far (Mosquitto: 20 in flight + 1,000
+	// queued, then "Outgoing messages are being dropped"), and 5,000
+	// wills at once overflow that however fast the hub acks. At QoS 0
+	// they stream over TCP. Nothing is lost for good: the view is
+	// rebuilt from retained messages on every reconnect (Resync),
+	// a live status proves a session and silence ends one.
+	h.subscribe(c, map[string]byte{wire.FilterAllStates: 0, wire.FilterAllStatuses: 0}, h.ingest)
+}
+
 func (h *Hub) disconnect() {
 	c := h.MQTT()
 	if c == nil {
@@ -295,15 +311,19 @@ func (h *Hub) disconnect() {
 // fleet and logged here, rate-limited so that a flood of garbage cannot
 // fill the disk with logs.
 func (h *Hub) ingest(_ mqtt.Client, m mqtt.Message) {
-	err := h.Fleet.ApplyMessage(m.Topic(), m.Payload(), m.Retained())
+	h.apply(m.Topic(), m.Payload(), m.Retained())
+}
+
+func (h *Hub) apply(topic string, payload []byte, retained bool) {
+	err := h.Fleet.ApplyMessage(topic, payload, retained)
 	if err == nil || errors.Is(err, fleet.ErrStale) {
 		if err != nil {
-			h.log.Debug("ignored stale message", "topic", m.Topic(), "err", err)
+			h.log.Debug("ignored stale message", "topic", topic, "err", err)
 		}
 		return
 	}
 	if h.allowLog() {
-		h.log.Warn("rejected message", "topic", trunc(m.Topic(), 200), "bytes", len(m.Payload()), "err", err)
+		h.log.Warn("rejected message", "topic", trunc(topic, 200), "bytes", len(payload), "err", err)
 	}
 }
 
@@ -350,19 +370,72 @@ func trunc(s string, n int) string {
 	return s
 }
 
-// quietHandler drops records below warn (for the embedded broker's logs).
-type quietHandler struct{ slog.Handler }
+// quietHandler is the embedded broker's log: records below warn are
+// dropped, and warnings are rate-limited. mochi warns once per client for
+// ordinary events (a connection closed by its Pi, a keepalive under 5 s);
+// at 10,000 Pis a restart wrote thousands of such lines.
+type quietHandler struct {
+	slog.Handler
+	lim *logLimit
+}
+
+func newQuietHandler(h slog.Handler) quietHandler {
+	return quietHandler{Handler: h, lim: &logLimit{per: time.Minute, burst: 10}}
+}
 
 func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelWarn && q.Handler.Enabled(ctx, l)
 }
 
+func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelError {
+		ok, muted := q.lim.allow(r.Time)
+		if muted > 0 {
+			m := slog.NewRecord(r.Time, slog.LevelWarn, "embedded broker warnings were muted", 0)
+			m.AddAttrs(slog.Int("muted", muted), slog.Duration("per", q.lim.per))
+			_ = q.Handler.Handle(ctx, m)
+		}
+		if !ok {
+			return nil
+		}
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
 func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return quietHandler{q.Handler.WithAttrs(as)}
+	return quietHandler{q.Handler.WithAttrs(as), q.lim}
 }
 
 func (q quietHandler) WithGroup(name string) slog.Handler {
-	return quietHandler{q.Handler.WithGroup(name)}
+	return quietHandler{q.Handler.WithGroup(name), q.lim}
+}
+
+// logLimit lets burst records through per period and counts the rest.
+type logLimit struct {
+	per   time.Duration
+	burst int
+
+	mu    sync.Mutex
+	start time.Time
+	n     int
+	muted int
+}
+
+// allow reports whether a record at now may be written, and how many
+// were muted in the period that just ended (to be reported once).
+func (l *logLimit) allow(now time.Time) (ok bool, mutedBefore int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.start) >= l.per {
+		mutedBefore = l.muted
+		l.start, l.n, l.muted = now, 0, 0
+	}
+	if l.n < l.burst {
+		l.n++
+		return true, mutedBefore
+	}
+	l.muted++
+	return false, mutedBefore
 }
 
 // subscribe subscribes and checks every SUBACK return code (paho does not
