@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"time"
 
@@ -31,10 +30,6 @@ type Options struct {
 	// broker restarts comes back spread out instead of in one wave.
 	MinBackoff time.Duration // default 1s
 	MaxBackoff time.Duration // default 60s
-
-	// Dialer, when set, dials the broker (e.g. from a chosen local
-	// address: pifleet sim spreads thousands of sessions over 127.0.0.x).
-	Dialer *net.Dialer
 
 	// Configure may adjust the client options of every connection (TLS,
 	// credentials). It is called once per connection attempt.
@@ -227,9 +222,6 @@ func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error)
 			default:
 			}
 		})
-	if l.o.Dialer != nil {
-		opts.SetDialer(l.o.Dialer)
-	}
 	if l.o.Configure != nil {
 		if err := l.o.Configure(opts); err != nil {
 			return nil, fmt.Errorf("configure client: %w", err)
