@@ -84,7 +84,7 @@ func TestAlerterRules(t *testing.T) {
 	}
 }
 
-func kinds(as []Alert) string {
+func kinds(as []notice) string {
 	var k []string
 	for _, a := range as {
 		k = append(k, a.Kind)
@@ -110,17 +110,6 @@ func TestAlerterSettledStateAndMemory(t *testing.T) {
 	a.sweep(t0.Add(time.Hour))
 	if len(a.recent) != 0 || len(a.flips) != 0 || len(a.flapping) != 0 {
 		t.Errorf("old history kept: recent=%d flips=%d flapping=%d", len(a.recent), len(a.flips), len(a.flapping))
-	}
-}
-
-func TestAlertQueueNeverBlocks(t *testing.T) {
-	c := &counters{}
-	a := newAlerter(Config{FlapWindow: time.Minute, FlapChanges: 4, AlertRepeat: time.Minute}, c)
-	for range alertQueue + 10 {
-		a.enqueue(Alert{Kind: AlertProblem, Device: "pi-1"})
-	}
-	if got := c.alertsDropped.Load(); got != 10 {
-		t.Errorf("dropped %d alerts, want 10", got)
 	}
 }
 

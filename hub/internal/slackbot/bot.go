@@ -34,10 +34,21 @@ type ProgressAsker interface {
 }
 
 // AlertSource delivers fleet events for proactive alerts; *fleet.Fleet
-// implements it. The callback never blocks: alerts are queued, and dropped
-// and counted when the queue is full.
+// implements it. The callback never blocks for long and never drops an
+// event: it updates a window under a mutex whose size grows with the
+// number of Pis, not of events (see alerter).
 type AlertSource interface {
 	Subscribe(func(Alert)) (cancel func())
+}
+
+// Rejoiner is optionally implemented by an AlertSource that knows which
+// Pis a restarted hub is waiting for; *fleet.Fleet implements it. With it,
+// a restart is summed up in one "N Pis reconnected after the hub restart;
+// M still away" message: Rejoin gives the exact counts, List the ids of
+// the away ones (claimed online, never heard live since the start).
+type Rejoiner interface {
+	Rejoin() (back, away int)
+	List() []fleet.Device
 }
 
 // Alert is one fleet event worth telling people about. It is the fleet's
@@ -151,10 +162,13 @@ func (b *Bot) Run(ctx context.Context) error {
 	defer func() { cancel(); <-lateDone }()
 	if b.cfg.AlertChannel != "" && b.alerts != nil {
 		a := newAlerter(b.cfg, &b.stats)
-		a.begin(timeNow())
+		if r, ok := b.alerts.(Rejoiner); ok {
+			a.rejoin = r
+		}
+		a.begin(a.now())
 		unsubscribe := b.alerts.Subscribe(a.enqueue)
 		done := make(chan struct{})
-		go func() { defer close(done); a.run(ctx, b.postAlert) }()
+		go func() { defer close(done); a.run(ctx, b.postNotice) }()
 		defer func() { unsubscribe(); cancel(); <-done }()
 	}
 
@@ -228,9 +242,10 @@ type Stats struct {
 	Refused          uint64
 	Failed           uint64 // answers that could not be delivered
 	RateLimited      uint64 // 429s from Slack
-	AlertsPosted     uint64
-	AlertsSuppressed uint64 // duplicates and flapping
-	AlertsDropped    uint64 // queue full
+	AlertsPosted     uint64 // messages in the alert channel (a summary counts once)
+	AlertsSuppressed uint64 // duplicates, flapping, learnt during the quiet start
+	AlertsSummarised uint64 // events folded into a burst or restart summary
+	AlertsDropped    uint64 // messages Slack did not take
 	LatePosted       uint64 // late answers posted (PostLate)
 	LateDropped      uint64 // late answers not posted: bot not running, queue full
 	LateFailed       uint64 // late answers Slack did not take
@@ -238,7 +253,7 @@ type Stats struct {
 
 type counters struct {
 	envelopes, duplicates, bad, commands, refused, failed, rateLimited atomic.Uint64
-	alertsPosted, alertsSuppressed, alertsDropped                      atomic.Uint64
+	alertsPosted, alertsSuppressed, alertsSummarised, alertsDropped    atomic.Uint64
 	latePosted, lateDropped, lateFailed                                atomic.Uint64
 }
 
@@ -254,6 +269,7 @@ func (b *Bot) Stats() Stats {
 		RateLimited:      b.stats.rateLimited.Load(),
 		AlertsPosted:     b.stats.alertsPosted.Load(),
 		AlertsSuppressed: b.stats.alertsSuppressed.Load(),
+		AlertsSummarised: b.stats.alertsSummarised.Load(),
 		AlertsDropped:    b.stats.alertsDropped.Load(),
 		LatePosted:       b.stats.latePosted.Load(),
 		LateDropped:      b.stats.lateDropped.Load(),

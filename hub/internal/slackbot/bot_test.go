@@ -35,7 +35,7 @@ func testConfig(ws *sbt.Workspace) Config {
 	return Config{
 		XAppToken: sbt.AppToken, XBotToken: sbt.BotToken, APIURL: ws.APIURL(),
 		Users: []string{"U1"}, PostInterval: 20 * time.Millisecond, UpdateInterval: 100 * time.Millisecond,
-		PlaceholderAfter: 2 * time.Second, AlertQuietStart: time.Millisecond,
+		PlaceholderAfter: 2 * time.Second, AlertQuietStart: time.Millisecond, AlertBurstWindow: 50 * time.Millisecond,
 	}
 }
 

@@ -78,12 +78,30 @@ type Config struct {
 	// AlertQuietStart is how long after start alerts are only summarised
 	// (the hub is relearning the fleet from retained messages) [15s].
 	AlertQuietStart time.Duration
+	// AlertRestartWait: when the retained messages claimed Pis online at
+	// start (a restart), the quiet start lasts until every one of them
+	// spoke live again or this long after the start, then one message sums
+	// up the restart [90s].
+	AlertRestartWait time.Duration
+	// AlertBurst: more Pis than this with the same kind of event (going
+	// offline or coming back; a health problem; a recovery; an address
+	// change) within one AlertBurstWindow is a burst, posted as one
+	// summary; up to this many get their own messages [5].
+	AlertBurst int
+	// AlertBurstWindow is how long alerts are held to see whether they are
+	// part of a burst, and the pause that ends a burst (a burst that never
+	// pauses is summed up every 12 windows) [5s].
+	AlertBurstWindow time.Duration
 
 	// DedupSize is how many recent event ids are remembered [1024].
 	DedupSize int
 
 	// pingInterval overrides socketmode's dead-connection detection (tests).
 	pingInterval time.Duration
+	// clock is the alerter's clock and alertTick how often it looks at
+	// the time (tests; default time.Now, and a fraction of the windows).
+	clock     func() time.Time
+	alertTick time.Duration
 }
 
 // ConfigFromEnv reads the Slack settings from the environment through
@@ -162,6 +180,11 @@ func (c *Config) ensureDefaults() {
 	setDur(&c.FlapWindow, 10*time.Minute)
 	setDur(&c.AlertRepeat, 30*time.Minute)
 	setDur(&c.AlertQuietStart, 15*time.Second)
+	setDur(&c.AlertRestartWait, defaultAlertRestartWait)
+	setDur(&c.AlertBurstWindow, defaultAlertBurstWindow)
+	if c.AlertBurst <= 0 {
+		c.AlertBurst = defaultAlertBurst
+	}
 	if c.FlapChanges <= 0 {
 		c.FlapChanges = 4
 	}

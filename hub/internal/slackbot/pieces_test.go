@@ -112,6 +112,7 @@ func TestAuthorizerGroupsAreCachedAndFailClosed(t *testing.T) {
 var (
 	_ Asker       = (*chat.Engine)(nil)
 	_ AlertSource = (*fleet.Fleet)(nil)
+	_ Rejoiner    = (*fleet.Fleet)(nil)
 )
 
 func TestTrustedResponseURL(t *testing.T) {
