@@ -13,7 +13,7 @@ DEB_ARCHES ?= armhf arm64 amd64
 FUZZTIME   ?= 5s
 FUZZERS    := FuzzDecodeState FuzzDecodeStatus FuzzDecodeCommand FuzzDecodeResult FuzzParseTopic
 
-.PHONY: help build run test test-host test-arm fuzz cross bench clean deps deb deploy
+.PHONY: help build run test test-host test-arm fuzz cross bench bench-fleet clean deps deb deploy
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ cross: ## static ARMv7 (Pi 3, 32-bit OS) and arm64 binaries of both programs in 
 bench: ## Go benchmarks (hub ingest, fleet over 10k devices, …) and the agent's footprint
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	scripts/bench-agent.sh
+
+bench-fleet: ## 10,000 simulated Pis against the hub (embedded broker and Mosquitto): time to exact, RSS, CPU, API latency (PIS=19000 MODES=embedded …)
+	scripts/bench-fleet.sh
 
 clean: ## remove build output
 	rm -rf $(BIN) dist build
