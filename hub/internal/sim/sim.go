@@ -252,7 +252,8 @@ type pi struct {
 	connMu sync.Mutex
 	conn   net.Conn // the current connection, for dropping it
 
-	connects int // owned by the link's goroutine (OnUp)
+	connects int         // owned by the link's goroutine (OnUp)
+	isUp     atomic.Bool // counted in Stats.Connected
 
 	// synthetic senses, owned by run
 	seq     uint64
@@ -276,14 +277,18 @@ func (p *pi) newLink() (*link.Link, error) {
 			if p.connects > 1 {
 				p.sim.stat.reconnects.Add(1)
 			}
-			p.sim.stat.connected.Add(1)
+			if !p.isUp.Swap(true) {
+				p.sim.stat.connected.Add(1)
+			}
 			select {
 			case p.up <- epoch:
 			default:
 			}
 		},
 		OnDown: func(error) {
-			p.sim.stat.connected.Add(-1)
+			if p.isUp.Swap(false) {
+				p.sim.stat.connected.Add(-1)
+			}
 			p.sim.stat.lost.Add(1)
 		},
 		OnConnectFailed: func(error) { p.sim.stat.failed.Add(1) },
@@ -329,12 +334,17 @@ func (p *pi) configure(o *mqtt.ClientOptions) error {
 	return nil
 }
 
+// drop breaks the current connection the way a dead link does: reads and
+// writes fail at once (a deadline in the past), the MQTT client takes it
+// as lost and closes the socket without DISCONNECT, so the broker sends
+// the will. (Closing the socket ourselves would look like a deliberate
+// close to the client, which then never reports the loss.)
 func (p *pi) drop() {
 	p.connMu.Lock()
 	c := p.conn
 	p.connMu.Unlock()
 	if c != nil {
-		c.Close()
+		_ = c.SetDeadline(time.Unix(1, 0))
 	}
 }
 
@@ -353,6 +363,9 @@ func (p *pi) run(ctx context.Context, l *link.Link) {
 		case <-ctx.Done():
 			stopLink()
 			<-linkDone
+			if p.isUp.Swap(false) {
+				p.sim.stat.connected.Add(-1)
+			}
 			return
 		case epoch := <-p.up:
 			p.seq = 0
