@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -93,6 +94,11 @@ type Server struct {
 	// Counters lets other parts of the hub (commands, Slack) show their
 	// counters in GET /api/stats, each under its name next to the fleet's.
 	Counters map[string]func() any
+	// WarmEvery is how often, while device lists are asked for, the
+	// devices' JSON is brought up to date in the background, so a list
+	// finds it ready (default 5s; negative: never, and each list encodes
+	// every report that arrived since the last).
+	WarmEvery time.Duration
 
 	enc deviceEncoder // GET /api/devices
 }
@@ -188,7 +194,7 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Total-Count", strconv.Itoa(total))
 	}
 	s.writeDevices(w, devs)
-	s.enc.prune(time.Now(), s.Fleet.IDs)
+	s.enc.listed(s.Fleet, time.Now(), s.WarmEvery)
 }
 
 // pageParams reads limit and after. paged is false when neither is given.
@@ -226,7 +232,7 @@ func (s *Server) writeDevices(w http.ResponseWriter, devs []fleet.Device) {
 		io.WriteString(w, "[]\n")
 		return
 	}
-	parts := s.enc.statusParts(devs)
+	parts := s.enc.statusParts(devs, runtime.GOMAXPROCS(0))
 	buf := make([]byte, 0, 64<<10)
 	for i := range devs {
 		if i == 0 {

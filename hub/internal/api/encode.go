@@ -3,9 +3,9 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,10 +24,20 @@ import (
 // on that, as readers hold no lock), so an equal pointer means equal JSON.
 // The few fields around it (id, state, epoch, times) are written directly.
 // Whatever does not fit this fast path is encoded by encoding/json.
+//
+// Every Pi reports again each heartbeat (30 s), so a list asked for a
+// heartbeat after the last would find nothing cached. While lists are
+// being asked for, a background pass every warmEvery therefore encodes the
+// reports that arrived since (at 10,000 Pis ~333 a second: a few ms of one
+// CPU a second) and drops devices gone from the fleet; it stops warmFor
+// after the last list.
 type deviceEncoder struct {
-	mu     sync.Mutex
-	cache  map[string]cachedStatus
-	pruned time.Time // when devices gone from the fleet were last dropped
+	mu      sync.Mutex
+	cache   map[string]cachedStatus
+	asked   time.Time // the last list request
+	warming bool      // the background pass runs
+	// warmFor, when set, replaces the constant (tests).
+	warmFor time.Duration
 }
 
 type cachedStatus struct {
@@ -35,12 +45,13 @@ type cachedStatus struct {
 	json []byte // the status fields of Device, from "hostname" (or "addresses") to "problems", without braces
 }
 
-// maxCached bounds the cache; past it, it starts afresh. Devices gone from
-// the fleet are dropped at most every pruneEvery, when the list is asked
-// for.
+// maxCached bounds the cache; past it, it starts afresh.
+const maxCached = 100_000
+
+// The background pass (see deviceEncoder).
 const (
-	maxCached  = 100_000
-	pruneEvery = time.Minute
+	warmEvery = 5 * time.Second
+	warmFor   = 10 * time.Minute
 )
 
 // Encoded JSON of the device-level fields of a Device with only a Status:
@@ -68,10 +79,9 @@ func statusPart(st *wire.Status) []byte {
 
 // statusParts returns the status part of each of devs (nil where the
 // generic encoding must do), from the cache where the device's status is
-// the one cached, else encoded afresh: with many to encode (the first list
-// after the hub started, or a list asked for a heartbeat or more after
-// the last, when every Pi has reported again) on all CPUs at once.
-func (e *deviceEncoder) statusParts(devs []fleet.Device) [][]byte {
+// the one cached, else encoded afresh, with many to encode (the first list
+// after the hub started) on up to maxWorkers CPUs at once.
+func (e *deviceEncoder) statusParts(devs []fleet.Device, maxWorkers int) [][]byte {
 	parts := make([][]byte, len(devs))
 	var miss []int
 	e.mu.Lock()
@@ -89,7 +99,7 @@ func (e *deviceEncoder) statusParts(devs []fleet.Device) [][]byte {
 	if len(miss) == 0 {
 		return parts
 	}
-	workers := min(runtime.GOMAXPROCS(0), (len(miss)+parallelMin-1)/parallelMin)
+	workers := min(maxWorkers, (len(miss)+parallelMin-1)/parallelMin)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
@@ -119,23 +129,56 @@ func (e *deviceEncoder) statusParts(devs []fleet.Device) [][]byte {
 // it.
 const parallelMin = 256
 
-// prune drops cached devices that are no longer in the fleet, at most
-// every pruneEvery; ids lists the fleet's device ids, sorted.
-func (e *deviceEncoder) prune(now time.Time, ids func() []string) {
-	e.mu.Lock()
-	due := len(e.cache) > 0 && now.Sub(e.pruned) >= pruneEvery
-	if due {
-		e.pruned = now
-	}
-	e.mu.Unlock()
-	if !due {
+// listed notes a list request at now and starts the background pass over
+// f unless it runs; every is its period (0: warmEvery, negative: none).
+func (e *deviceEncoder) listed(f *fleet.Fleet, now time.Time, every time.Duration) {
+	if every < 0 {
 		return
 	}
-	live := ids()
+	if every == 0 {
+		every = warmEvery
+	}
+	e.mu.Lock()
+	e.asked = now
+	start := !e.warming
+	e.warming = true
+	e.mu.Unlock()
+	if start {
+		go e.warm(f, every)
+	}
+}
+
+// warm is the background pass: every period, while lists were asked for
+// within warmFor, it encodes what was reported since the last pass (on
+// one CPU: it is not in a hurry) and forgets devices gone from the fleet.
+func (e *deviceEncoder) warm(f *fleet.Fleet, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for now := range t.C {
+		e.mu.Lock()
+		stopAfter := warmFor
+		if e.warmFor > 0 {
+			stopAfter = e.warmFor
+		}
+		if now.Sub(e.asked) > stopAfter {
+			e.warming = false
+			e.mu.Unlock()
+			return
+		}
+		e.mu.Unlock()
+		all := f.List()
+		e.statusParts(all, 1)
+		e.prune(all)
+	}
+}
+
+// prune drops cached devices that are not in all (the whole fleet, sorted
+// by id).
+func (e *deviceEncoder) prune(all []fleet.Device) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for id := range e.cache {
-		if _, found := slices.BinarySearch(live, id); !found {
+		if _, found := slices.BinarySearchFunc(all, id, func(d fleet.Device, id string) int { return strings.Compare(d.ID, id) }); !found {
 			delete(e.cache, id)
 		}
 	}

@@ -10,20 +10,42 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/fleet"
 )
 
-// The encoder's cache holds one entry per device with a status, follows
-// new reports, and lets go of devices the fleet forgot (at most a minute
-// later, at the next list).
-func TestDeviceEncoderCache(t *testing.T) {
+func (e *deviceEncoder) cached(id string) (cachedStatus, int, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cache[id], len(e.cache), e.warming
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
+
+// The encoder's cache holds one entry per device with a status. While
+// lists are asked for, the background pass encodes new reports without
+// waiting for the next list and lets go of devices the fleet forgot; it
+// stops when nobody asks any more.
+func TestDeviceEncoderWarm(t *testing.T) {
 	f := fleet.New(nil)
-	for _, id := range []string{"pi1", "pi2", "pi3"} {
-		b, _ := json.Marshal(wire.State{V: 1, State: wire.StateOnline, Epoch: 1})
-		f.Apply(wire.StateTopic(id), b)
-		b, _ = json.Marshal(wire.Status{V: 1, ID: id, Epoch: 1, Seq: 1, Hostname: id + "-host"})
+	status := func(id string, seq uint64, host string) {
+		t.Helper()
+		b, _ := json.Marshal(wire.Status{V: 1, ID: id, Epoch: 1, Seq: seq, Hostname: host})
 		if err := f.Apply(wire.StatusTopic(id), b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := &Server{Fleet: f}
+	for _, id := range []string{"pi1", "pi2", "pi3"} {
+		b, _ := json.Marshal(wire.State{V: 1, State: wire.StateOnline, Epoch: 1})
+		f.Apply(wire.StateTopic(id), b)
+		status(id, 1, id+"-host")
+	}
+	s := &Server{Fleet: f, WarmEvery: 10 * time.Millisecond}
+	s.enc.warmFor = 300 * time.Millisecond
 	h := s.Handler()
 	get := func(path string) {
 		t.Helper()
@@ -33,45 +55,29 @@ func TestDeviceEncoderCache(t *testing.T) {
 			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
 		}
 	}
-	cached := func() int {
-		s.enc.mu.Lock()
-		defer s.enc.mu.Unlock()
-		return len(s.enc.cache)
-	}
+	get("/api/devices?limit=1") // one page: the pass does the rest
+	waitFor(t, "all three are cached", func() bool { _, n, _ := s.enc.cached("pi1"); return n == 3 })
+
+	status("pi1", 2, "renamed")
+	now, _ := f.Get("pi1")
+	waitFor(t, "pi1's new report is encoded, with no list asked for", func() bool {
+		c, _, _ := s.enc.cached("pi1")
+		return c.st == now.Status && string(c.json[:len(`"hostname":"renamed"`)]) == `"hostname":"renamed"`
+	})
+	f.Apply(wire.StateTopic("pi2"), nil) // forgotten: its retained state deleted
+	waitFor(t, "pi2 is dropped", func() bool { _, n, _ := s.enc.cached("pi2"); return n == 2 })
+
+	waitFor(t, "the pass stops when no list was asked for warmFor", func() bool { _, _, w := s.enc.cached("pi1"); return !w })
 	get("/api/devices")
-	if n := cached(); n != 3 {
-		t.Fatalf("%d cached, want 3", n)
-	}
-	pi1, _ := f.Get("pi1")
-	b, _ := json.Marshal(wire.Status{V: 1, ID: "pi1", Epoch: 1, Seq: 2, Hostname: "renamed"})
-	if err := f.Apply(wire.StatusTopic("pi1"), b); err != nil {
-		t.Fatal(err)
-	}
-	get("/api/devices?limit=1")
-	s.enc.mu.Lock()
-	c := s.enc.cache["pi1"]
-	s.enc.mu.Unlock()
-	if now, _ := f.Get("pi1"); c.st == pi1.Status || c.st != now.Status || string(c.json[:len(`"hostname":"renamed"`)]) != `"hostname":"renamed"` {
-		t.Errorf("pi1's cache entry did not follow its new report: %s", c.json)
+	if _, _, w := s.enc.cached("pi1"); !w {
+		t.Error("a new list did not restart the pass")
 	}
 
-	// pi2 is forgotten (its retained state deleted): dropped at the first
-	// list a minute after the last pruning, whatever the list asked for.
-	f.Apply(wire.StateTopic("pi2"), nil)
-	get("/api/devices?filter=online&limit=1")
-	if n := cached(); n != 3 {
-		t.Errorf("%d cached right after the last pruning, want 3 (pruning is at most once a minute)", n)
-	}
-	s.enc.mu.Lock()
-	s.enc.pruned = time.Now().Add(-pruneEvery)
-	s.enc.mu.Unlock()
-	get("/api/devices?filter=online&limit=1")
-	s.enc.mu.Lock()
-	_, has2 := s.enc.cache["pi2"]
-	n := len(s.enc.cache)
-	s.enc.mu.Unlock()
-	if has2 || n != 2 {
-		t.Errorf("after pruning: %d cached, pi2 still there: %v", n, has2)
+	off := &Server{Fleet: f, WarmEvery: -1}
+	w := httptest.NewRecorder()
+	off.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/api/devices", nil))
+	if _, n, warming := off.enc.cached("pi1"); warming || n != 2 {
+		t.Errorf("WarmEvery -1: warming %v, %d cached (want no pass, the list's 2 encoded)", warming, n)
 	}
 }
 
