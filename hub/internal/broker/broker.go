@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -41,10 +42,11 @@ const ClientWritesPending = 1024
 
 // Broker is a running embedded broker.
 type Broker struct {
-	srv  *mqtt.Server
-	addr net.Addr
-	tls  bool
-	subs atomic.Int64 // inline subscription ids
+	srv   *mqtt.Server
+	addr  net.Addr
+	tls   bool
+	subs  atomic.Int64   // inline subscription ids
+	store *retainedStore // nil without DataDir
 }
 
 // Start listens and serves in the background.
@@ -80,13 +82,15 @@ func Start(o Options) (*Broker, error) {
 			return nil, fmt.Errorf("broker hook %s: %w", h.ID(), err)
 		}
 	}
+	var store *retainedStore
 	if o.DataDir != "" {
 		if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
 			srv.Close()
 			return nil, fmt.Errorf("broker data dir: %w", err)
 		}
 		path := filepath.Join(o.DataDir, "broker.db")
-		store, err := openRetainedStore(path, o.Logger, FlushEvery)
+		var err error
+		store, err = openRetainedStore(path, o.Logger, FlushEvery)
 		if err != nil {
 			srv.Close()
 			return nil, fmt.Errorf("broker store %s: %w (is another hub using it?)", path, err)
@@ -114,7 +118,7 @@ func Start(o Options) (*Broker, error) {
 	if err := srv.Serve(); err != nil {
 		return nil, fmt.Errorf("embedded broker: serve: %w", err)
 	}
-	return &Broker{srv: srv, addr: addr, tls: o.TLS != nil}, nil
+	return &Broker{srv: srv, addr: addr, tls: o.TLS != nil, store: store}, nil
 }
 
 // Subscribe delivers every message published on filter to fn inside the
@@ -154,11 +158,30 @@ func (b *Broker) URL() string {
 	return "mqtt://" + addr
 }
 
+// CloseTimeout bounds Close. mochi v2.7.9 can wait for ever for client
+// goroutines that never finish: seen at 10,000 Pis after CONNACK writes
+// timed out on an overloaded machine, which left `systemctl restart`
+// hanging until systemd's SIGKILL.
+const CloseTimeout = 5 * time.Second
+
 // Close stops the broker. Clients see their connection close; their wills
-// are published, as with any broker going away.
+// are published, as with any broker going away. Retained messages are
+// written to disk even when mochi does not finish closing in time.
 func (b *Broker) Close() error {
 	if b == nil || b.srv == nil {
 		return errors.New("broker not started")
 	}
-	return b.srv.Close()
+	done := make(chan error, 1)
+	go func() { done <- b.srv.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(CloseTimeout):
+	}
+	if b.store != nil {
+		if err := b.store.Stop(); err != nil {
+			return fmt.Errorf("embedded broker did not stop within %v; writing its retained messages: %w", CloseTimeout, err)
+		}
+	}
+	return fmt.Errorf("embedded broker did not stop within %v (client connections still closing); retained messages were saved", CloseTimeout)
 }

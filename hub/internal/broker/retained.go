@@ -37,8 +37,10 @@ type retainedStore struct {
 	mu    sync.Mutex
 	dirty map[string]*storage.Message // nil value: delete
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // FlushEvery is how often retained changes are written to disk.
@@ -185,18 +187,16 @@ func (s *retainedStore) Flush() error {
 	return err
 }
 
-// Stop writes what is pending and closes the file.
+// Stop writes what is pending and closes the file. It may be called more
+// than once (the broker's Close and a Close that timed out both do).
 func (s *retainedStore) Stop() error {
-	select {
-	case <-s.stop:
-		return nil // stopped already
-	default:
-	}
-	close(s.stop)
-	<-s.done
-	err := s.Flush()
-	if cerr := s.db.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+		s.stopErr = s.Flush()
+		if err := s.db.Close(); s.stopErr == nil {
+			s.stopErr = err
+		}
+	})
+	return s.stopErr
 }

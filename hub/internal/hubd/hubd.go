@@ -172,7 +172,11 @@ func (h *Hub) Run(ctx context.Context) error {
 			return err
 		}
 		h.broker = b
-		defer b.Close()
+		defer func() {
+			if err := b.Close(); err != nil {
+				h.log.Warn("stopping the embedded broker", "err", err)
+			}
+		}()
 		// The hub reads the fleet inside its own broker: no queue to
 		// overflow (broker.Subscribe).
 		h.Fleet.Resync(h.cfg.Now())
