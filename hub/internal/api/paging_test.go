@@ -336,7 +336,7 @@ func TestSummaryEndpoint(t *testing.T) {
 	var got map[string]any
 	wantJSON(t, "GET /api/summary", do(t, "GET", ts.URL+"/api/summary", nil), 200, &got)
 	want := map[string]any{
-		"total": 2.0, "online": 1.0, "with_problems": 0.0,
+		"total": 2.0, "online": 1.0, "with_problems": 0.0, "unconfirmed": 0.0,
 		"states":         map[string]any{"online": 1.0, "offline": 0.0, "lost": 1.0, "unknown": 0.0},
 		"problems":       map[string]any{},
 		"models":         map[string]any{"unknown": 2.0},

@@ -33,6 +33,11 @@ type Device struct {
 	rejoined bool // was awaiting, then spoke live
 }
 
+// Unconfirmed reports whether the device is shown online only because a
+// retained state replayed after the hub (re)subscribed says so; its next
+// live message confirms it, or silence makes it lost (PROTOCOL.md rule 4).
+func (d *Device) Unconfirmed() bool { return d.awaiting && d.State == wire.StateOnline }
+
 // Online reports whether the device's current session is up.
 func (d *Device) Online() bool { return d.State == wire.StateOnline }
 

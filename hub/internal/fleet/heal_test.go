@@ -176,3 +176,19 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
+
+// The summary counts online devices that only a retained replay vouches
+// for, until they speak live.
+func TestSummaryUnconfirmed(t *testing.T) {
+	f, c := newClocked()
+	f.Resync(c.t)
+	f.ApplyMessage(wire.StateTopic("a"), stateMsg(wire.StateOnline, 100), true)
+	f.ApplyMessage(wire.StateTopic("b"), stateMsg(wire.StateOnline, 100), true)
+	if s := f.Summary(); s.Online != 2 || s.Unconfirmed != 2 {
+		t.Fatalf("online %d unconfirmed %d, want 2, 2", s.Online, s.Unconfirmed)
+	}
+	f.Apply(wire.StatusTopic("a"), hbStatus("a", 100, 1, 30))
+	if s := f.Summary(); s.Online != 2 || s.Unconfirmed != 1 {
+		t.Errorf("online %d unconfirmed %d, want 2, 1", s.Online, s.Unconfirmed)
+	}
+}

@@ -23,6 +23,10 @@ type Summary struct {
 	// WithProblems is the number of devices reporting at least one health
 	// problem (in their last status, also when they are offline now).
 	WithProblems int `json:"with_problems"`
+	// Unconfirmed counts the online devices shown so only because a
+	// retained state replayed after a hub or broker restart says so: not
+	// heard live since (PROTOCOL.md, "How a hub keeps the view true").
+	Unconfirmed int `json:"unconfirmed"`
 	// States counts devices by lifecycle state: always the four keys
 	// online, offline, lost and unknown (no state message yet).
 	States Counts `json:"states"`
@@ -83,6 +87,9 @@ func Summarize(devs []Device) Summary {
 			state = Unknown
 		}
 		s.States[state]++
+		if d.Unconfirmed() {
+			s.Unconfirmed++
+		}
 		model, version := Unknown, Unknown
 		if st := d.Status; st != nil {
 			if m := strings.TrimSpace(st.Health.Model); m != "" {

@@ -71,7 +71,7 @@ func TestSummary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const wantJSON = `{"total":6,"online":3,"with_problems":2,` +
+	const wantJSON = `{"total":6,"online":3,"with_problems":2,"unconfirmed":0,` +
 		`"states":{"lost":1,"offline":1,"online":3,"unknown":1},` +
 		`"problems":{"hot":1,"throttled":1,"under_voltage":1},` +
 		`"models":{"Raspberry Pi 3 Model B Rev 1.2":2,"Raspberry Pi 4 Model B Rev 1.4":2,"unknown":2},` +
@@ -96,7 +96,7 @@ func TestSummarizeFilteredAndEmpty(t *testing.T) {
 		t.Errorf("online summary %+v", s)
 	}
 	b, _ := json.Marshal(Summarize(nil))
-	const want = `{"total":0,"online":0,"with_problems":0,"states":{"lost":0,"offline":0,"online":0,"unknown":0},"problems":{},"models":{},"agent_versions":{},"labels":{}}`
+	const want = `{"total":0,"online":0,"with_problems":0,"unconfirmed":0,"states":{"lost":0,"offline":0,"online":0,"unknown":0},"problems":{},"models":{},"agent_versions":{},"labels":{}}`
 	if string(b) != want {
 		t.Errorf("empty: got %s, want %s", b, want)
 	}
