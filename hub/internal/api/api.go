@@ -300,7 +300,7 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
 	st := s.Fleet.Stats()
-	out := map[string]any{"Accepted": st.Accepted, "Stale": st.Stale, "Rejected": st.Rejected}
+	out := map[string]any{"Accepted": st.Accepted, "Stale": st.Stale, "Rejected": st.Rejected, "Inferred": st.Inferred, "Silenced": st.Silenced}
 	for name, get := range s.Counters {
 		out[name] = get()
 	}

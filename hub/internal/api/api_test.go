@@ -375,6 +375,8 @@ func TestStats(t *testing.T) {
 	want := map[string]any{
 		"Accepted": float64(st.Accepted),
 		"Stale":    1.0,
+		"Inferred": float64(st.Inferred),
+		"Silenced": 0.0,
 		"Rejected": map[string]any{"malformed": 1.0, "id_mismatch": 1.0},
 		"Commands": map[string]any{"BadResults": 3.0},
 		"Slack":    map[string]any{"Envelopes": 42.0},
