@@ -67,6 +67,11 @@ func Start(o Options) (*Broker, error) {
 	// A Pi receives a few messages a day; the hub reads as fast as the
 	// queue fills (see the README's "How many Pis").
 	caps.MaximumClientWritesPending = ClientWritesPending
+	// mochi deletes every retained message older than this (default one
+	// day), whatever the MQTT version: a Pi switched off for a weekend
+	// would vanish from the fleet. Retained messages here live until
+	// replaced or cleared.
+	caps.MaximumMessageExpiryInterval = 0
 	srv := mqtt.New(&mqtt.Options{
 		Logger:       o.Logger.With("component", "broker"),
 		Capabilities: caps,

@@ -1,6 +1,7 @@
 package hubd
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -172,16 +173,39 @@ func (h *Hub) Run(ctx context.Context) error {
 			return err
 		}
 		h.broker = b
+		stopped := make(chan struct{}) // the broker is closed: ingest stops
 		defer func() {
 			if err := b.Close(); err != nil {
 				h.log.Warn("stopping the embedded broker", "err", err)
 			}
+			close(stopped)
 		}()
 		// The hub reads the fleet inside its own broker: no queue to
-		// overflow (broker.Subscribe).
+		// overflow (broker.Subscribe). The broker's client goroutines
+		// hand each message to one ingest goroutine, in arrival order;
+		// when it falls behind they wait (backpressure to the Pis, never a
+		// drop). Decoding there rather than in 10,000 client goroutines
+		// keeps their stacks small (measured: see README "How many Pis").
 		h.Fleet.Resync(h.cfg.Now())
+		in := make(chan inbound, ingestQueue)
+		go func() {
+			for {
+				select {
+				case m := <-in:
+					h.apply(m.topic, m.payload, m.retained)
+				case <-stopped:
+					return
+				}
+			}
+		}()
+		enqueue := func(topic string, payload []byte, retained bool) {
+			select {
+			case in <- inbound{topic, bytes.Clone(payload), retained}:
+			case <-stopped:
+			}
+		}
 		for _, f := range []string{wire.FilterAllStates, wire.FilterAllStatuses} {
-			if err := b.Subscribe(f, h.apply); err != nil {
+			if err := b.Subscribe(f, enqueue); err != nil {
 				return fmt.Errorf("embedded broker: subscribe %s: %w", f, err)
 			}
 		}
@@ -296,7 +320,15 @@ func (h *Hub) subscribeFleet(c mqtt.Client) {
 	// they stream over TCP. Nothing is lost for good: the view is
 	// rebuilt from retained messages on every reconnect (Resync),
 	// a live status proves a session and silence ends one.
-	h.subscribe(c, map[string]byte{wire.FilterAllStates: 0, wire.FilterAllStatuses: 0}, h.ingest)
+	//
+	// States first, in a SUBSCRIBE of their own: a broker replays every
+	// retained message of a subscription at once, and Mosquitto drops
+	// QoS 0 messages to a client with more than max_queued_messages (1,000)
+	// packets waiting on its socket. 10,000 states (~1.5 MB) fit in the
+	// socket buffers; 10,000 statuses (~15 MB) may not, and those the
+	// broker drops come back live within one heartbeat (rule 2).
+	h.subscribe(c, map[string]byte{wire.FilterAllStates: 0}, h.ingest)
+	h.subscribe(c, map[string]byte{wire.FilterAllStatuses: 0}, h.ingest)
 }
 
 func (h *Hub) disconnect() {
@@ -329,6 +361,16 @@ func (h *Hub) apply(topic string, payload []byte, retained bool) {
 	if h.allowLog() {
 		h.log.Warn("rejected message", "topic", trunc(topic, 200), "bytes", len(payload), "err", err)
 	}
+}
+
+// ingestQueue is how many fleet messages from the embedded broker may wait
+// for the ingest goroutine before their senders wait.
+const ingestQueue = 4096
+
+type inbound struct {
+	topic    string
+	payload  []byte
+	retained bool
 }
 
 // SweepEvery is how often the hub looks for sessions that went silent
