@@ -84,6 +84,12 @@ use_username_as_clientid true
 #   require_certificate true
 #   use_identity_as_username true
 # (on this listener, or on a second one with its own port).
+
+# A hub that (re)subscribes gets every Pi's retained state and status at
+# once (~1.5 KB a Pi). Mosquitto's default per-client queue of 1,000
+# messages drops part of that from a few thousand Pis on (the hub heals it
+# within a heartbeat, but need not): this is enough for 50,000.
+max_queued_messages 100000
 `, p.Listener, p.CAFile, p.CertFile, p.KeyFile, p.PasswordFile, p.ACLFile)
 	return MosquittoFiles{Passwords: pw.String(), ACL: acl.String(), Conf: conf}, nil
 }
