@@ -12,10 +12,10 @@ import (
 	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/agent/internal/console"
 	"github.com/pifleet/pifleet/agent/internal/daemon"
-	"github.com/pifleet/pifleet/internal/link"
 	"github.com/pifleet/pifleet/agent/internal/sdnotify"
 	"github.com/pifleet/pifleet/agent/transport"
 	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/link"
 )
 
 // Version is stamped at build time with -ldflags "-X ...cli.Version=v1.2.3".

@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/agent/internal/cmdexec"
-	"github.com/pifleet/pifleet/internal/link"
 	"github.com/pifleet/pifleet/agent/internal/runner"
 	"github.com/pifleet/pifleet/agent/policy"
 	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/link"
 )
 
 type multi []string
