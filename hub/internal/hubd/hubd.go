@@ -102,9 +102,7 @@ type Hub struct {
 	counters map[string]func() any // AddStats; guarded by onConnMu
 	onConn   []func(mqtt.Client)
 
-	logMu     sync.Mutex
-	logBudget int
-	logReset  time.Time
+	rejectLog logLimit // warnings about rejected messages
 }
 
 // New builds a hub (nothing runs until Run).
@@ -113,7 +111,8 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	f := fleet.New(cfg.Now)
-	return &Hub{cfg: cfg, log: cfg.Logger.With("component", "hub"), Fleet: f, Engine: chat.New(f, cfg.Now)}, nil
+	return &Hub{cfg: cfg, log: cfg.Logger.With("component", "hub"), Fleet: f, Engine: chat.New(f, cfg.Now),
+		rejectLog: logLimit{per: time.Minute, burst: 20}}, nil
 }
 
 // ID is the hub's id.
@@ -184,8 +183,8 @@ func (h *Hub) Run(ctx context.Context) error {
 		// overflow (broker.Subscribe). The broker's client goroutines
 		// hand each message to one ingest goroutine, in arrival order;
 		// when it falls behind they wait (backpressure to the Pis, never a
-		// drop). Decoding there rather than in 10,000 client goroutines
-		// keeps their stacks small (measured: see README "How many Pis").
+		// drop), and no Pi's connection ever runs the hub's own work
+		// (decoding, alert callbacks).
 		h.Fleet.Resync(h.cfg.Now())
 		in := make(chan inbound, ingestQueue)
 		go func() {
@@ -393,20 +392,11 @@ func (h *Hub) sweep(ctx context.Context) {
 }
 
 func (h *Hub) allowLog() bool {
-	h.logMu.Lock()
-	defer h.logMu.Unlock()
-	now := h.cfg.Now()
-	if now.Sub(h.logReset) > time.Minute {
-		h.logReset, h.logBudget = now, 20
-	}
-	if h.logBudget <= 0 {
-		return false
-	}
-	h.logBudget--
-	if h.logBudget == 0 {
+	ok, _ := h.rejectLog.allow(h.cfg.Now())
+	if ok && h.rejectLog.exhausted() {
 		h.log.Warn("too many rejected messages; muting this log for a minute (see /api/stats)")
 	}
-	return true
+	return ok
 }
 
 func trunc(s string, n int) string {
@@ -465,6 +455,13 @@ type logLimit struct {
 	start time.Time
 	n     int
 	muted int
+}
+
+// exhausted reports whether the current period's burst is used up.
+func (l *logLimit) exhausted() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n >= l.burst
 }
 
 // allow reports whether a record at now may be written, and how many
