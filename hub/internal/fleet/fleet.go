@@ -325,10 +325,7 @@ func (f *Fleet) silentLocked(d *Device, now time.Time) bool {
 	if d.State != wire.StateOnline {
 		return false
 	}
-	last := d.LastLive
-	if last.Before(f.resyncAt) {
-		last = f.resyncAt
-	}
+	last := f.lastHeardLocked(d)
 	if last.IsZero() {
 		return false
 	}
@@ -337,6 +334,15 @@ func (f *Fleet) silentLocked(d *Device, now time.Time) bool {
 		hb = d.Status.HeartbeatS
 	}
 	return now.Sub(last) > wire.SilenceAfter(hb)
+}
+
+// lastHeardLocked is when d's session last spoke live, counting from the
+// last Resync at the earliest (a replayed claim gets a full silence limit).
+func (f *Fleet) lastHeardLocked(d *Device) time.Time {
+	if d.LastLive.Before(f.resyncAt) {
+		return f.resyncAt
+	}
+	return d.LastLive
 }
 
 // Resync tells the fleet that the hub (re)subscribed at now: the broker
@@ -381,11 +387,7 @@ func (f *Fleet) Sweep() int {
 		if d.State != wire.StateOnline || !f.silentLocked(d, now) {
 			continue
 		}
-		last := d.LastLive
-		if last.Before(f.resyncAt) {
-			last = f.resyncAt
-		}
-		silentFor := now.Sub(last).Round(time.Second)
+		silentFor := now.Sub(f.lastHeardLocked(d)).Round(time.Second)
 		if a := f.setState(d, wire.StateLost, fmt.Sprintf("silent for %v (no will arrived)", silentFor), now); a != nil {
 			a.Detail = "silent"
 			alerts = append(alerts, *a)
