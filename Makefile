@@ -62,7 +62,7 @@ bench: ## Go benchmarks (hub ingest, fleet over 10k devices, …) and the agent'
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	scripts/bench-agent.sh
 
-bench-fleet: ## 10,000 simulated Pis against the hub (embedded broker and Mosquitto): time to exact, RSS, CPU, API latency (PIS=19000 MODES=embedded …)
+bench-fleet: deps ## 10,000 simulated Pis against the hub (embedded broker and Mosquitto): time to exact, RSS, CPU, API latency (PIS=19000 MODES=embedded …)
 	scripts/bench-fleet.sh
 
 clean: ## remove build output
