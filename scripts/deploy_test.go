@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 // fleet is a real sshd on 127.0.0.1 started for one test, standing in for

@@ -12,7 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pifleet/pifleet/agent/transport"
+	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/transport"
 )
 
 // provision runs scripts/provision with a secrets dir and returns its
@@ -99,7 +100,7 @@ func TestProvisionPassword(t *testing.T) {
 	}
 
 	// The hub side: hashes only, the device's password matches.
-	creds, err := transport.LoadCredentials(filepath.Join(secrets, "credentials.json"))
+	creds, err := credentials.Load(filepath.Join(secrets, "credentials.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestProvisionPassword(t *testing.T) {
 	if !ok || hub {
 		t.Fatalf("credentials: pi-1 missing or a hub")
 	}
-	if ok, err := transport.CheckPassword(e.PasswordHash, pw); !ok || err != nil {
+	if ok, err := credentials.CheckPassword(e.PasswordHash, pw); !ok || err != nil {
 		t.Errorf("stored hash does not match the bundle's password: %v %v", ok, err)
 	}
 	if _, hub, ok := creds.Find("hub"); !ok || !hub {
@@ -127,9 +128,9 @@ func TestProvisionPassword(t *testing.T) {
 	if out, err := provision(t, secrets, "pi-1", "--rotate"); err != nil {
 		t.Fatalf("--rotate: %v\n%s", err, out)
 	}
-	creds, _ = transport.LoadCredentials(filepath.Join(secrets, "credentials.json"))
+	creds, _ = credentials.Load(filepath.Join(secrets, "credentials.json"))
 	e, _, _ = creds.Find("pi-1")
-	if ok, _ := transport.CheckPassword(e.PasswordHash, pw); ok {
+	if ok, _ := credentials.CheckPassword(e.PasswordHash, pw); ok {
 		t.Errorf("after --rotate the old password still works")
 	}
 }
@@ -161,7 +162,7 @@ func TestProvisionCertificate(t *testing.T) {
 	if k := b["etc/pifleet/device.key"]; k.mode != 0o640 || k.gname != "pifleet" {
 		t.Errorf("device key: mode %o group %s, want 0640 pifleet", k.mode, k.gname)
 	}
-	creds, _ := transport.LoadCredentials(filepath.Join(secrets, "credentials.json"))
+	creds, _ := credentials.Load(filepath.Join(secrets, "credentials.json"))
 	if e, _, ok := creds.Find("pi-2"); !ok || e.PasswordHash != "" {
 		t.Errorf("pi-2 credentials: got %+v, want a certificate-only entry", e)
 	}

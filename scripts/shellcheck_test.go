@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 func TestMain(m *testing.M) {

@@ -11,8 +11,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mochi "github.com/mochi-mqtt/server/v2"
 
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // startBroker runs a real (in-process) mochi broker on a loopback port.
@@ -34,6 +34,12 @@ func watch(t *testing.T, url, id string) *watcher {
 		t.Fatalf("watcher connect: %v", tok.Error())
 	}
 	tok := c.Subscribe(wire.StateTopic(id), 1, func(_ paho.Client, m paho.Message) {
+		if len(m.Payload()) == 0 { // a deletion is recorded as the zero State
+			w.mu.Lock()
+			w.states = append(w.states, wire.State{})
+			w.mu.Unlock()
+			return
+		}
 		if st, err := wire.DecodeState(m.Payload()); err == nil {
 			w.mu.Lock()
 			w.states = append(w.states, st)
@@ -50,10 +56,24 @@ func watch(t *testing.T, url, id string) *watcher {
 // waitFor waits for a state message matching cond and returns it.
 func (w *watcher) waitFor(t *testing.T, what string, cond func(wire.State) bool) wire.State {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	return w.waitAfter(t, what, nil, cond)
+}
+
+// waitAfter waits for a state message matching cond that arrived after
+// the first message matching mark (nil: from the start). Ordering by
+// arrival, not by clearing the record, keeps the test true however slow
+// the machine (under qemu the answer can arrive before a clear would).
+func (w *watcher) waitAfter(t *testing.T, what string, mark, cond func(wire.State) bool) wire.State {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		w.mu.Lock()
+		seen := mark == nil
 		for _, s := range w.states {
+			if !seen {
+				seen = mark(s)
+				continue
+			}
 			if cond(s) {
 				w.mu.Unlock()
 				return s
@@ -236,20 +256,12 @@ func TestRebirthWhenStateDisturbed(t *testing.T) {
 	defer c.Disconnect(50)
 
 	c.Publish(wire.StateTopic("pi1"), 1, true, []byte{}).WaitTimeout(5 * time.Second)
-	w.mu.Lock()
-	w.states = nil
-	w.mu.Unlock()
-	w.waitFor(t, "birth again after the state was deleted", func(s wire.State) bool {
-		return s.State == wire.StateOnline && s.Epoch == first.Epoch
-	})
+	deleted := func(s wire.State) bool { return s.State == "" }
+	rebirth := func(s wire.State) bool { return s.State == wire.StateOnline && s.Epoch == first.Epoch }
+	w.waitAfter(t, "birth again after the state was deleted", deleted, rebirth)
 
 	forged, _ := json.Marshal(wire.State{V: 1, State: wire.StateLost, Epoch: first.Epoch})
 	c.Publish(wire.StateTopic("pi1"), 1, true, forged).WaitTimeout(5 * time.Second)
-	w.waitFor(t, "forged lost seen", func(s wire.State) bool { return s.State == wire.StateLost })
-	w.mu.Lock()
-	w.states = nil
-	w.mu.Unlock()
-	w.waitFor(t, "birth again after a forged lost", func(s wire.State) bool {
-		return s.State == wire.StateOnline && s.Epoch == first.Epoch
-	})
+	lost := func(s wire.State) bool { return s.State == wire.StateLost }
+	w.waitAfter(t, "birth again after a forged lost", lost, rebirth)
 }

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pifleet/pifleet/agent/flagenv"
+	"github.com/pifleet/pifleet/internal/flagenv"
 )
 
 // Env is what a subcommand gets from main.

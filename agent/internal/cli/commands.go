@@ -15,7 +15,7 @@ import (
 	"github.com/pifleet/pifleet/agent/internal/cmdexec"
 	"github.com/pifleet/pifleet/agent/internal/daemon"
 	"github.com/pifleet/pifleet/agent/internal/runner"
-	"github.com/pifleet/pifleet/agent/policy"
+	"github.com/pifleet/pifleet/internal/policy"
 )
 
 type commandFlags struct {

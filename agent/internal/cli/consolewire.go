@@ -9,7 +9,7 @@ import (
 
 	"github.com/pifleet/pifleet/agent/internal/console"
 	"github.com/pifleet/pifleet/agent/internal/health"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // consoleProbe reports the UART console (getty, config, logins) in

@@ -9,13 +9,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/agent/internal/console"
 	"github.com/pifleet/pifleet/agent/internal/daemon"
 	"github.com/pifleet/pifleet/agent/internal/sdnotify"
-	"github.com/pifleet/pifleet/agent/transport"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/flagenv"
 	"github.com/pifleet/pifleet/internal/link"
+	"github.com/pifleet/pifleet/internal/transport"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Version is stamped at build time with -ldflags "-X ...cli.Version=v1.2.3".

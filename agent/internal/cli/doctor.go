@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/agent/internal/console"
+	"github.com/pifleet/pifleet/internal/flagenv"
 )
 
 func init() {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/pifleet/pifleet/agent/internal/daemon"
 	"github.com/pifleet/pifleet/agent/internal/runner"
-	"github.com/pifleet/pifleet/agent/policy"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/policy"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Runner runs a job; *runner.Runner implements it.

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/agent/internal/runner"
-	"github.com/pifleet/pifleet/agent/policy"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/policy"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // sink records result records like the MQTT link would publish them.

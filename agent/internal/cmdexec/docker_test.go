@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/agent/internal/runner"
-	"github.com/pifleet/pifleet/agent/policy"
-	"github.com/pifleet/pifleet/agent/runnertest"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/policy"
+	"github.com/pifleet/pifleet/internal/runnertest"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 func TestDockerCommandRunsOnceWithLiteralArgv(t *testing.T) {

@@ -25,8 +25,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/pifleet/pifleet/agent/internal/console"
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // TestMain doubles as the test login program that agetty -l runs, so the

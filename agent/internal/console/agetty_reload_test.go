@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/agent/internal/console"
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // agettyReloadFile is where `agetty --reload` signals the waiting gettys

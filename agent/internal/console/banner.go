@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // DefaultIssuePath is where the banner goes: agetty prints every *.issue

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

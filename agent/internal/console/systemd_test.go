@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 // TestSystemctlArgv runs echo and false in systemctl's place: the argv

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 func TestUtmpLayoutSizes(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Options configure a Watcher. The zero value checks "/" without systemd.

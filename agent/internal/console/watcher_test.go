@@ -11,7 +11,7 @@ import (
 
 	"github.com/pifleet/pifleet/agent/internal/console"
 	"github.com/pifleet/pifleet/agent/internal/console/systemdtest"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 const unitS0 = "serial-getty@ttyS0.service"

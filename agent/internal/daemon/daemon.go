@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/agent/internal/report"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/internal/link"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Config is everything the daemon needs. Zero values get defaults.

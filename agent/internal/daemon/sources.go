@@ -3,7 +3,7 @@ package daemon
 import (
 	"context"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // AddrSource tells the agent the device's interfaces and addresses and when

@@ -5,7 +5,7 @@ import (
 	"net"
 	"sort"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // StdlibAddrs lists addresses with the standard library and never

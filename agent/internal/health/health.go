@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // ErrAbsent is returned by a probe that found nothing to measure (no such

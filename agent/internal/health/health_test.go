@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/golden")

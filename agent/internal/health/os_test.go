@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 // TestPingDocker checks the three answers against real unix sockets: an

@@ -11,7 +11,7 @@ import (
 
 	"periph.io/x/conn/v3/physic"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Sources of the throttle word, as reported in Throttle.Source.

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"sort"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // link is what both snapshot backends learn about one interface.

@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 func TestAssemble(t *testing.T) {

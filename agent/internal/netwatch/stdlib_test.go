@@ -13,8 +13,8 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 func TestParseRoutes(t *testing.T) {

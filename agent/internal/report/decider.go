@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Config holds the thresholds. The zero value gets the defaults.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 func f64(v float64) *float64 { return &v }

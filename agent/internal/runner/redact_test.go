@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 func TestRedact(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Agent ties the agent daemon's status reports to systemd: READY=1 on the

@@ -10,8 +10,8 @@ import (
 
 	"github.com/pifleet/pifleet/agent/internal/sdnotify"
 	"github.com/pifleet/pifleet/agent/internal/sdnotify/sdnotifytest"
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 func status(ip string, problems ...wire.Problem) wire.Status {

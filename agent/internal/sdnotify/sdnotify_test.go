@@ -16,7 +16,7 @@ import (
 
 	"github.com/pifleet/pifleet/agent/internal/sdnotify"
 	"github.com/pifleet/pifleet/agent/internal/sdnotify/sdnotifytest"
-	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -16,11 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/api"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // t0 is the hub clock when the fixture fleet's first message arrives.

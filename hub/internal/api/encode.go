@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // deviceEncoder writes a device's JSON exactly as json.Marshal(FromFleet(d))

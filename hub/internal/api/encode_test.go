@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 func (e *deviceEncoder) cached(id string) (cachedStatus, int, bool) {

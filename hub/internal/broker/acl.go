@@ -3,7 +3,7 @@ package broker
 import (
 	"strings"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Role is what an authenticated identity may do.

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // MosquittoFiles is the same policy as AuthHook for an external Mosquitto
@@ -28,7 +29,7 @@ type MosquittoPaths struct {
 // use_identity_as_username, a certificate whose CN is the id; the ACL
 // patterns use %u for the id. use_username_as_clientid stops a device from
 // taking over another's session by client id.
-func MosquittoConfig(c *Credentials, p MosquittoPaths) (MosquittoFiles, error) {
+func MosquittoConfig(c *credentials.File, p MosquittoPaths) (MosquittoFiles, error) {
 	if err := c.Validate(); err != nil {
 		return MosquittoFiles{}, err
 	}
@@ -45,7 +46,7 @@ func MosquittoConfig(c *Credentials, p MosquittoPaths) (MosquittoFiles, error) {
 	def(&p.Listener, "8883")
 
 	var pw strings.Builder
-	for _, list := range [][]Entry{c.Hubs, c.Devices} {
+	for _, list := range [][]credentials.Entry{c.Hubs, c.Devices} {
 		for _, e := range list {
 			if e.PasswordHash != "" {
 				fmt.Fprintf(&pw, "%s:%s\n", e.ID, e.PasswordHash)

@@ -3,6 +3,8 @@ package broker
 import (
 	"strings"
 	"testing"
+
+	"github.com/pifleet/pifleet/internal/credentials"
 )
 
 func TestIdentityACL(t *testing.T) {
@@ -72,7 +74,7 @@ func TestCredentialsValidate(t *testing.T) {
 		{`{"version":1,"extra":1}`, "unknown field"},
 		{`{"version":1,"devices":[{"id":"pi"}]}`, ""},
 	} {
-		_, err := ParseCredentials([]byte(tc.json))
+		_, err := credentials.Parse([]byte(tc.json))
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: got %v, want %q", tc.json, err, tc.want)
 		}

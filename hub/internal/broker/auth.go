@@ -13,29 +13,14 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/pifleet/pifleet/agent/transport"
+	"github.com/pifleet/pifleet/internal/credentials"
 )
 
-// Credentials is the hub's credentials file; see transport.Credentials.
-type Credentials = transport.Credentials
-
-// Entry is one identity in the credentials file.
-type Entry = transport.CredentialEntry
-
-// CredentialsVersion is the version of the credentials file format.
-const CredentialsVersion = transport.CredentialsVersion
-
-// LoadCredentials reads and validates a credentials file.
-func LoadCredentials(path string) (*Credentials, error) { return transport.LoadCredentials(path) }
-
-// ParseCredentials decodes and validates credentials JSON.
-func ParseCredentials(b []byte) (*Credentials, error) { return transport.ParseCredentials(b) }
-
 // lookup finds an identity by id.
-func lookup(c *Credentials, id string) (Identity, Entry, bool) {
+func lookup(c *credentials.File, id string) (Identity, credentials.Entry, bool) {
 	e, hub, ok := c.Find(id)
 	if !ok {
-		return Identity{}, Entry{}, false
+		return Identity{}, credentials.Entry{}, false
 	}
 	if hub {
 		return Identity{RoleHub, id}, e, true
@@ -45,7 +30,7 @@ func lookup(c *Credentials, id string) (Identity, Entry, bool) {
 
 // AuthOptions configure the AuthHook.
 type AuthOptions struct {
-	Credentials *Credentials
+	Credentials *credentials.File
 	// RequireTLS refuses clients that did not connect over TLS (a
 	// plaintext listener left open by mistake lets nobody in).
 	RequireTLS bool
@@ -57,7 +42,7 @@ type AuthOptions struct {
 // with broker.Options.Hooks instead of the default allow-all hook.
 type AuthHook struct {
 	mqtt.HookBase
-	creds      atomic.Pointer[Credentials]
+	creds      atomic.Pointer[credentials.File]
 	requireTLS bool
 	log        *slog.Logger
 	clients    sync.Map // *mqtt.Client -> Identity
@@ -83,7 +68,7 @@ func NewAuthHook(o AuthOptions) (*AuthHook, error) {
 
 // SetCredentials swaps the credentials (e.g. on SIGHUP after provisioning
 // a device). Connected clients keep their identity until they reconnect.
-func (h *AuthHook) SetCredentials(c *Credentials) error {
+func (h *AuthHook) SetCredentials(c *credentials.File) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -146,7 +131,7 @@ func (h *AuthHook) authenticate(cl *mqtt.Client, pk packets.Packet) (Identity, e
 		if e.PasswordHash == "" {
 			return Identity{}, errors.New("this identity must use its client certificate")
 		}
-		match, err := transport.CheckPassword(e.PasswordHash, string(pk.Connect.Password))
+		match, err := credentials.CheckPassword(e.PasswordHash, string(pk.Connect.Password))
 		if err != nil || !match {
 			return Identity{}, errors.New("wrong password")
 		}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/pifleet/pifleet/internal/credentials"
 )
 
 // SecurityFlags are the embedded broker's TLS and credentials settings as
@@ -43,7 +45,7 @@ func (s *SecurityFlags) Build(log *slog.Logger) (cfg *tls.Config, hooks []mqtt.H
 	if s.Credentials == "" {
 		return cfg, nil, nil, nil
 	}
-	creds, err := LoadCredentials(s.Credentials)
+	creds, err := credentials.Load(s.Credentials)
 	if err != nil {
 		return nil, nil, nil, err
 	}

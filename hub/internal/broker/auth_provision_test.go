@@ -11,10 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/transport"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/broker"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/transport"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // TestProvisionedDeviceConnects follows the README: scripts/provision makes

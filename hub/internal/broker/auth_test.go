@@ -17,11 +17,12 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/transport"
-	"github.com/pifleet/pifleet/agent/transport/pki"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/broker"
+	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/transport"
+	"github.com/pifleet/pifleet/internal/transport/pki"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // fleetPKI is one hub, two password devices (pi-a, pi-b) and one
@@ -30,7 +31,7 @@ type fleetPKI struct {
 	dir                string
 	ca                 string
 	serverCert, srvKey string
-	creds              *broker.Credentials
+	creds              *credentials.File
 	pw                 map[string]string // id -> password file
 	cert, key          map[string]string // id -> client cert / key file
 }
@@ -53,7 +54,7 @@ func newFleetPKI(t *testing.T) *fleetPKI {
 		t.Fatal(err)
 	}
 	f := &fleetPKI{dir: dir, pw: map[string]string{}, cert: map[string]string{}, key: map[string]string{},
-		creds: &broker.Credentials{Version: broker.CredentialsVersion}}
+		creds: &credentials.File{Version: credentials.Version}}
 	f.ca = f.write("ca.pem", ca.CertPEM)
 	sc, sk, err := ca.Issue(pki.Server, "broker", []string{"127.0.0.1", "localhost"}, now, time.Hour)
 	if err != nil {
@@ -64,15 +65,15 @@ func newFleetPKI(t *testing.T) *fleetPKI {
 		role broker.Role
 		id   string
 	}{{broker.RoleHub, "hub"}, {broker.RoleDevice, "pi-a"}, {broker.RoleDevice, "pi-b"}} {
-		pw, _ := transport.NewPassword()
-		h, err := transport.HashPassword(pw)
+		pw, _ := credentials.NewPassword()
+		h, err := credentials.HashPassword(pw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.creds.Set(x.role == broker.RoleHub, broker.Entry{ID: x.id, PasswordHash: h})
+		f.creds.Set(x.role == broker.RoleHub, credentials.Entry{ID: x.id, PasswordHash: h})
 		f.pw[x.id] = f.write(x.id+".password", []byte(pw+"\n"))
 	}
-	f.creds.Set(false, broker.Entry{ID: "pi-c"})
+	f.creds.Set(false, credentials.Entry{ID: "pi-c"})
 	for _, id := range []string{"pi-c", "pi-x"} { // pi-x: good certificate, not in the credentials
 		c, k, err := ca.Issue(pki.Client, id, nil, now, time.Hour)
 		if err != nil {

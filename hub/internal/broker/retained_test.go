@@ -7,7 +7,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 func startTestBroker(t *testing.T, dir string) *Broker {

@@ -4,7 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 
-	"github.com/pifleet/pifleet/agent/transport"
+	"github.com/pifleet/pifleet/internal/transport"
 )
 
 // TLSFiles name the broker's certificate and key and, optionally, the CA

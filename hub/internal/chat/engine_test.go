@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)

@@ -5,8 +5,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // LargeFleet is the number of matched devices above which `fleet` answers

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // MaxRows is how many devices a fleet answer lists inline; the whole table

@@ -9,7 +9,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/pifleet/pifleet/agent/flagenv"
+	"github.com/pifleet/pifleet/internal/flagenv"
 )
 
 // Env is what a subcommand gets from main.

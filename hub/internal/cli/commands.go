@@ -13,11 +13,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/flagenv"
-	"github.com/pifleet/pifleet/agent/policy"
 	"github.com/pifleet/pifleet/hub/internal/dispatch"
 	"github.com/pifleet/pifleet/hub/internal/hubd"
 	"github.com/pifleet/pifleet/hub/internal/slackbot"
+	"github.com/pifleet/pifleet/internal/flagenv"
+	"github.com/pifleet/pifleet/internal/policy"
 )
 
 type commandFlags struct {

@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/dispatch"
 	"github.com/pifleet/pifleet/hub/internal/hubd"
 	"github.com/pifleet/pifleet/hub/internal/slackbot"
 	sbt "github.com/pifleet/pifleet/hub/internal/slackbot/slackbottest"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 type fakePoster struct {

@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/pifleet/pifleet/agent/flagenv"
 	"github.com/pifleet/pifleet/hub/internal/console"
+	"github.com/pifleet/pifleet/internal/flagenv"
 )
 
 func init() {
@@ -110,7 +110,7 @@ func consoleFindIP(ctx context.Context, env Env, port io.ReadWriter, tw io.Write
 	opts := console.FindOptions{
 		PromptTimeout: timeout,
 		Transcript:    tw,
-		Credentials:   credentials(env),
+		Credentials:   consoleLogin(env),
 		Logf:          func(f string, a ...any) { fmt.Fprintf(env.Stderr, f+"\n", a...) },
 	}
 	r, err := console.FindIP(ctx, port, opts)
@@ -134,7 +134,7 @@ func consoleFindIP(ctx context.Context, env Env, port io.ReadWriter, tw io.Write
 
 // credentials returns where the login for --find-ip comes from: the
 // environment, else a prompt when stdin is a terminal, else nothing.
-func credentials(env Env) func() (string, string, error) {
+func consoleLogin(env Env) func() (string, string, error) {
 	getenv := env.Getenv
 	if getenv == nil {
 		getenv = func(string) string { return "" }

@@ -28,7 +28,7 @@ func TestConsoleCredentials(t *testing.T) {
 	env := func(m map[string]string) Env {
 		return Env{Stdin: strings.NewReader(""), Getenv: func(k string) string { return m[k] }}
 	}
-	c := credentials(env(map[string]string{envConsoleUser: "pi", envConsolePassword: "pw"}))
+	c := consoleLogin(env(map[string]string{envConsoleUser: "pi", envConsolePassword: "pw"}))
 	if c == nil {
 		t.Fatal("got no credentials from the environment")
 	}
@@ -37,7 +37,7 @@ func TestConsoleCredentials(t *testing.T) {
 	}
 	// Without both variables and without a terminal there is no login:
 	// never a prompt on a pipe, never a flag.
-	if c := credentials(env(map[string]string{envConsoleUser: "pi"})); c != nil {
+	if c := consoleLogin(env(map[string]string{envConsoleUser: "pi"})); c != nil {
 		t.Error("got credentials with no password and no terminal, want none")
 	}
 }

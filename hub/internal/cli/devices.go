@@ -11,10 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/flagenv"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/api"
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/internal/flagenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 func init() {

@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/pifleet/pifleet/agent/flagenv"
-	"github.com/pifleet/pifleet/agent/transport"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/hubd"
 	"github.com/pifleet/pifleet/hub/internal/slackbot"
+	"github.com/pifleet/pifleet/internal/flagenv"
+	"github.com/pifleet/pifleet/internal/transport"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Version is stamped at build time with -ldflags "-X ...cli.Version=v1.2.3".

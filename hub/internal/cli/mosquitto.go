@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/pifleet/pifleet/agent/flagenv"
-	"github.com/pifleet/pifleet/agent/transport"
 	"github.com/pifleet/pifleet/hub/internal/broker"
+	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/flagenv"
 )
 
 func init() {
@@ -33,7 +33,7 @@ func runMosquittoConfig(_ context.Context, env Env, args []string) error {
 	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
 		return usageErr(err)
 	}
-	c, err := transport.LoadCredentials(creds)
+	c, err := credentials.Load(creds)
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/pifleet/pifleet/agent/transport"
 	"github.com/pifleet/pifleet/hub/internal/broker"
+	"github.com/pifleet/pifleet/internal/credentials"
 )
 
 // reloadCredentialsOnHUP re-reads the credentials file on SIGHUP
@@ -23,7 +23,7 @@ func reloadCredentialsOnHUP(ctx context.Context, log *slog.Logger, path string, 
 		case <-ctx.Done():
 			return
 		case <-hup:
-			c, err := transport.LoadCredentials(path)
+			c, err := credentials.Load(path)
 			if err == nil {
 				err = hook.SetCredentials(c)
 			}

@@ -17,9 +17,9 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/pifleet/pifleet/agent/flagenv"
-	"github.com/pifleet/pifleet/agent/transport"
 	"github.com/pifleet/pifleet/hub/internal/sim"
+	"github.com/pifleet/pifleet/internal/flagenv"
+	"github.com/pifleet/pifleet/internal/transport"
 )
 
 func init() {

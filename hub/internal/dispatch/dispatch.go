@@ -14,9 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/policy"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/internal/policy"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Fleet is what the dispatcher needs from the fleet view.

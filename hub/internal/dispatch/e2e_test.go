@@ -24,13 +24,13 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/pifleet/pifleet/agent/policy"
-	"github.com/pifleet/pifleet/agent/runnertest"
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/policy"
+	"github.com/pifleet/pifleet/internal/runnertest"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 type e2e struct {

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/policy"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/internal/policy"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // DefaultFirstLines is how many lines of each Pi's output are shown inline

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 func TestRenderLate(t *testing.T) {

@@ -14,11 +14,11 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/pifleet/pifleet/agent/runnertest"
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/api"
 	"github.com/pifleet/pifleet/hub/internal/dispatch"
+	"github.com/pifleet/pifleet/internal/runnertest"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // TestDockerCommandsThroughBinaries runs a cloud command the way an

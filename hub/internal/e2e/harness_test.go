@@ -13,8 +13,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/pifleet/pifleet/agent/testenv"
 	"github.com/pifleet/pifleet/hub/internal/api"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 // proc is a running binary with its output captured.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/testenv"
 	"github.com/pifleet/pifleet/hub/internal/api"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 // TestSimLogsInAsProvisionedDevices: `pifleet sim --secrets` against the

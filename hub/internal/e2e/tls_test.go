@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/testenv"
 	"github.com/pifleet/pifleet/hub/internal/api"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 // TestTLSFleetFromProvisioning follows the README from scripts/provision

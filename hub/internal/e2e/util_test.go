@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 func binPifleet(t testing.TB) string { return testenv.Binary(t, "./hub", "pifleet") }

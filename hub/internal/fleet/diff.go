@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // diff lists the alerts between two statuses of one device: new problems,

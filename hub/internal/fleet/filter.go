@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Filter selects devices: "" or "all", "online", "offline", "problems", or

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 func stateMsg(s wire.Lifecycle, epoch uint64) []byte {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // The healing rules of PROTOCOL.md ("How a hub keeps the view true"), one

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Unknown is the key under which Summary counts a device whose state,

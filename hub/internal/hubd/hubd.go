@@ -15,11 +15,11 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/api"
 	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Config configures a hub. Zero values get defaults.

@@ -29,8 +29,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/internal/link"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Config describes one simulator process. Zero values get defaults.

@@ -13,8 +13,8 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // alerter turns the fleet's events into messages for the alert channel.

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
 	sbt "github.com/pifleet/pifleet/hub/internal/slackbot/slackbottest"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // These tests run the real fleet view (real wire JSON through

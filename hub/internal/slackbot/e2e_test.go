@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/testenv"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/hubd"
 	sbt "github.com/pifleet/pifleet/hub/internal/slackbot/slackbottest"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 // TestEndToEndFleetInSlack runs the real hub (embedded broker, fleet view,

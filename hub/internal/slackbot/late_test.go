@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/hub/internal/dispatch"
 	sbt "github.com/pifleet/pifleet/hub/internal/slackbot/slackbottest"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // lateResult is a cloud command's result as the dispatcher hands it to

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/testenv"
 	sbt "github.com/pifleet/pifleet/hub/internal/slackbot/slackbottest"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 func TestFlagsOverrideTheEnvironment(t *testing.T) {

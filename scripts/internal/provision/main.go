@@ -27,9 +27,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/transport"
-	"github.com/pifleet/pifleet/agent/transport/pki"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/transport"
+	"github.com/pifleet/pifleet/internal/transport/pki"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 const (
@@ -158,15 +159,15 @@ func (c *config) provision(id string, broker *url.URL, stdout io.Writer) error {
 	}
 	switch c.auth {
 	case "password":
-		pw, err := transport.NewPassword()
+		pw, err := credentials.NewPassword()
 		if err != nil {
 			return err
 		}
-		h, err := transport.HashPassword(pw)
+		h, err := credentials.HashPassword(pw)
 		if err != nil {
 			return err
 		}
-		creds.Set(false, transport.CredentialEntry{ID: id, PasswordHash: h})
+		creds.Set(false, credentials.Entry{ID: id, PasswordHash: h})
 		files = append(files, bundleFile{name: "device.password", body: []byte(pw + "\n"), mode: 0o640, group: true})
 		env = append(env, "PIFLEET_AGENT_USERNAME="+id, "PIFLEET_AGENT_PASSWORD_FILE="+piDir+"/device.password")
 	case "cert":
@@ -174,7 +175,7 @@ func (c *config) provision(id string, broker *url.URL, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		creds.Set(false, transport.CredentialEntry{ID: id})
+		creds.Set(false, credentials.Entry{ID: id})
 		files = append(files, bundleFile{name: "device.pem", body: cert, mode: 0o644},
 			bundleFile{name: "device.key", body: key, mode: 0o640, group: true})
 		env = append(env, "PIFLEET_AGENT_CERT_FILE="+piDir+"/device.pem", "PIFLEET_AGENT_KEY_FILE="+piDir+"/device.key")
@@ -252,27 +253,27 @@ func (c *config) ensureSigningKey() ([]byte, error) {
 	return os.ReadFile(pubF)
 }
 
-func (c *config) loadCreds() (*transport.Credentials, error) {
+func (c *config) loadCreds() (*credentials.File, error) {
 	p := c.path("credentials.json")
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		return &transport.Credentials{Version: transport.CredentialsVersion}, nil
+		return &credentials.File{Version: credentials.Version}, nil
 	}
-	return transport.LoadCredentials(p)
+	return credentials.Load(p)
 }
 
-func (c *config) addPassword(creds *transport.Credentials, hub bool, id, file string) error {
-	pw, err := transport.NewPassword()
+func (c *config) addPassword(creds *credentials.File, hub bool, id, file string) error {
+	pw, err := credentials.NewPassword()
 	if err != nil {
 		return err
 	}
-	h, err := transport.HashPassword(pw)
+	h, err := credentials.HashPassword(pw)
 	if err != nil {
 		return err
 	}
 	if err := writeNew(file, []byte(pw+"\n"), 0o600); err != nil {
 		return err
 	}
-	creds.Set(hub, transport.CredentialEntry{ID: id, PasswordHash: h})
+	creds.Set(hub, credentials.Entry{ID: id, PasswordHash: h})
 	return nil
 }
 

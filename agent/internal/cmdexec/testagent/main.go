@@ -19,9 +19,9 @@ import (
 
 	"github.com/pifleet/pifleet/agent/internal/cmdexec"
 	"github.com/pifleet/pifleet/agent/internal/runner"
-	"github.com/pifleet/pifleet/agent/policy"
-	"github.com/pifleet/pifleet/agent/wire"
 	"github.com/pifleet/pifleet/internal/link"
+	"github.com/pifleet/pifleet/internal/policy"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 type multi []string

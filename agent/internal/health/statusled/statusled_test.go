@@ -9,7 +9,7 @@ import (
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
-	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 func level(p *gpiotest.Pin) gpio.Level {

@@ -16,8 +16,8 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/pifleet/pifleet/agent/internal/netwatch/netnstest"
-	"github.com/pifleet/pifleet/agent/testenv"
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Inside a fresh namespace every port is free.

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // The fuzzers feed arbitrary bytes to every decoder the hub and agent run
@@ -17,7 +17,7 @@ import (
 // JSON that is accepted again and encodes the same (no lossy or unstable
 // decode); oversized input is ErrTooLarge. Seeds: the golden files plus
 // testdata/fuzz/<Fuzzer>/ (checked in; add any crasher found there).
-// CI: go test ./agent/wire -run '^$' -fuzz '^FuzzDecodeStatus$' -fuzztime 10s (one fuzzer per run).
+// CI: go test ./internal/wire -run '^$' -fuzz '^FuzzDecodeStatus$' -fuzztime 10s (one fuzzer per run).
 
 func addGolden(f *testing.F, names ...string) {
 	f.Helper()

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/transport/pki"
+	"github.com/pifleet/pifleet/internal/transport/pki"
 )
 
 func TestIssueAndLoad(t *testing.T) {

@@ -7,8 +7,7 @@
 // at 1970 (a Pi without RTC before NTP) is named as the cause instead of a
 // bare "certificate not yet valid".
 //
-// It also holds the password hash both brokers understand (Mosquitto's
-// PBKDF2-SHA512 "$7$" format), so the embedded broker and a Mosquitto
-// password_file can share one credentials file. Subpackage pki makes the
-// small CA and certificates that scripts/provision hands out.
+// Subpackage pki makes the small CA and certificates that
+// scripts/provision hands out; the credentials file and its password
+// hashes are package credentials.
 package transport

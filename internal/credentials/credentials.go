@@ -1,4 +1,4 @@
-package transport
+package credentials
 
 import (
 	"bytes"
@@ -7,62 +7,62 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/pifleet/pifleet/agent/wire"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
-// CredentialsVersion is the version of the credentials file format.
-const CredentialsVersion = 1
+// Version is the version of the credentials file format.
+const Version = 1
 
-// Credentials is the hub's credentials file (/etc/pifleet/credentials.json,
+// File is the hub's credentials file (/etc/pifleet/credentials.json,
 // written by scripts/provision): who may connect to the broker. A device
 // or hub logs in with its id as username and a password whose "$7$" hash
 // is stored here, or with a client certificate signed by the fleet CA
 // whose CN is its id. An entry without a password hash can only use a
 // certificate. Ids are unique across hubs and devices. No secret is in
 // the file: hashes only.
-type Credentials struct {
-	Version int               `json:"version"`
-	Hubs    []CredentialEntry `json:"hubs"`
-	Devices []CredentialEntry `json:"devices"`
+type File struct {
+	Version int     `json:"version"`
+	Hubs    []Entry `json:"hubs"`
+	Devices []Entry `json:"devices"`
 }
 
-// CredentialEntry is one identity in the credentials file.
-type CredentialEntry struct {
+// Entry is one identity in the credentials file.
+type Entry struct {
 	ID           string `json:"id"`
 	PasswordHash string `json:"password_hash,omitempty"`
 }
 
-// LoadCredentials reads and validates a credentials file.
-func LoadCredentials(path string) (*Credentials, error) {
+// Load reads and validates a credentials file.
+func Load(path string) (*File, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
-	c, err := ParseCredentials(b)
+	c, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("credentials %s: %w", path, err)
 	}
 	return c, nil
 }
 
-// ParseCredentials decodes and validates credentials JSON.
-func ParseCredentials(b []byte) (*Credentials, error) {
+// Parse decodes and validates credentials JSON.
+func Parse(b []byte) (*File, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	var c Credentials
+	var c File
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
-	if c.Version != CredentialsVersion {
-		return nil, fmt.Errorf("version %d: this build reads version %d", c.Version, CredentialsVersion)
+	if c.Version != Version {
+		return nil, fmt.Errorf("version %d: this build reads version %d", c.Version, Version)
 	}
 	return &c, c.Validate()
 }
 
 // Validate checks ids and hashes and that no id appears twice.
-func (c *Credentials) Validate() error {
+func (c *File) Validate() error {
 	seen := map[string]bool{}
-	for _, list := range [][]CredentialEntry{c.Hubs, c.Devices} {
+	for _, list := range [][]Entry{c.Hubs, c.Devices} {
 		for _, e := range list {
 			if err := wire.ValidateID(e.ID); err != nil {
 				return err
@@ -82,7 +82,7 @@ func (c *Credentials) Validate() error {
 }
 
 // Find looks an id up; hub says whether it is a hub identity.
-func (c *Credentials) Find(id string) (e CredentialEntry, hub, ok bool) {
+func (c *File) Find(id string) (e Entry, hub, ok bool) {
 	for _, e := range c.Hubs {
 		if e.ID == id {
 			return e, true, true
@@ -93,11 +93,11 @@ func (c *Credentials) Find(id string) (e CredentialEntry, hub, ok bool) {
 			return e, false, true
 		}
 	}
-	return CredentialEntry{}, false, false
+	return Entry{}, false, false
 }
 
 // Set adds or replaces an entry in the hub or device list.
-func (c *Credentials) Set(hub bool, e CredentialEntry) {
+func (c *File) Set(hub bool, e Entry) {
 	list := &c.Devices
 	if hub {
 		list = &c.Hubs
@@ -112,9 +112,9 @@ func (c *Credentials) Set(hub bool, e CredentialEntry) {
 }
 
 // Write stores the credentials at path atomically (mode 0640).
-func (c *Credentials) Write(path string) error {
+func (c *File) Write(path string) error {
 	if c.Version == 0 {
-		c.Version = CredentialsVersion
+		c.Version = Version
 	}
 	if err := c.Validate(); err != nil {
 		return err

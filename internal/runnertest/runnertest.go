@@ -14,7 +14,7 @@ import (
 
 	"github.com/docker/docker/client"
 
-	"github.com/pifleet/pifleet/agent/testenv"
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 // Images built by scripts/build-test-images.sh.

@@ -13,8 +13,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/pifleet/pifleet/agent/transport"
-	"github.com/pifleet/pifleet/agent/transport/pki"
+	"github.com/pifleet/pifleet/internal/transport"
+	"github.com/pifleet/pifleet/internal/transport/pki"
 )
 
 var issued = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -201,42 +201,5 @@ func TestTLSHandshake(t *testing.T) {
 	err = dial(transport.Options{CAFile: f.ca, ServerName: "broker.test", Now: at(good)}, time.Unix(30, 0))
 	if err == nil || !strings.Contains(err.Error(), "starts at 1970") {
 		t.Errorf("handshake at 1970: got %v, want the unset-clock explanation", err)
-	}
-}
-
-func TestPasswordHash(t *testing.T) {
-	// Made by `mosquitto_passwd -c -b pw alice secret` (mosquitto 2.0.11):
-	// our check must accept Mosquitto's own hashes.
-	const mosq = "$7$101$7IbBqyBlUh813RzW$YNU/+u7ytgMthJQyL19taYq4yLXFR4fGVP9ca2BTFYtZSMRH65Z4sUzyE0fsv8oWP8dw2amqgzYlh92KV9B+Qg=="
-	for _, tc := range []struct {
-		hash, pw string
-		want     bool
-		err      bool
-	}{
-		{mosq, "secret", true, false},
-		{mosq, "Secret", false, false},
-		{"plain", "plain", false, true},
-		{"$7$x$AAAA$AAAA", "x", false, true},
-		{"$7$101$!!$AAAA", "x", false, true},
-		{"$6$101$AAAA$AAAA", "x", false, true},
-	} {
-		got, err := transport.CheckPassword(tc.hash, tc.pw)
-		if got != tc.want || (err != nil) != tc.err {
-			t.Errorf("CheckPassword(%.20q, %q): got %v, %v; want %v, error %v", tc.hash, tc.pw, got, err, tc.want, tc.err)
-		}
-	}
-	pw, err := transport.NewPassword()
-	if err != nil || len(pw) != 43 {
-		t.Fatalf("NewPassword: %q, %v", pw, err)
-	}
-	h, err := transport.HashPassword(pw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := transport.CheckPassword(h, pw); !ok || err != nil {
-		t.Errorf("round trip: %v, %v", ok, err)
-	}
-	if strings.Contains(h, pw) {
-		t.Errorf("hash contains the password")
 	}
 }

@@ -79,7 +79,7 @@ func TestGoldenJSON(t *testing.T) {
 			}
 			want, err := os.ReadFile(path)
 			if err != nil {
-				t.Fatalf("%v (run go test ./agent/wire -update to create it)", err)
+				t.Fatalf("%v (run go test ./internal/wire -update to create it)", err)
 			}
 			if !bytes.Equal(got, want) {
 				t.Errorf("%s: wire JSON changed.\ngot:\n%s\nwant:\n%s\nIf the change is intended, bump ProtocolVersion or keep it compatible, then run with -update.", path, got, want)
@@ -269,7 +269,7 @@ func TestStdlibOnly(t *testing.T) {
 			for _, imp := range f.Imports {
 				path := strings.Trim(imp.Path.Value, `"`)
 				if first, _, _ := strings.Cut(path, "/"); strings.Contains(first, ".") {
-					t.Errorf("%s imports %s: agent/wire must import only the standard library", name, path)
+					t.Errorf("%s imports %s: internal/wire must import only the standard library", name, path)
 				}
 			}
 		}

@@ -1,4 +1,4 @@
-package transport
+package credentials
 
 import (
 	"crypto/pbkdf2"
