@@ -13,7 +13,7 @@ DEB_ARCHES ?= armhf arm64 amd64
 FUZZTIME   ?= 5s
 FUZZERS    := FuzzDecodeState FuzzDecodeStatus FuzzDecodeCommand FuzzDecodeResult FuzzParseTopic
 
-.PHONY: help build run test test-host test-arm fuzz cross bench bench-fleet clean deps deb deploy
+.PHONY: help build run test test-host test-arm fuzz lint cross bench bench-fleet clean deps deb deploy
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,9 +28,18 @@ run: build ## run the hub (embedded MQTT broker) and an agent for this machine
 deps: ## install the Debian packages the tests need (mosquitto, socat, qemu-user-static, …)
 	scripts/install-test-deps.sh
 
-test: deps ## run every test: host with -race, then the agent's tests as ARMv7 under qemu
+test: deps ## run every test: vet and lint, host with -race, then the agent's tests as ARMv7 under qemu
 	$(GO) vet ./...
-	$(MAKE) --no-print-directory test-host test-arm fuzz
+	$(MAKE) --no-print-directory lint test-host test-arm fuzz
+
+# Pinned tool versions; make deps fetches them so a test run does not.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DEADCODE    := golang.org/x/tools/cmd/deadcode@v0.52.0
+
+lint: ## staticcheck and deadcode -test: both must print nothing
+	$(GO) run $(STATICCHECK) ./...
+	@out=$$($(GO) run $(DEADCODE) -test ./...) || exit 1; \
+	  if [ -n "$$out" ]; then echo "$$out"; echo "deadcode: the functions above are never reached, not even by a test: delete them or use them" >&2; exit 1; fi
 
 test-host:
 	$(GO) test -race -count=1 -timeout 25m ./...

@@ -20,9 +20,13 @@ for p in "${pkgs_needed[@]}"; do
   fi
 done
 
-# nfpm builds the .deb packages (scripts/build-deb.sh): fetch it now, not mid-test.
+# nfpm builds the .deb packages (scripts/build-deb.sh), staticcheck and
+# deadcode keep make lint at zero: fetch them now, not mid-test (versions
+# as pinned in the Makefile).
 if command -v go >/dev/null 2>&1; then
   go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.0 --version >/dev/null
+  go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -version >/dev/null
+  go run golang.org/x/tools/cmd/deadcode@v0.52.0 -h >/dev/null 2>&1 || true
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -38,9 +42,12 @@ else
   SUDO=
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+# A fresh machine may still be running its own apt (unattended upgrades):
+# wait for the dpkg lock instead of failing.
+lock=(-o DPkg::Lock::Timeout=600)
+$SUDO apt-get "${lock[@]}" update -qq
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+$SUDO apt-get "${lock[@]}" install -y -qq --no-install-recommends $pkgs >/dev/null
 # The Debian mosquitto package starts a system broker on :1883 when systemd
 # runs; tests use their own on free ports, so nothing else is needed.
 echo "install-test-deps: done"

@@ -26,10 +26,10 @@ var units = []struct {
 }
 
 // verify runs systemd-analyze verify on unit (a path) with extra
-// environment and returns its exit error and stderr. systemd-analyze prints
+// environment and returns its stderr and exit error. systemd-analyze prints
 // some mistakes (an unknown Type=) only as a warning with exit status 0,
 // so callers check both.
-func verify(t *testing.T, unit string, env ...string) (error, string) {
+func verify(t *testing.T, unit string, env ...string) (string, error) {
 	t.Helper()
 	bin := testenv.RequireCommand(t, "systemd-analyze", "systemd")
 	cmd := exec.Command(bin, "verify", unit)
@@ -38,7 +38,7 @@ func verify(t *testing.T, unit string, env ...string) (error, string) {
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr
 	err := cmd.Run()
-	return err, stderr.String()
+	return stderr.String(), err
 }
 
 // stage copies the unit into a temp dir and points its ExecStart at a fake
@@ -72,7 +72,7 @@ func stage(t *testing.T, file, binary string, edit func(string) string) string {
 func TestUnitsVerify(t *testing.T) {
 	for _, u := range units {
 		t.Run(u.file, func(t *testing.T) {
-			err, stderr := verify(t, stage(t, u.file, u.binary, nil))
+			stderr, err := verify(t, stage(t, u.file, u.binary, nil))
 			if err != nil || stderr != "" {
 				t.Errorf("systemd-analyze verify %s: %v, output:\n%s\nwant exit 0 and no output", u.file, err, stderr)
 			}
@@ -86,7 +86,7 @@ func TestVerifyCatchesWarnings(t *testing.T) {
 	bad := stage(t, units[0].file, units[0].binary, func(s string) string {
 		return strings.Replace(s, "Type=notify", "Type=notifyy", 1)
 	})
-	err, stderr := verify(t, bad)
+	stderr, err := verify(t, bad)
 	if !strings.Contains(stderr, "notifyy") {
 		t.Errorf("verify of a unit with Type=notifyy: err %v, output %q; want a warning naming notifyy", err, stderr)
 	}
@@ -110,7 +110,7 @@ func TestGettyDropInVerifies(t *testing.T) {
 	}
 	// A trailing colon appends the built-in unit path, so the stock
 	// serial-getty@.service is found and our drop-in is merged into it.
-	err, stderr := verify(t, "serial-getty@ttyS0.service", "SYSTEMD_UNIT_PATH="+dir+":")
+	stderr, err := verify(t, "serial-getty@ttyS0.service", "SYSTEMD_UNIT_PATH="+dir+":")
 	if err != nil || stderr != "" {
 		t.Errorf("verify serial-getty@ttyS0.service with the drop-in: %v, output:\n%s", err, stderr)
 	}
@@ -118,7 +118,7 @@ func TestGettyDropInVerifies(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dropDir, "pifleet.conf"), append(b, "Restart=sometimes\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, stderr = verify(t, "serial-getty@ttyS0.service", "SYSTEMD_UNIT_PATH="+dir+":")
+	stderr, _ = verify(t, "serial-getty@ttyS0.service", "SYSTEMD_UNIT_PATH="+dir+":")
 	if !strings.Contains(stderr, "sometimes") {
 		t.Errorf("a bad Restart= in the drop-in was not reported; output %q", stderr)
 	}

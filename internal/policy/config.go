@@ -124,14 +124,6 @@ func DefaultAWS() Tool {
 	}
 }
 
-// DefaultConfig returns the built-in configuration: the aws tool and a
-// few aliases, no roles (everything mutating is refused).
-func DefaultConfig() Config {
-	c := Config{}
-	c.ensureDefaults()
-	return c
-}
-
 // DefaultAliases are the built-in aliases (they replace the seed's
 // keyword intents).
 var DefaultAliases = map[string]string{

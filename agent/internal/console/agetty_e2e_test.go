@@ -304,7 +304,7 @@ func TestAgettyFindIPWrongPassword(t *testing.T) {
 		"--issue-file", t.TempDir(), "-l", self)
 	out, stderr, err := runPifleet(t, []string{"PIFLEET_CONSOLE_USER=pi", "PIFLEET_CONSOLE_PASSWORD=wrong"},
 		"console", "--find-ip", "--port", c.Laptop, "--timeout", "20s")
-	if err == nil || !strings.Contains(stderr, "Login incorrect") || out != "" {
+	if err == nil || !strings.Contains(stderr, "login incorrect") || out != "" {
 		t.Errorf("got err=%v stdout=%q stderr=%q, want a Login incorrect failure", err, out, stderr)
 	}
 }

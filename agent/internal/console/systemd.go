@@ -10,7 +10,8 @@ import (
 )
 
 // Systemd is what the console watcher needs from systemd. The agent uses
-// Systemctl (or the D-Bus implementation, see systemd_dbus.go); tests use
+// Systemctl (one systemctl process per call, a few per minute at most:
+// no D-Bus connection to keep); tests use
 // systemdtest.Fake, because systemd is not PID 1 on test machines.
 type Systemd interface {
 	// ActiveState returns the unit's ActiveState: active, reloading,

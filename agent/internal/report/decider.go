@@ -79,9 +79,6 @@ func NewDecider(cfg Config) *Decider {
 	return &Decider{cfg: cfg}
 }
 
-// Config returns the thresholds in use.
-func (d *Decider) Config() Config { return d.cfg }
-
 // Reset forgets the last publish (a new MQTT session republishes at once).
 func (d *Decider) Reset() { d.last = nil }
 

@@ -147,9 +147,6 @@ func (b *Broker) Subscribe(filter string, fn func(topic string, payload []byte, 
 	})
 }
 
-// Addr is the address the broker listens on.
-func (b *Broker) Addr() net.Addr { return b.addr }
-
 // URL is the broker's URL for clients.
 func (b *Broker) URL() string {
 	addr := b.addr.String()

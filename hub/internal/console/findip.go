@@ -16,7 +16,7 @@ var (
 	ErrNoPrompt      = errors.New("no login prompt")
 	ErrLoggedIn      = errors.New("a shell is logged in on the console")
 	ErrNoBanner      = errors.New("no pifleet banner")
-	ErrWrongPassword = errors.New("Login incorrect")
+	ErrWrongPassword = errors.New("login incorrect")
 	ErrNoAddress     = errors.New("the Pi has no usable address")
 )
 

@@ -143,13 +143,6 @@ func (w *Workspace) Find(kind string, match func(Record) bool) []Record {
 	return out
 }
 
-// Connections is how many Socket Mode connections the bot opened.
-func (w *Workspace) Connections() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.connections
-}
-
 func (w *Workspace) record(r Record) Record {
 	w.mu.Lock()
 	defer w.mu.Unlock()
