@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pifleet/pifleet/agent/internal/netwatch"
 	"github.com/pifleet/pifleet/agent/internal/report"
 	"github.com/pifleet/pifleet/internal/link"
 	"github.com/pifleet/pifleet/internal/wire"
@@ -34,7 +35,7 @@ type Config struct {
 	// changes in between are coalesced. Default 500ms.
 	MinInterval time.Duration
 
-	Addrs    AddrSource
+	Addrs    AddrSource // default: a netwatch.Watcher (netlink, polling fallback)
 	Health   HealthSource
 	Commands CommandHandler
 	// ProcRoot is where /proc lives (boot time, boot id). Default "/proc".
@@ -70,7 +71,7 @@ func (c *Config) ensureDefaults() {
 		c.Now = time.Now
 	}
 	if c.Addrs == nil {
-		c.Addrs = StdlibAddrs{}
+		c.Addrs = netwatch.New(netwatch.Options{Logger: c.Logger})
 	}
 	if c.Health == nil {
 		c.Health = noHealth{}

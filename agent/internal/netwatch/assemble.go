@@ -13,9 +13,24 @@ import (
 type link struct {
 	Name     string
 	MAC      string
-	Up       bool // administratively up and the lower layer running
+	Up       bool // linkUp of its flags
 	Loopback bool
 	Wireless bool
+}
+
+// linkUp is the one rule for "up", shared by both backends: the interface
+// is administratively up (IFF_UP) and the kernel says it can pass packets
+// (IFF_RUNNING, which the kernel sets from the operational state: UP, or
+// UNKNOWN for links without carrier detection such as lo, tun and dummy).
+// So an unplugged cable or a Wi-Fi that is not associated is down, even
+// though `ip link set up` was done.
+//
+// A down interface is still listed, and so are its addresses (the kernel
+// keeps them; DHCP clients usually remove them themselves), but none of
+// them is primary: a stale default route through an unplugged port must
+// not send a person to an address that cannot answer.
+func linkUp(f net.Flags) bool {
+	return f&net.FlagUp != 0 && f&net.FlagRunning != 0
 }
 
 // addr is one address as a backend found it.
@@ -48,7 +63,9 @@ func (d *defaults) add(fam wire.Family, ifname string) {
 // ssid is called only for wireless interfaces that are up.
 func assemble(links []link, addrs []addr, def defaults, ssid func(string) string) ([]wire.Interface, []wire.Address) {
 	ifs := make([]wire.Interface, 0, len(links))
+	up := make(map[string]bool, len(links))
 	for _, l := range links {
+		up[l.Name] = l.Up
 		wi := wire.Interface{
 			Name:         l.Name,
 			MAC:          l.MAC,
@@ -81,7 +98,7 @@ func assemble(links []link, addrs []addr, def defaults, ssid func(string) string
 		if wa.Family == wire.IPv6 {
 			onDefault = def.V6[a.Interface]
 		}
-		wa.Primary = onDefault && wa.Usable() && !a.Secondary
+		wa.Primary = onDefault && up[a.Interface] && wa.Usable() && !a.Secondary
 		out = append(out, wa)
 	}
 	sort.Slice(out, func(i, j int) bool { return lessAddr(out[i], out[j]) })

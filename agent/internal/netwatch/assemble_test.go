@@ -1,6 +1,7 @@
 package netwatch
 
 import (
+	"net"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -115,5 +116,56 @@ func TestParseIwLink(t *testing.T) {
 		if got := parseIwLink([]byte(tc.in)); got != tc.want {
 			t.Errorf("parseIwLink(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestUpRule is the table of linkUp, the one rule for "up": each row is an
+// interface as net.Interfaces would list it (injected, so no namespace is
+// needed), holding a global address and the default route. It goes through
+// the standard-library backend and assemble, so the row also says whether
+// the address is reported and primary.
+func TestUpRule(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		flags   net.Flags
+		up      bool
+		primary bool
+	}{
+		{"up and running", net.FlagUp | net.FlagRunning | net.FlagBroadcast | net.FlagMulticast, true, true},
+		{"up, no carrier (cable out)", net.FlagUp | net.FlagBroadcast | net.FlagMulticast, false, false},
+		{"administratively down", net.FlagBroadcast | net.FlagMulticast, false, false},
+		{"running but down (not seen; kernel clears it)", net.FlagRunning, false, false},
+		{"loopback up", net.FlagUp | net.FlagRunning | net.FlagLoopback, true, true},
+		{"point-to-point up (tun, oper state unknown)", net.FlagUp | net.FlagRunning | net.FlagPointToPoint, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := linkUp(tc.flags); got != tc.up {
+				t.Errorf("linkUp(%v) = %v, want %v", tc.flags, got, tc.up)
+			}
+			// An index no interface has: the backend finds no addresses of
+			// its own for it.
+			ifc := net.Interface{Index: 1 << 30, Name: "eth9", Flags: tc.flags, HardwareAddr: net.HardwareAddr{0xb8, 0x27, 0xeb, 0, 0, 9}}
+			w := New(Options{ForcePoll: true, Root: t.TempDir(), Interfaces: func() ([]net.Interface, error) { return []net.Interface{ifc}, nil }})
+			links, addrs, _, err := w.stdlibSnapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(links) != 1 || len(addrs) != 0 {
+				t.Fatalf("stdlib backend: got links %+v addresses %+v, want eth9 alone", links, addrs)
+			}
+			var def defaults
+			def.add(wire.IPv4, "eth9")
+			addrs = append(addrs, addr{Interface: "eth9", IP: netip.MustParseAddr("192.0.2.9"), Prefix: 24})
+			ifs, as := assemble(links, addrs, def, nil)
+			if got := ifs[0].Up; got != tc.up {
+				t.Errorf("interface up: got %v, want %v", got, tc.up)
+			}
+			if len(as) != 1 {
+				t.Fatalf("addresses: got %+v, want 192.0.2.9 reported whether up or not", as)
+			}
+			if got := as[0].Primary; got != tc.primary {
+				t.Errorf("192.0.2.9 primary: got %v, want %v", got, tc.primary)
+			}
+		})
 	}
 }

@@ -9,10 +9,14 @@
 // every PollInterval, behind the same interface. Snapshots come from a
 // netlink handle when there is one (injectable, so tests can point it into a
 // network namespace they made) and from the standard library plus
-// /proc/net/route otherwise.
+// /proc/net/route otherwise; that standard-library lister is the agent's
+// only one (the daemon's default AddrSource is a Watcher too).
 //
-// Every address is reported: link-local and loopback ones are flagged, never
-// "primary". Primary addresses are the global ones on the interface that
+// An interface is up when it is administratively up and running (IFF_UP
+// and IFF_RUNNING, the kernel's summary of its operational state), the
+// same rule for both backends (linkUp). Every address is reported, a down
+// interface's too: link-local and loopback ones are flagged, never
+// "primary". Primary addresses are the global ones on an up interface that
 // holds the default route of their family. Output is sorted (interfaces by
 // name, addresses by interface, family, then address) so that two snapshots
 // of the same state compare equal.

@@ -24,7 +24,7 @@ func (w *Watcher) netlinkSnapshot(h *netlink.Handle) ([]link, []addr, defaults, 
 		links = append(links, link{
 			Name:     a.Name,
 			MAC:      macString(a.HardwareAddr),
-			Up:       a.Flags&net.FlagUp != 0 && a.Flags&net.FlagRunning != 0,
+			Up:       linkUp(a.Flags),
 			Loopback: a.Flags&net.FlagLoopback != 0,
 			Wireless: w.isWireless(a.Name),
 		})

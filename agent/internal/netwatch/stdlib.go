@@ -18,9 +18,10 @@ const (
 	rtfReject = 0x0200
 )
 
-// stdlibSnapshot reads links and addresses with the standard library and
-// default routes from /proc/net/route and /proc/net/ipv6_route. It is the
-// snapshot used when no netlink handle could be made.
+// stdlibSnapshot reads links and addresses with the standard library
+// (Options.Interfaces) and default routes from /proc/net/route and
+// /proc/net/ipv6_route. It is the snapshot used when no netlink handle
+// could be made, and the agent's only standard-library address lister.
 func (w *Watcher) stdlibSnapshot() ([]link, []addr, defaults, error) {
 	ifaces, err := w.opts.Interfaces()
 	if err != nil {
@@ -32,7 +33,7 @@ func (w *Watcher) stdlibSnapshot() ([]link, []addr, defaults, error) {
 		links = append(links, link{
 			Name:     ifc.Name,
 			MAC:      macString(ifc.HardwareAddr),
-			Up:       ifc.Flags&net.FlagUp != 0 && ifc.Flags&net.FlagRunning != 0,
+			Up:       linkUp(ifc.Flags),
 			Loopback: ifc.Flags&net.FlagLoopback != 0,
 			Wireless: w.isWireless(ifc.Name),
 		})
