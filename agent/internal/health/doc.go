@@ -21,7 +21,8 @@
 // hot (TempC ≥ Options.HotC, default 80 °C), read-only root, clock not
 // synchronised, a disk above Options.DiskFullPercent (default 90 %), and
 // Docker: "unreachable" (a socket that does not answer: Docker is installed
-// but down) is always a problem, "absent" only when Options.ExpectDocker is
+// but down; or DOCKER_HOST names an engine that does not answer, since the
+// probe asks through the runner's own Docker client) is always a problem, "absent" only when Options.ExpectDocker is
 // set (the agent runs commands in Docker, so where that is enabled a
 // missing daemon matters; on a Pi that only reports it does not).
 package health

@@ -49,8 +49,8 @@ type Options struct {
 	DiskFullPercent float64
 	// ExpectDocker makes an absent Docker daemon a problem.
 	ExpectDocker bool
-	// DockerSocket is the Docker API socket, under Root. Default
-	// /var/run/docker.sock.
+	// DockerSocket is the Docker API socket, under Root, used when
+	// DOCKER_HOST is not set. Default /var/run/docker.sock.
 	DockerSocket string
 	// ThermalTypes are the thermal zone types that are the SoC sensor, in
 	// order of preference. Default cpu-thermal, bcm2835_thermal, cpu_thermal.
@@ -66,7 +66,8 @@ type Options struct {
 	// Default adjtimex(2).
 	ClockSynced func() (bool, error)
 	// Docker checks the daemon: "reachable", "unreachable" or "absent".
-	// Default: a /_ping over DockerSocket with a short timeout.
+	// Default: the Docker client's Ping (DOCKER_HOST, else DockerSocket)
+	// with a short timeout.
 	Docker func(ctx context.Context) string
 	// Now is the clock (a Pi without RTC starts in 1970). Default time.Now.
 	Now func() time.Time

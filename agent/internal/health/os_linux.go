@@ -1,16 +1,15 @@
 package health
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"strings"
 	"time"
 
+	"github.com/docker/docker/client"
 	"golang.org/x/sys/unix"
 
+	"github.com/pifleet/pifleet/agent/internal/runner"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -54,32 +53,32 @@ func (c *Collector) probeDocker(ctx context.Context, h *wire.Health) error {
 	return nil
 }
 
-// pingDocker sends GET /_ping over the Docker socket with a short timeout.
+// pingDocker asks the Docker Engine the agent's commands would use
+// (runner.NewClient: DOCKER_HOST, else the default socket) for /_ping, with
+// a short timeout. Without DOCKER_HOST, no socket at DockerSocket (under
+// Root) means Docker is not installed: absent, not failed. With DOCKER_HOST
+// set Docker is meant to be there, so any failure is unreachable.
 func (c *Collector) pingDocker(ctx context.Context) string {
-	p := c.path(c.opts.DockerSocket)
-	fi, err := os.Stat(p)
-	if err != nil || fi.Mode()&os.ModeSocket == 0 {
-		return DockerAbsent
+	var opts []client.Opt
+	if os.Getenv(client.EnvOverrideHost) == "" {
+		p := c.path(c.opts.DockerSocket)
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode()&os.ModeSocket == 0 {
+			return DockerAbsent
+		}
+		opts = append(opts, client.WithHost("unix://"+p))
 	}
+	cl, err := runner.NewClient(opts...)
+	if err != nil {
+		c.log.Debug("docker client", "err", err)
+		return DockerUnreachable
+	}
+	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", p)
-	if err != nil {
+	if _, err := cl.Ping(ctx); err != nil {
+		c.log.Debug("docker ping", "host", cl.DaemonHost(), "err", err)
 		return DockerUnreachable
 	}
-	defer conn.Close()
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
-	if _, err := conn.Write([]byte("GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")); err != nil {
-		return DockerUnreachable
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return DockerUnreachable
-	}
-	if f := strings.Fields(line); len(f) >= 2 && strings.HasPrefix(f[0], "HTTP/") && f[1] == "200" {
-		return DockerReachable
-	}
-	return DockerUnreachable
+	return DockerReachable
 }

@@ -7,15 +7,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // TestPingDocker checks the three answers against real unix sockets: an
 // HTTP server answering /_ping, a socket file nobody listens on, no socket.
+// DOCKER_HOST is unset so the socket under Root is the one asked.
 func TestPingDocker(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "")
 	root := t.TempDir()
 	sock := filepath.Join(root, "var/run/docker.sock")
 	if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
@@ -69,6 +73,7 @@ func TestDockerEngine(t *testing.T) {
 	if _, err := os.Stat("/var/run/docker.sock"); err != nil {
 		t.Fatalf("the Docker Engine is required for this test (no /var/run/docker.sock): %v", err)
 	}
+	t.Setenv("DOCKER_HOST", "") // the default socket
 	c := New(Options{})
 	// The ping gives the engine one second (a health probe must not hang);
 	// a dockerd busy with other tests' containers may miss one.
@@ -78,6 +83,47 @@ func TestDockerEngine(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestDockerHostFollowed checks the probe asks the engine DOCKER_HOST
+// names, as the runner does, and not the socket under Root: Root here has
+// none, which without DOCKER_HOST would be "absent".
+func TestDockerHostFollowed(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
+	c := New(Options{Root: t.TempDir()})
+	testenv.Eventually(t, 30*time.Second, func() string {
+		if got := c.pingDocker(context.Background()); got != DockerReachable {
+			return fmt.Sprintf("DOCKER_HOST=unix:///var/run/docker.sock: got %q, want reachable", got)
+		}
+		return ""
+	})
+}
+
+// TestDockerHostUnreachable points DOCKER_HOST at a socket that does not
+// exist while the real engine listens on the default one: commands would
+// fail, so health must say Docker is unreachable (a problem), not absent
+// and not fine.
+func TestDockerHostUnreachable(t *testing.T) {
+	if _, err := os.Stat("/var/run/docker.sock"); err != nil {
+		t.Fatalf("the Docker Engine is required for this test (no /var/run/docker.sock): %v", err)
+	}
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+	c := New(Options{})
+	if got := c.pingDocker(context.Background()); got != DockerUnreachable {
+		t.Errorf("pingDocker: got %q, want unreachable", got)
+	}
+	h := c.Collect(context.Background())
+	if h.Docker != DockerUnreachable || h.Probes["docker"] != wire.ProbeOK {
+		t.Errorf("Collect: got docker %q, probe %q; want unreachable, ok", h.Docker, h.Probes["docker"])
+	}
+	if got := c.Problems(); !slices.Contains(got, wire.ProblemDockerDown) {
+		t.Errorf("problems: got %v, want %s among them", got, wire.ProblemDockerDown)
+	}
+	// A DOCKER_HOST the client cannot parse is unreachable too.
+	t.Setenv("DOCKER_HOST", "no-such-scheme://x")
+	if got := c.pingDocker(context.Background()); got != DockerUnreachable {
+		t.Errorf("unparsable DOCKER_HOST: got %q, want unreachable", got)
+	}
 }
 
 // TestRealSyscalls runs statfs and adjtimex for real (no assertion on the

@@ -45,6 +45,20 @@ type Engine interface {
 	Close() error
 }
 
+// NewClient returns the agent's Docker Engine client, the one place it is
+// made (the runner and the health probe share it): the engine the
+// environment names (DOCKER_HOST, DOCKER_API_VERSION, DOCKER_CERT_PATH,
+// DOCKER_TLS_VERIFY) or else the default socket, with the API version
+// negotiated. extra options are applied after those.
+func NewClient(extra ...client.Opt) (*client.Client, error) {
+	opts := append([]client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}, extra...)
+	c, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return c, nil
+}
+
 // LabelKey marks the containers a runner starts; its value is
 // Options.Instance, so Sweep removes only its own runner's leftovers.
 const LabelKey = "org.pifleet.runner"
@@ -52,7 +66,7 @@ const LabelKey = "org.pifleet.runner"
 // Options configure a Runner. The zero value works (with a Docker engine
 // found from the environment: DOCKER_HOST or the default socket).
 type Options struct {
-	Engine        Engine        // nil: client.FromEnv with API version negotiation
+	Engine        Engine        // nil: NewClient()
 	Instance      string        // label value identifying this runner's containers ("agent")
 	Network       string        // container network mode: "bridge" (default), "host", "none"
 	User          string        // container user ("65534:65534", nobody)
@@ -71,9 +85,9 @@ type Options struct {
 
 func (o *Options) ensureDefaults() error {
 	if o.Engine == nil {
-		c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		c, err := NewClient()
 		if err != nil {
-			return fmt.Errorf("docker client: %w", err)
+			return err
 		}
 		o.Engine = c
 	}
