@@ -73,9 +73,8 @@ func shTool(t testing.TB) policy.Tool {
 }
 
 type output struct {
-	mu    sync.Mutex
-	recs  []string
-	bytes int
+	mu   sync.Mutex
+	recs []string
 }
 
 func (o *output) emit(s wire.Stream, d string) {

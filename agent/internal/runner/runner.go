@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -293,7 +294,7 @@ func (r *Runner) ensureImage(ctx context.Context, ref string, emit Emit) error {
 	if err == nil {
 		return nil
 	}
-	if !client.IsErrNotFound(err) {
+	if !cerrdefs.IsNotFound(err) {
 		return engineErr("inspect image "+ref, err)
 	}
 	if !r.o.AllowPull {
@@ -430,7 +431,7 @@ func (r *Runner) runContainer(ctx context.Context, job Job, env []string, red *R
 func (r *Runner) kill(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.o.APITimeout)
 	defer cancel()
-	if err := r.o.Engine.ContainerKill(ctx, id, "KILL"); err != nil && !client.IsErrNotFound(err) {
+	if err := r.o.Engine.ContainerKill(ctx, id, "KILL"); err != nil && !cerrdefs.IsNotFound(err) {
 		r.log.Warn("kill container", "container", id, "err", err)
 	}
 }
@@ -444,7 +445,7 @@ func (r *Runner) remove(id string) {
 	defer cancel()
 	for {
 		err := r.o.Engine.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
-		if err == nil || client.IsErrNotFound(err) {
+		if err == nil || cerrdefs.IsNotFound(err) {
 			return
 		}
 		select {
