@@ -20,4 +20,8 @@
 // mounted read-only. Output is redacted line by line before it leaves the
 // runner: AWS access key ids, secrets and session tokens after their
 // labels, STS session tokens, and every value of the env file.
+//
+// The engine is the Engine interface (*client.Client from NewClient, the
+// agent's one Docker client construction); enginetest beside it is a
+// scripted fake, so the runner's own logic is tested without Docker.
 package runner
