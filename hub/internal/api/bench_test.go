@@ -32,7 +32,7 @@ var (
 // every 97th shut down cleanly; every 400th never sent a status.
 func bigFleet(tb testing.TB, n int, now func() time.Time) *fleet.Fleet {
 	tb.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "agent", "wire", "testdata", "status.json"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "internal", "wire", "testdata", "status.json"))
 	if err != nil {
 		tb.Fatal(err)
 	}
