@@ -1,158 +1,141 @@
 package slackbot
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pifleet/pifleet/hub/internal/alerts"
+	"github.com/pifleet/pifleet/hub/internal/alerts/alertstest"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
 )
 
-func TestAlerterRules(t *testing.T) {
-	t0 := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
-	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
-	type step struct {
-		kind, device, detail string
-		min                  int
-		want                 string // kinds posted, comma-separated; "" = muted
+// The alert policy's own tests are in hub/internal/alerts; these render
+// what it gives, as Slack gets it.
+
+var t14 = time.Date(2026, 11, 25, 14, 2, 0, 0, time.UTC)
+
+func ids(prefix string, from, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%04d", prefix, from+i)
 	}
-	for _, tc := range []struct {
-		name  string
-		steps []step
-		sweep int    // minute of a sweep after the steps (0: none)
-		swept string // kinds the sweep posts
-	}{
-		{name: "offline then back", steps: []step{
-			{AlertOffline, "pi-1", "lost", 0, "offline"},
-			{AlertOnline, "pi-1", "online", 1, "online"},
-		}},
-		{name: "repeated state is muted", steps: []step{
-			{AlertOffline, "pi-1", "lost", 0, "offline"},
-			{AlertOffline, "pi-1", "offline", 1, ""},
-			{AlertOnline, "pi-1", "", 2, "online"},
-			{AlertOnline, "pi-1", "", 3, ""},
-		}},
-		{name: "devices are independent", steps: []step{
-			{AlertOffline, "pi-1", "", 0, "offline"},
-			{AlertOffline, "pi-2", "", 0, "offline"},
-		}},
-		{name: "flapping gets one message, then settles", steps: []step{
-			{AlertOffline, "pi-1", "", 0, "offline"},
-			{AlertOnline, "pi-1", "", 1, "online"},
-			{AlertOffline, "pi-1", "", 2, "offline"},
-			{AlertOnline, "pi-1", "", 3, "online"},
-			{AlertOffline, "pi-1", "", 4, "flapping"},
-			{AlertOnline, "pi-1", "", 5, ""},
-			{AlertOffline, "pi-1", "", 6, ""},
-			{AlertOnline, "pi-1", "", 7, ""},
-		}, sweep: 30, swept: "settled"},
-		{name: "still flapping at sweep", steps: []step{
-			{AlertOffline, "pi-1", "", 0, "offline"}, {AlertOnline, "pi-1", "", 1, "online"},
-			{AlertOffline, "pi-1", "", 2, "offline"}, {AlertOnline, "pi-1", "", 3, "online"},
-			{AlertOffline, "pi-1", "", 4, "flapping"},
-		}, sweep: 8, swept: ""},
-		{name: "slow changes are not flapping", steps: []step{
-			{AlertOffline, "pi-1", "", 0, "offline"}, {AlertOnline, "pi-1", "", 11, "online"},
-			{AlertOffline, "pi-1", "", 22, "offline"}, {AlertOnline, "pi-1", "", 33, "online"},
-			{AlertOffline, "pi-1", "", 44, "offline"}, {AlertOnline, "pi-1", "", 55, "online"},
-		}},
-		{name: "same problem muted for the repeat window", steps: []step{
-			{AlertProblem, "pi-1", "under_voltage", 0, "problem"},
-			{AlertProblem, "pi-1", "under_voltage", 10, ""},
-			{AlertProblem, "pi-1", "hot", 11, "problem"},
-			{AlertRecovered, "pi-1", "under_voltage", 12, "recovered"},
-			{AlertProblem, "pi-1", "under_voltage", 31, "problem"},
-		}},
-		{name: "address changes", steps: []step{
-			{AlertAddress, "pi-1", "192.0.2.7", 0, "address"},
-			{AlertAddress, "pi-1", "192.0.2.7", 1, ""},
-			{AlertAddress, "pi-1", "192.0.2.8", 2, "address"},
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			a := newAlerter(Config{FlapWindow: 10 * time.Minute, FlapChanges: 4, AlertRepeat: 30 * time.Minute}, &counters{})
-			for i, s := range tc.steps {
-				out := a.decide(Alert{Kind: s.kind, Device: s.device, Detail: s.detail, Time: at(s.min)})
-				if got := kinds(out); got != s.want {
-					t.Errorf("step %d (%s %s at +%dm): posted %q, want %q", i, s.kind, s.device, s.min, got, s.want)
-				}
+	return out
+}
+
+// ev is one event at an offset from t14.
+type ev struct {
+	kind, device, detail string
+	at                   time.Duration
+}
+
+func evs(kind, detail string, devices []string, start, step time.Duration) []ev {
+	out := make([]ev, len(devices))
+	for i, d := range devices {
+		out[i] = ev{kind, d, detail, start + time.Duration(i)*step}
+	}
+	return out
+}
+
+// policyFeed runs a fresh policy (the bot's defaults, its own clock) on
+// the events, each arriving at its own time, sweeping every second and
+// until the last event plus a minute. Devices in offline were reported
+// offline an hour before. It returns what the policy gave after t14.
+func policyFeed(events []ev, offline []string) []alerts.Alert {
+	now := t14.Add(-time.Hour)
+	p := alerts.New(alerts.Config{Now: func() time.Time { return now }})
+	for _, d := range offline {
+		p.Add(Alert{Kind: AlertOffline, Device: d, Detail: "lost"})
+	}
+	p.Sweep(t14.Add(-time.Hour + time.Minute))
+	var out []alerts.Alert
+	next := time.Duration(0)
+	sweepTo := func(to time.Duration) {
+		for ; next <= to; next += time.Second {
+			out = append(out, p.Sweep(t14.Add(next))...)
+		}
+	}
+	for _, e := range events {
+		sweepTo(e.at)
+		now = t14.Add(e.at)
+		p.Add(Alert{Kind: e.kind, Device: e.device, Detail: e.detail, Time: now})
+	}
+	sweepTo(events[len(events)-1].at + time.Minute)
+	return out
+}
+
+func heads(as []alerts.Alert) string {
+	var s []string
+	for _, a := range as {
+		s = append(s, a.Kind+" "+a.Device+a.Detail)
+	}
+	return strings.Join(s, "\n")
+}
+
+// The summaries as Slack gets them, from the policy itself.
+func TestRenderSummariesGolden(t *testing.T) {
+	cases := map[string][]alerts.Alert{
+		"alert-burst-lost": policyFeed(append(append(evs(AlertOffline, "lost", ids("pi-", 0, 313), 3*time.Second, 10*time.Millisecond),
+			evs(AlertOffline, "silent", ids("pi-", 313, 2), 4*time.Second, time.Millisecond)...),
+			evs(AlertOnline, "online", ids("pi-", 0, 3), 5*time.Second, time.Millisecond)...), nil),
+		"alert-burst-back": policyFeed(evs(AlertOnline, "online", ids("pi-", 0, 298), 3*time.Minute, 10*time.Millisecond), ids("pi-", 0, 298)),
+		"alert-burst-blip": policyFeed(append(evs(AlertOffline, "lost", ids("pi-", 0, 8), 0, time.Millisecond),
+			evs(AlertOnline, "online", ids("pi-", 0, 8), time.Second, time.Millisecond)...), nil),
+		"alert-burst-problem": policyFeed(append(evs(AlertProblem, "under_voltage", ids("pi-", 0, 30), 0, time.Millisecond),
+			evs(AlertProblem, "hot, under_voltage", ids("pi-", 30, 3), 0, time.Millisecond)...), nil),
+		"alert-burst-address": policyFeed(evs(AlertAddress, "192.0.2.9", ids("pi-", 0, 7), 0, time.Millisecond), nil),
+	}
+	// The restart: 9,874 back, 126 away.
+	var devs []fleet.Device
+	for _, id := range ids("pi-", 0, 126) {
+		devs = append(devs, fleet.Device{ID: id, State: "lost", Silent: true})
+	}
+	at14 := func() time.Time { return t14 }
+	p := alerts.New(alerts.Config{Now: at14, Rejoiner: &alertstest.Rejoiner{Back: 9874, Away: 126, Devices: devs}})
+	p.Begin(t14)
+	p.Add(Alert{Kind: AlertOffline, Device: "pi-old", Detail: "lost", Time: t14})
+	p.Add(Alert{Kind: AlertProblem, Device: "pi-hot", Detail: "hot", Time: t14})
+	cases["alert-restart"] = p.Sweep(t14.Add(90 * time.Second))
+	p = alerts.New(alerts.Config{Now: at14, Rejoiner: &alertstest.Rejoiner{Back: 2}})
+	p.Begin(t14)
+	cases["alert-restart-all-back"] = p.Sweep(t14.Add(20 * time.Second))
+
+	for name, out := range cases {
+		t.Run(name, func(t *testing.T) {
+			if len(out) != 1 || out[0].Summary == nil {
+				t.Fatalf("posted %s, want one summary", heads(out))
 			}
-			if tc.sweep > 0 {
-				if got := kinds(a.sweep(at(tc.sweep))); got != tc.swept {
-					t.Errorf("sweep at +%dm posted %q, want %q", tc.sweep, got, tc.swept)
-				}
-			}
+			m := renderAlert(out[0])
+			checkLimits(t, m)
+			checkGolden(t, name, m)
 		})
 	}
 }
 
-func kinds(as []notice) string {
-	var k []string
-	for _, a := range as {
-		k = append(k, a.Kind)
+// However large the burst and however long the ids and details, a
+// summary is a few blocks within Slack's limits (50 blocks, 12,000
+// characters inline), with every Pi in its file.
+func TestSummaryWithinSlackLimits(t *testing.T) {
+	long := strings.Repeat("x", 58)
+	var events []ev
+	for i := range 10000 {
+		events = append(events, ev{AlertProblem, fmt.Sprintf("%s%06d", long, i), strings.Repeat("under_voltage, ", 10) + "hot", 0})
 	}
-	return strings.Join(k, ",")
-}
-
-func TestAlerterSettledStateAndMemory(t *testing.T) {
-	t0 := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
-	a := newAlerter(Config{FlapWindow: time.Minute, FlapChanges: 2, AlertRepeat: time.Minute}, &counters{})
-	for i, k := range []string{AlertOffline, AlertOnline, AlertOffline, AlertOnline} {
-		a.decide(Alert{Kind: k, Device: "pi-1", Time: t0.Add(time.Duration(i) * time.Second)})
+	out := policyFeed(events, nil)
+	if len(out) != 1 {
+		t.Fatalf("posted %d messages", len(out))
 	}
-	out := a.sweep(t0.Add(5 * time.Minute))
-	if len(out) != 1 || !strings.Contains(out[0].Detail, "now online") {
-		t.Fatalf("sweep = %+v, want one settled message saying it is online", out)
+	m := renderAlert(out[0])
+	checkLimits(t, m)
+	size := len(m.Text)
+	for _, b := range m.Blocks {
+		size += len(fmt.Sprint(b))
 	}
-	// Settled online: a repeat "online" is muted, "offline" is news.
-	if got := kinds(a.decide(Alert{Kind: AlertOnline, Device: "pi-1", Time: t0.Add(6 * time.Minute)})); got != "" {
-		t.Errorf("online after settling online: posted %q, want nothing", got)
+	if len(m.Blocks) > 10 || size > maxInline {
+		t.Errorf("%d blocks, %d characters", len(m.Blocks), size)
 	}
-	a.decide(Alert{Kind: AlertProblem, Device: "pi-1", Detail: "hot", Time: t0})
-	a.sweep(t0.Add(time.Hour))
-	if len(a.recent) != 0 || len(a.flips) != 0 || len(a.flapping) != 0 {
-		t.Errorf("old history kept: recent=%d flips=%d flapping=%d", len(a.recent), len(a.flips), len(a.flapping))
-	}
-}
-
-func TestQuietStartIsSummarisedOnce(t *testing.T) {
-	t0 := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
-	a := newAlerter(Config{FlapWindow: 10 * time.Minute, FlapChanges: 4, AlertRepeat: 30 * time.Minute}, &counters{})
-	a.quietUntil = t0.Add(15 * time.Second)
-	sec := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	for _, al := range []Alert{
-		{Kind: AlertOffline, Device: "pi-09", Detail: "lost", Time: sec(1)},
-		{Kind: AlertOffline, Device: "pi-03", Detail: "lost", Time: sec(1)},
-		{Kind: AlertProblem, Device: "pi-04", Detail: "under_voltage", Time: sec(2)},
-		{Kind: AlertOffline, Device: "pi-05", Time: sec(3)},
-		{Kind: AlertOnline, Device: "pi-05", Time: sec(4)}, // came back during the quiet start
-		{Kind: AlertAddress, Device: "pi-06", Detail: "192.0.2.6", Time: sec(5)},
-	} {
-		if out := a.decide(al); len(out) != 0 {
-			t.Errorf("%+v during the quiet start posted %v", al, out)
-		}
-	}
-	if out := a.sweep(sec(10)); len(out) != 0 {
-		t.Errorf("summary before the quiet start ended: %v", out)
-	}
-	out := a.sweep(sec(16))
-	want := "2 offline: pi-03, pi-09; 1 with problems: pi-04 (under_voltage)"
-	if len(out) != 1 || out[0].Kind != alertStartup || out[0].Detail != want {
-		t.Fatalf("summary = %+v, want one %q", out, want)
-	}
-	if out := a.sweep(sec(17)); len(out) != 0 {
-		t.Errorf("a second summary: %v", out)
-	}
-	// What was learnt counts: pi-09 is known offline, so its return is news
-	// and a repeat of offline is not.
-	if got := kinds(a.decide(Alert{Kind: AlertOffline, Device: "pi-09", Time: sec(20)})); got != "" {
-		t.Errorf("repeat offline after start: %q, want muted", got)
-	}
-	if got := kinds(a.decide(Alert{Kind: AlertOnline, Device: "pi-09", Time: sec(21)})); got != "online" {
-		t.Errorf("back online after start: %q, want online", got)
-	}
-
-	calm := newAlerter(Config{FlapWindow: time.Minute, FlapChanges: 4, AlertRepeat: time.Minute}, &counters{})
-	calm.quietUntil = t0
-	if out := calm.sweep(sec(1)); len(out) != 0 {
-		t.Errorf("a summary of nothing: %v", out)
+	if len(m.Files) != 1 || strings.Count(m.Files[0].Content, "\n"+long) != 10000 {
+		t.Errorf("the file does not list the 10,000 Pis")
 	}
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 
+	"github.com/pifleet/pifleet/hub/internal/alerts"
 	"github.com/pifleet/pifleet/hub/internal/chat"
-	"github.com/pifleet/pifleet/hub/internal/fleet"
 )
 
 // Asker is the command engine as the adapter sees it (chat.Engine
@@ -33,29 +33,6 @@ type ProgressAsker interface {
 	AskProgress(ctx context.Context, r chat.Request, progress func(status string)) chat.Reply
 }
 
-// AlertSource delivers fleet events for proactive alerts; *fleet.Fleet
-// implements it. The callback never blocks for long and never drops an
-// event: it updates a window under a mutex whose size grows with the
-// number of Pis, not of events (see alerter).
-type AlertSource interface {
-	Subscribe(func(Alert)) (cancel func())
-}
-
-// Rejoiner is optionally implemented by an AlertSource that knows which
-// Pis a restarted hub is waiting for; *fleet.Fleet implements it. With it,
-// a restart is summed up in one "N Pis reconnected after the hub restart;
-// M still away" message: Rejoin gives the exact counts, List the ids of
-// the away ones (claimed online, never heard live since the start).
-type Rejoiner interface {
-	Rejoin() (back, away int)
-	List() []fleet.Device
-}
-
-// Alert is one fleet event worth telling people about. It is the fleet's
-// own type, so that *fleet.Fleet is an AlertSource as it is. Kinds:
-// AlertOffline, AlertOnline, AlertProblem, AlertRecovered, AlertAddress.
-type Alert = fleet.Alert
-
 // Bot is the Slack adapter: one Socket Mode connection, serving commands
 // and posting alerts until Run's context ends.
 type Bot struct {
@@ -63,6 +40,7 @@ type Bot struct {
 	log    *slog.Logger
 	asker  Asker
 	alerts AlertSource
+	policy *alerts.Policy // nil: no alert channel or no source
 
 	api   *slack.Client
 	sm    *socketmode.Client
@@ -126,6 +104,9 @@ func New(cfg Config, asker Asker, alerts AlertSource, log *slog.Logger) (*Bot, e
 		late:   make(chan Late, lateQueue),
 	}
 	b.botUser.Store("")
+	if cfg.AlertChannel != "" && alerts != nil {
+		b.policy = newPolicy(cfg)
+	}
 	b.auth = newAuthorizer(cfg, func(ctx context.Context, group string) ([]string, error) {
 		return api.GetUserGroupMembersContext(ctx, group)
 	})
@@ -160,16 +141,10 @@ func (b *Bot) Run(ctx context.Context) error {
 	lateDone := make(chan struct{})
 	go func() { defer close(lateDone); b.postLates(ctx) }()
 	defer func() { cancel(); <-lateDone }()
-	if b.cfg.AlertChannel != "" && b.alerts != nil {
-		a := newAlerter(b.cfg, &b.stats)
-		if r, ok := b.alerts.(Rejoiner); ok {
-			a.rejoin = r
-		}
-		a.begin(a.now())
-		unsubscribe := b.alerts.Subscribe(a.enqueue)
+	if b.policy != nil {
 		done := make(chan struct{})
-		go func() { defer close(done); a.run(ctx, b.postNotice) }()
-		defer func() { unsubscribe(); cancel(); <-done }()
+		go func() { defer close(done); b.policy.Run(ctx, b.alerts, b.postAlert) }()
+		defer func() { cancel(); <-done }()
 	}
 
 	b.runCtx = ctx
@@ -253,27 +228,29 @@ type Stats struct {
 
 type counters struct {
 	envelopes, duplicates, bad, commands, refused, failed, rateLimited atomic.Uint64
-	alertsPosted, alertsSuppressed, alertsSummarised, alertsDropped    atomic.Uint64
+	alertsPosted, alertsDropped                                        atomic.Uint64
 	latePosted, lateDropped, lateFailed                                atomic.Uint64
 }
 
 // Stats returns the adapter's counters.
 func (b *Bot) Stats() Stats {
 	s := Stats{
-		Envelopes:        b.stats.envelopes.Load(),
-		Duplicates:       b.stats.duplicates.Load(),
-		BadEnvelopes:     b.stats.bad.Load(),
-		Commands:         b.stats.commands.Load(),
-		Refused:          b.stats.refused.Load(),
-		Failed:           b.stats.failed.Load(),
-		RateLimited:      b.stats.rateLimited.Load(),
-		AlertsPosted:     b.stats.alertsPosted.Load(),
-		AlertsSuppressed: b.stats.alertsSuppressed.Load(),
-		AlertsSummarised: b.stats.alertsSummarised.Load(),
-		AlertsDropped:    b.stats.alertsDropped.Load(),
-		LatePosted:       b.stats.latePosted.Load(),
-		LateDropped:      b.stats.lateDropped.Load(),
-		LateFailed:       b.stats.lateFailed.Load(),
+		Envelopes:     b.stats.envelopes.Load(),
+		Duplicates:    b.stats.duplicates.Load(),
+		BadEnvelopes:  b.stats.bad.Load(),
+		Commands:      b.stats.commands.Load(),
+		Refused:       b.stats.refused.Load(),
+		Failed:        b.stats.failed.Load(),
+		RateLimited:   b.stats.rateLimited.Load(),
+		AlertsPosted:  b.stats.alertsPosted.Load(),
+		AlertsDropped: b.stats.alertsDropped.Load(),
+		LatePosted:    b.stats.latePosted.Load(),
+		LateDropped:   b.stats.lateDropped.Load(),
+		LateFailed:    b.stats.lateFailed.Load(),
+	}
+	if b.policy != nil {
+		ps := b.policy.Stats()
+		s.AlertsSuppressed, s.AlertsSummarised = ps.Suppressed, ps.Summarised
 	}
 	return s
 }

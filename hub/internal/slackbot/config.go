@@ -71,7 +71,8 @@ type Config struct {
 	PlaceholderAfter time.Duration // answer slower than this gets a placeholder [1s]
 	AskTimeout       time.Duration // longest a command may run [2m]
 
-	// Alerts. Zero values take the defaults in brackets.
+	// Alerts: the settings of the alert policy (hub/internal/alerts, whose
+	// defaults are in brackets).
 	FlapWindow  time.Duration // window for counting state changes [10m]
 	FlapChanges int           // more changes than this in the window is flapping [4]
 	AlertRepeat time.Duration // same alert for the same device is muted this long [30m]
@@ -98,8 +99,8 @@ type Config struct {
 
 	// pingInterval overrides socketmode's dead-connection detection (tests).
 	pingInterval time.Duration
-	// clock is the alerter's clock and alertTick how often it looks at
-	// the time (tests; default time.Now, and a fraction of the windows).
+	// clock is the alert policy's clock and alertTick how often it looks
+	// at the time (tests; default time.Now, and a fraction of the windows).
 	clock     func() time.Time
 	alertTick time.Duration
 }
@@ -177,17 +178,6 @@ func (c *Config) ensureDefaults() {
 	setDur(&c.UpdateInterval, 2*time.Second)
 	setDur(&c.PlaceholderAfter, time.Second)
 	setDur(&c.AskTimeout, 2*time.Minute)
-	setDur(&c.FlapWindow, 10*time.Minute)
-	setDur(&c.AlertRepeat, 30*time.Minute)
-	setDur(&c.AlertQuietStart, 15*time.Second)
-	setDur(&c.AlertRestartWait, defaultAlertRestartWait)
-	setDur(&c.AlertBurstWindow, defaultAlertBurstWindow)
-	if c.AlertBurst <= 0 {
-		c.AlertBurst = defaultAlertBurst
-	}
-	if c.FlapChanges <= 0 {
-		c.FlapChanges = 4
-	}
 	if c.DedupSize <= 0 {
 		c.DedupSize = 1024
 	}

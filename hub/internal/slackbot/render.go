@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/slack-go/slack"
@@ -332,56 +331,6 @@ func preformatted(text string) bool {
 		return false
 	}
 	return alignedColumns.MatchString(text)
-}
-
-// Alert kinds. The fleet sends the first five; the adapter adds the last
-// two when it suppresses flapping.
-const (
-	AlertOffline   = "offline"
-	AlertOnline    = "online"
-	AlertProblem   = "problem"
-	AlertRecovered = "recovered"
-	AlertAddress   = "address"
-	alertFlapping  = "flapping"
-	alertSettled   = "settled"
-	alertStartup   = "startup"
-)
-
-var alertLook = map[string]struct{ emoji, verb string }{
-	AlertOffline:   {":red_circle:", "went offline"},
-	AlertOnline:    {":large_green_circle:", "is back online"},
-	AlertProblem:   {":warning:", "has a health problem"},
-	AlertRecovered: {":white_check_mark:", "recovered"},
-	AlertAddress:   {":arrows_counterclockwise:", "changed address"},
-	alertFlapping:  {":repeat:", "is flapping"},
-	alertSettled:   {":ballot_box_with_check:", "settled"},
-	alertStartup:   {":information_source:", "Hub started"},
-}
-
-func renderAlert(a Alert) message {
-	look, ok := alertLook[a.Kind]
-	if !ok {
-		look = alertLook[AlertProblem]
-		look.verb = esc(a.Kind)
-	}
-	line := fmt.Sprintf("%s *%s* %s", look.emoji, esc(a.Device), look.verb)
-	text := fmt.Sprintf("%s %s", a.Device, look.verb)
-	if a.Device == "" {
-		line, text = fmt.Sprintf("%s *%s*", look.emoji, look.verb), look.verb
-	}
-	if a.Detail != "" {
-		line += ": " + esc(a.Detail)
-		text += ": " + a.Detail
-	}
-	when := a.Time
-	if when.IsZero() {
-		when = time.Now()
-	}
-	ctx := fmt.Sprintf("<!date^%d^{date_short_pretty} {time_secs}|%s> · pifleet alert", when.Unix(), when.UTC().Format(time.RFC3339))
-	return message{
-		Text:   esc(cut(text, maxFallbackText)),
-		Blocks: []slack.Block{slack.NewSectionBlock(mrkdwn(cut(line, maxSectionText)), nil, nil), contextBlock(ctx)},
-	}
 }
 
 // renderWorking is the placeholder of a slow answer; status is the latest

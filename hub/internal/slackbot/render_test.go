@@ -15,6 +15,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/pifleet/pifleet/hub/internal/alerts"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
 )
@@ -200,16 +201,16 @@ func TestRenderOverflowKeepsTheWholeAnswer(t *testing.T) {
 
 func TestRenderAlertsGolden(t *testing.T) {
 	at := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
-	for _, a := range []Alert{
+	for _, a := range []alerts.Alert{
 		{Kind: AlertOffline, Device: "pi-07", Detail: "lost", Time: at},
 		{Kind: AlertOnline, Device: "pi-07", Detail: "online", Time: at},
 		{Kind: AlertProblem, Device: "pi-07", Detail: "under_voltage, read_only_root", Time: at},
 		{Kind: AlertRecovered, Device: "pi-07", Detail: "under_voltage", Time: at},
 		{Kind: AlertAddress, Device: "pi-07", Detail: "192.0.2.9, 2001:db8::9", Time: at},
-		{Kind: alertFlapping, Device: "pi-07", Detail: "5 changes in 10m0s, now offline; muted until it is steady for 10m0s", Time: at},
-		{Kind: alertSettled, Device: "pi-07", Detail: "steady for 10m0s, now online", Time: at},
+		{Kind: alerts.Flapping, Device: "pi-07", Detail: "5 changes in 10m0s, now offline; muted until it is steady for 10m0s", Time: at},
+		{Kind: alerts.Settled, Device: "pi-07", Detail: "steady for 10m0s, now online", Time: at},
 		{Kind: "exploded", Device: "<pi>", Time: at},
-		{Kind: alertStartup, Detail: "2 offline: pi-03, pi-09; 1 with problems: pi-04 (under_voltage)", Time: at},
+		{Kind: alerts.Startup, Detail: "2 offline: pi-03, pi-09; 1 with problems: pi-04 (under_voltage)", Time: at},
 	} {
 		t.Run(a.Kind, func(t *testing.T) {
 			m := renderAlert(a)
