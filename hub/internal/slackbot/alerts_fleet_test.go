@@ -16,10 +16,12 @@ import (
 )
 
 // These tests run the real fleet view (real wire JSON through
-// fleet.ApplyMessage) against the bot on the fake workspace. The fleet and
-// the alerter share a fake clock that only the test moves, so no outcome
-// depends on how fast the machine is; real time only paces the alerter's
-// ticks (20 ms) and bounds the waits.
+// fleet.ApplyMessage) against the bot on the fake workspace: the alert
+// policy's outcomes as Slack messages, threads and files (the policy on
+// its own is tested in hub/internal/alerts). The fleet and the policy
+// share a fake clock that only the test moves, so no outcome depends on
+// how fast the machine is; real time only paces the policy's ticks
+// (20 ms) and bounds the waits.
 
 // fakeClock is a clock that moves only when told.
 type fakeClock struct {
@@ -82,7 +84,7 @@ func (w wireFleet) status(id string, epoch, seq uint64, heartbeatS int, retained
 }
 
 // alertBot starts the bot on ws with the alert channel CALERT, the fleet
-// f as its alert source and clock as the alerter's clock, and waits until
+// f as its alert source and clock as the alert policy's clock, and waits until
 // it subscribed.
 func alertBot(t *testing.T, ws *sbt.Workspace, f *fleet.Fleet, clock *fakeClock) *session {
 	t.Helper()
@@ -206,7 +208,7 @@ func TestHubRestartIsOneSlackMessage(t *testing.T) {
 	}
 
 	// The 950 keep talking; the 25 away with a 120 s heartbeat are swept
-	// now. Their loss was in the summary: the alerter takes it there and
+	// now. Their loss was in the summary: the policy takes it there and
 	// then (the callback runs inside Sweep), nothing is held for later.
 	clock.Set(t0.Add(190 * time.Second))
 	for i := range 950 {

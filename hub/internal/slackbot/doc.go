@@ -18,12 +18,11 @@
 //     slack.RateLimitedError.RetryAfter;
 //   - an answer slower than ~1 s gets a placeholder that is edited in place,
 //     no more often than every 2 s;
-//   - proactive alerts go to an opt-in channel with repeats muted, flapping
-//     devices summarised, bursts (more than 5 Pis going offline, coming
-//     back, … within a few seconds) as one message with exact counts, and
-//     the start summed up in one message: "hub started", or after a
-//     restart "N Pis reconnected after the hub restart; M still away"
-//     (see alerter);
+//   - proactive alerts go to an opt-in channel, one message per alert that
+//     the alert policy (hub/internal/alerts: repeats muted, flapping
+//     devices summarised, bursts of many Pis and the hub's start summed up
+//     with exact counts) gives; a summary's full list of Pis follows as a
+//     file in the message's thread;
 //   - a cloud command's result that arrives after the answer (or after a
 //     hub restart) is posted in the thread the question was asked in
 //     (Bot.PostLate: queued and bounded, never blocking the caller; only
