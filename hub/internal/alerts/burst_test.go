@@ -72,7 +72,7 @@ func feed(a *Policy, events []ev, until time.Duration) []Alert {
 	return out
 }
 
-func TestAlerterBursts(t *testing.T) {
+func TestPolicyBursts(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		offline []string // known offline before (posted earlier)
@@ -165,7 +165,7 @@ func TestAlerterBursts(t *testing.T) {
 }
 
 // A calm alert waits one window; a burst waits for a pause of one window.
-func TestAlerterBurstTiming(t *testing.T) {
+func TestPolicyBurstTiming(t *testing.T) {
 	a := New(burstConfig())
 	a.add(Event{Kind: Offline, Device: "pi-1", Detail: "lost", Time: t14}, t14)
 	if out := a.sweep(t14.Add(4999 * time.Millisecond)); len(out) != 0 {
@@ -194,7 +194,7 @@ func TestAlerterBurstTiming(t *testing.T) {
 }
 
 // The state after a burst is as if each event had been posted.
-func TestAlerterAfterABurst(t *testing.T) {
+func TestPolicyAfterABurst(t *testing.T) {
 	a := New(burstConfig())
 	feed(a, evs(Offline, "lost", ids("pi-", 0, 50), 0, time.Millisecond), 20*time.Second)
 	// offline → lost of the same Pi: muted; its return: posted on its own.

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-func TestAlerterRules(t *testing.T) {
+func TestPolicyRules(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
 	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
 	type step struct {
@@ -92,7 +92,7 @@ func kinds(as []Alert) string {
 	return strings.Join(k, ",")
 }
 
-func TestAlerterSettledStateAndMemory(t *testing.T) {
+func TestPolicySettledStateAndMemory(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
 	a := New(Config{FlapWindow: time.Minute, FlapChanges: 2, Repeat: time.Minute})
 	for i, k := range []string{Offline, Online, Offline, Online} {
