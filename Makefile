@@ -11,7 +11,9 @@ QEMU_SKIP ?= TestNetns|TestAgetty|TestDocker
 
 DEB_ARCHES ?= armhf arm64 amd64
 FUZZTIME   ?= 5s
-FUZZERS    := FuzzDecodeState FuzzDecodeStatus FuzzDecodeCommand FuzzDecodeResult FuzzParseTopic
+# A fuzzer is NAME (in internal/wire) or DIR:NAME for another package.
+FUZZERS    := FuzzDecodeState FuzzDecodeStatus FuzzDecodeCommand FuzzDecodeResult FuzzParseTopic \
+              internal/shellwords:FuzzSplit
 
 .PHONY: help build run test test-host test-arm fuzz lint cross bench bench-fleet clean deps deb deploy
 
@@ -47,7 +49,7 @@ test-host:
 test-arm: ## the agent's unit tests (with internal/, and the console tool's) as ARMv7 (GOARM=7) under qemu-arm-static
 	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) test -count=1 -timeout 15m -exec qemu-arm-static -skip '$(QEMU_SKIP)' ./agent/... ./internal/... ./hub/internal/console/...
 
-fuzz: ## run each wire decoder fuzzer for FUZZTIME (make test: 5s each; corpus in internal/wire/testdata/fuzz)
+fuzz: ## run each fuzzer (wire decoders, shell-word splitter) for FUZZTIME (make test: 5s each; corpus in <pkg>/testdata/fuzz)
 	@GO='$(GO)' FUZZTIME='$(FUZZTIME)' scripts/fuzz.sh $(FUZZERS)
 
 deb: ## build the .deb packages (agent + hub) for armhf, arm64, amd64 into dist/

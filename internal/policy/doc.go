@@ -5,9 +5,9 @@
 //
 // The pieces:
 //
-//   - Split turns chat text into words with shell-like quoting, but
-//     nothing is ever interpreted: no globbing, no variables, no command
-//     substitution, no operators. "; rm -rf /" is three literal words.
+//   - Commands arrive as words, split by internal/shellwords (which also
+//     splits alias expansions here): nothing is ever interpreted, so
+//     "; rm -rf /" is three literal words.
 //   - Tool describes a CLI by configuration alone: image, entrypoint, the
 //     credential environment it may see, how many leading words form its
 //     verb, its global flags, and its read/deny patterns.

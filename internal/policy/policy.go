@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/pifleet/pifleet/internal/shellwords"
 )
 
 // Policy classifies commands. It is immutable and safe for concurrent use.
@@ -55,7 +57,7 @@ func (p *Policy) Expand(tool string, argv []string) []string {
 	if !ok {
 		return append([]string(nil), argv...)
 	}
-	words, err := Split(exp)
+	words, err := shellwords.Split(exp)
 	if err != nil {
 		return append([]string(nil), argv...)
 	}

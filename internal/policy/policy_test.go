@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pifleet/pifleet/internal/shellwords"
 )
 
 func testPolicy(t *testing.T) *Policy {
@@ -95,7 +97,7 @@ func TestCheck(t *testing.T) {
 		{"", nil, Denied, ErrDenied, ""},
 	}
 	for _, tt := range tests {
-		argv, err := Split(tt.cmd)
+		argv, err := shellwords.Split(tt.cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +177,7 @@ func TestLoadConfiguredTool(t *testing.T) {
 		{"auth print-access-token", []string{"ops"}, ErrDenied},
 		{"instances", nil, ErrDenied}, // the aws-only alias does not apply
 	} {
-		argv, _ := Split(tt.argv)
+		argv, _ := shellwords.Split(tt.argv)
 		_, err := p.Check("gcloud", argv, tt.roles)
 		if !errors.Is(err, tt.err) || (tt.err == nil) != (err == nil) {
 			t.Errorf("gcloud %s (roles %v): got %v, want %v", tt.argv, tt.roles, err, tt.err)
@@ -214,7 +216,7 @@ func FuzzCheck(f *testing.F) {
 	}
 	p, _ := New(Config{Roles: map[string][]string{"admin": {"aws *"}}})
 	f.Fuzz(func(t *testing.T, s string) {
-		argv, err := Split(s)
+		argv, err := shellwords.Split(s)
 		if err != nil {
 			return
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/pifleet/pifleet/agent/internal/runner"
 	"github.com/pifleet/pifleet/internal/policy"
 	"github.com/pifleet/pifleet/internal/runnertest"
+	"github.com/pifleet/pifleet/internal/shellwords"
 	"github.com/pifleet/pifleet/internal/testenv"
 	"github.com/pifleet/pifleet/internal/wire"
 )
@@ -366,7 +367,7 @@ func TestDockerAWSCLIEndToEnd(t *testing.T) {
 		t.Fatalf("aws --version: exit %d %v output %q", res.ExitCode, res.Err, res.Output)
 	}
 
-	argv, _ := policy.Split("sts get-caller-identity --output json --endpoint-url " + srv.URL)
+	argv, _ := shellwords.Split("sts get-caller-identity --output json --endpoint-url " + srv.URL)
 	if _, err := p.Check("aws", argv, nil); err != nil {
 		t.Fatal(err)
 	}

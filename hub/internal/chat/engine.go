@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/shellwords"
 )
 
 // Request is one question from a person.
@@ -98,7 +99,7 @@ func (e *Engine) Ask(ctx context.Context, r Request) Reply {
 	if len(r.Text) > MaxInput {
 		return problem(fmt.Sprintf("That request is %d characters long; I take at most %d.", len(r.Text), MaxInput))
 	}
-	words, err := Split(r.Text)
+	words, err := shellwords.Split(r.Text)
 	if err != nil {
 		return problem(fmt.Sprintf("I could not read that: %v.", err))
 	}

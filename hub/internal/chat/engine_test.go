@@ -75,6 +75,8 @@ func TestAnswers(t *testing.T) {
 		{"flet", true, []string{`Did you mean "fleet"`}, nil},
 		{"rm -rf /", true, []string{`I don't know "rm"`}, nil},
 		{`where "unterminated`, true, []string{"unclosed double quote"}, nil},
+		{`where pi-kitchen\`, true, []string{"backslash at the end escapes nothing"}, nil},
+		{"where\u00a0pi-kitchen", false, []string{"pi-kitchen is online"}, nil},
 		{strings.Repeat("x", MaxInput+1), true, []string{"at most"}, nil},
 		{"\x00\x01 \u202e", true, []string{"I don't know"}, nil},
 	} {
@@ -109,32 +111,6 @@ func TestExtensionVerb(t *testing.T) {
 	}
 	if !strings.Contains(ask(e, "help").Text, "run the AWS CLI") {
 		t.Error("help does not list the extension verb")
-	}
-}
-
-func TestSplit(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want []string
-	}{
-		{"a b  c", []string{"a", "b", "c"}},
-		{`a "b c" 'd e'`, []string{"a", "b c", "d e"}},
-		{`a\ b`, []string{"a b"}},
-		{`"a\"b"`, []string{`a"b`}},
-		{`'$(id)' ; rm -rf / ` + "`x`", []string{"$(id)", ";", "rm", "-rf", "/", "`x`"}},
-		{"“smart quotes”", []string{"smart quotes"}},
-		{`""`, []string{""}},
-		{"", nil},
-	} {
-		got, err := Split(tc.in)
-		if err != nil || fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.want) {
-			t.Errorf("Split(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
-	}
-	for _, bad := range []string{`'open`, `"open`} {
-		if _, err := Split(bad); err == nil {
-			t.Errorf("Split(%q) accepted", bad)
-		}
 	}
 }
 

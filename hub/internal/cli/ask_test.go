@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/internal/shellwords"
 )
 
 // TestAskTextKeepsWords: what the shell split stays split the same way
@@ -16,10 +16,10 @@ func TestAskTextKeepsWords(t *testing.T) {
 		{"aws", "pi1", "it's", `back\slash`, `"q"`, ""},
 		{"fleet", "online"},
 	} {
-		got, err := chat.Split(askText(args))
+		got, err := shellwords.Split(askText(args))
 		want := args
 		if len(args) == 1 {
-			want, _ = chat.Split(args[0])
+			want, _ = shellwords.Split(args[0])
 		}
 		if err != nil || fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
 			t.Errorf("askText(%q) splits into %q, %v; want %q", args, got, err, want)

@@ -29,6 +29,7 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/fleet"
 	"github.com/pifleet/pifleet/internal/policy"
 	"github.com/pifleet/pifleet/internal/runnertest"
+	"github.com/pifleet/pifleet/internal/shellwords"
 	"github.com/pifleet/pifleet/internal/testenv"
 	"github.com/pifleet/pifleet/internal/wire"
 )
@@ -251,7 +252,7 @@ func TestDockerEndToEnd(t *testing.T) {
 	})
 
 	t.Run("metacharacters arrive as literal argv", func(t *testing.T) {
-		words, _ := policy.Split("job pi1 echo '; rm -rf /' '$(id)' '`id`' \"a b\"")
+		words, _ := shellwords.Split("job pi1 echo '; rm -rf /' '$(id)' '`id`' \"a b\"")
 		r := ask(h, "job", "U2", words[1:]...)
 		for _, want := range []string{"[; rm -rf /]", "[$(id)]", "[`id`]", "[a b]"} {
 			if !strings.Contains(r.Text, want) {
