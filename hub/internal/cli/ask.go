@@ -8,6 +8,7 @@ import (
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/internal/flagenv"
+	"github.com/pifleet/pifleet/internal/shellwords"
 )
 
 func init() {
@@ -63,12 +64,5 @@ func askText(args []string) string {
 	if len(args) == 1 {
 		return args[0]
 	}
-	q := make([]string, len(args))
-	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"\\") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		q[i] = a
-	}
-	return strings.Join(q, " ")
+	return shellwords.Join(args)
 }
