@@ -1,11 +1,9 @@
 package wire
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
-	"flag"
 	"go/parser"
 	"go/token"
 	"os"
@@ -13,9 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/pifleet/pifleet/internal/testenv/golden"
+)
 
 func ptr[T any](v T) *T { return &v }
 
@@ -70,19 +68,8 @@ func TestGoldenJSON(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got = append(got, '\n')
-			path := filepath.Join("testdata", name+".json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./internal/wire -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s: wire JSON changed.\ngot:\n%s\nwant:\n%s\nIf the change is intended, bump ProtocolVersion or keep it compatible, then run with -update.", path, got, want)
+			if !golden.Check(t, filepath.Join("testdata", name+".json"), append(got, '\n')) {
+				t.Log("The wire JSON changed. If the change is intended, bump ProtocolVersion or keep it compatible, then run with -update.")
 			}
 		})
 	}

@@ -3,16 +3,14 @@ package console
 import (
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/pifleet/pifleet/internal/testenv/golden"
 	"github.com/pifleet/pifleet/internal/wire"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 var testInfo = BannerInfo{
 	Hostname: "pi3-kitchen",
@@ -32,20 +30,7 @@ func TestRenderBannerGolden(t *testing.T) {
 		"banner.golden":         testInfo,
 		"banner-offline.golden": {Hostname: "pi3-shed"},
 	} {
-		got := RenderBanner(info)
-		p := filepath.Join("testdata", name)
-		if *update {
-			if err := os.WriteFile(p, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatalf("%v (run go test -update)", err)
-		}
-		if string(got) != string(want) {
-			t.Errorf("%s: got\n%s\nwant\n%s", name, got, want)
-		}
+		golden.Check(t, filepath.Join("testdata", name), RenderBanner(info))
 	}
 }
 

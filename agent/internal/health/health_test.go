@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,10 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pifleet/pifleet/internal/testenv/golden"
 	"github.com/pifleet/pifleet/internal/wire"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/golden")
 
 // files maps a path under the fake root to a testdata file, or to literal
 // content when the value starts with "=".
@@ -133,22 +131,7 @@ func TestCollectGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "golden", "pi3b-healthy.json")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if strings.TrimSpace(string(want)) != string(got) {
-		t.Errorf("Collect of a healthy Pi 3:\ngot  %s\nwant %s", got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "golden", "pi3b-healthy.json"), append(got, '\n'))
 }
 
 func TestCollect(t *testing.T) {

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,13 +16,12 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/alerts"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/testenv/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
-
-// golden is the shape of a golden file: what would be posted, with files
+// goldenMessage is the shape of a golden file: what would be posted, with files
 // summarised (a 10,000-line file does not belong in a golden file).
-type golden struct {
+type goldenMessage struct {
 	Text   string        `json:"text"`
 	Blocks []slack.Block `json:"blocks"`
 	Files  []goldenFile  `json:"files,omitempty"`
@@ -38,7 +35,7 @@ type goldenFile struct {
 
 func checkGolden(t *testing.T, name string, m message) {
 	t.Helper()
-	g := golden{Text: m.Text, Blocks: m.Blocks}
+	g := goldenMessage{Text: m.Text, Blocks: m.Blocks}
 	for _, f := range m.Files {
 		g.Files = append(g.Files, goldenFile{Name: f.Name, Bytes: len(f.Content), Lines: strings.Count(f.Content, "\n")})
 	}
@@ -49,23 +46,7 @@ func checkGolden(t *testing.T, name string, m message) {
 	if err := enc.Encode(g); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "golden", name+".json")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -run %s -update to create it): %v", t.Name(), err)
-	}
-	if !bytes.Equal(b.Bytes(), want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, b.Bytes(), want)
-	}
+	golden.Check(t, filepath.Join("testdata", "golden", name+".json"), b.Bytes())
 }
 
 // checkLimits fails when m breaks one of Slack's Block Kit limits.
