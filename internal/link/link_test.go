@@ -102,6 +102,17 @@ func run(t *testing.T, o Options) (*Link, context.CancelFunc, chan error) {
 	return l, cancel, done
 }
 
+// waitConnected waits until l has an MQTT session.
+func waitConnected(t *testing.T, l *Link) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if !l.Connected() {
+			return "the link is not connected"
+		}
+		return ""
+	})
+}
+
 func TestBirthWillRebirthAndCleanShutdown(t *testing.T) {
 	srv, url := startBroker(t)
 	w := watch(t, url, "pi1")
@@ -161,10 +172,7 @@ func TestCommandsDelivered(t *testing.T) {
 	_, url := startBroker(t)
 	got := make(chan []byte, 1)
 	l, _, _ := run(t, Options{Brokers: []string{url}, ID: "pi1", OnCommand: func(p []byte) { got <- p }})
-	deadline := time.Now().Add(10 * time.Second)
-	for !l.Connected() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitConnected(t, l)
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("hub"))
 	c.Connect().WaitTimeout(5 * time.Second)
 	defer c.Disconnect(50)
@@ -246,9 +254,7 @@ func TestRebirthWhenStateDisturbed(t *testing.T) {
 	w := watch(t, url, "pi1")
 	l, _, _ := run(t, Options{Brokers: []string{url}, ID: "pi1", KeepAlive: 10 * time.Second})
 	first := w.waitFor(t, "online", func(s wire.State) bool { return s.State == wire.StateOnline })
-	for !l.Connected() {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitConnected(t, l)
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("stranger"))
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("stranger connect: %v", tok.Error())

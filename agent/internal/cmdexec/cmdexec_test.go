@@ -14,6 +14,7 @@ import (
 
 	"github.com/pifleet/pifleet/agent/internal/runner"
 	"github.com/pifleet/pifleet/internal/policy"
+	"github.com/pifleet/pifleet/internal/testenv"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -355,19 +356,14 @@ func TestChunker(t *testing.T) {
 	var n int
 	c = newChunker(1024, 5*time.Millisecond, func(wire.Chunk) { mu.Lock(); n++; mu.Unlock() })
 	c.add(wire.Stdout, "partial")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Eventually(t, 10*time.Second, func() string {
 		mu.Lock()
-		done := n == 1
-		mu.Unlock()
-		if done {
-			break
+		defer mu.Unlock()
+		if n != 1 {
+			return fmt.Sprintf("%d chunks flushed, want the partial one", n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("partial chunk never flushed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 func TestLoadPublicKeys(t *testing.T) {

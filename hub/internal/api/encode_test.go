@@ -2,11 +2,13 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/testenv"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -14,16 +16,6 @@ func (e *deviceEncoder) cached(id string) (cachedStatus, int, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.cache[id], len(e.cache), e.warming
-}
-
-// waitFor polls cond for up to 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-	}
 }
 
 // The encoder's cache holds one entry per device with a status. While
@@ -56,18 +48,36 @@ func TestDeviceEncoderWarm(t *testing.T) {
 		}
 	}
 	get("/api/devices?limit=1") // one page: the pass does the rest
-	waitFor(t, "all three are cached", func() bool { _, n, _ := s.enc.cached("pi1"); return n == 3 })
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if _, n, _ := s.enc.cached("pi1"); n != 3 {
+			return fmt.Sprintf("%d devices cached, want all three", n)
+		}
+		return ""
+	})
 
 	status("pi1", 2, "renamed")
 	now, _ := f.Get("pi1")
-	waitFor(t, "pi1's new report is encoded, with no list asked for", func() bool {
+	testenv.Eventually(t, 10*time.Second, func() string {
 		c, _, _ := s.enc.cached("pi1")
-		return c.st == now.Status && string(c.json[:len(`"hostname":"renamed"`)]) == `"hostname":"renamed"`
+		if c.st != now.Status || string(c.json[:len(`"hostname":"renamed"`)]) != `"hostname":"renamed"` {
+			return fmt.Sprintf("pi1 cached as %.40s…, want its new report encoded with no list asked for", c.json)
+		}
+		return ""
 	})
 	f.Apply(wire.StateTopic("pi2"), nil) // forgotten: its retained state deleted
-	waitFor(t, "pi2 is dropped", func() bool { _, n, _ := s.enc.cached("pi2"); return n == 2 })
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if _, n, _ := s.enc.cached("pi2"); n != 2 {
+			return fmt.Sprintf("%d devices cached, want 2 with pi2 dropped", n)
+		}
+		return ""
+	})
 
-	waitFor(t, "the pass stops when no list was asked for warmFor", func() bool { _, _, w := s.enc.cached("pi1"); return !w })
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if _, _, w := s.enc.cached("pi1"); w {
+			return "the pass still runs, want it stopped when no list was asked for warmFor"
+		}
+		return ""
+	})
 	get("/api/devices")
 	if _, _, w := s.enc.cached("pi1"); !w {
 		t.Error("a new list did not restart the pass")

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.bug.st/serial"
+
+	"github.com/pifleet/pifleet/internal/testenv"
 )
 
 // A banner as pifleet-agent renders it (agent/internal/console
@@ -305,10 +307,12 @@ func TestPassthrough(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- Passthrough(context.Background(), pi, kbdR, &screen) }()
 	kbdW.Write([]byte("hi\r"))
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(screen.String(), "echo:hi\r") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, func() string {
+		if s := screen.String(); !strings.Contains(s, "echo:hi\r") {
+			return fmt.Sprintf("screen %q, want the Pi's echo:hi", s)
+		}
+		return ""
+	})
 	kbdW.Write([]byte("~."))
 	select {
 	case err := <-done:

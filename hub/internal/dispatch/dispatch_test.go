@@ -15,6 +15,7 @@ import (
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/internal/policy"
+	"github.com/pifleet/pifleet/internal/testenv"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -172,21 +173,21 @@ func TestHandleSignsSendsAndAggregates(t *testing.T) {
 	if !r.Problem {
 		t.Error("a reply with failures is not marked as a problem")
 	}
-	testWait(t, func() bool { return len(p.clears()) == 2 }, "retained finals cleared")
+	waitClears(t, p, 2)
 	if len(d.Pending()) != 0 {
 		t.Errorf("pending after all finals: %v", d.Pending())
 	}
 }
 
-func testWait(t *testing.T, cond func() bool, what string) {
+// waitClears waits until p has cleared n retained results.
+func waitClears(t *testing.T, p *pub, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not true within 10s: %s", what)
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if c := p.clears(); len(c) != n {
+			return fmt.Sprintf("retained results cleared: %q, want %d", c, n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 func TestHandleRefusals(t *testing.T) {

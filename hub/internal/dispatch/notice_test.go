@@ -49,7 +49,7 @@ func TestNoticeBeforeFinalDoesNotEndTheWait(t *testing.T) {
 	if n := strings.Count(logs.String(), "Pi reports a redelivery/replay of command "+id+", already handled"); n != 2 {
 		t.Errorf("%d info lines about the notices, want 2:\n%s", n, logs.String())
 	}
-	testWait(t, func() bool { return len(p.clears()) == 1 }, "the final's retained copy cleared")
+	waitClears(t, p, 1)
 	if c := p.clears(); len(c) != 1 || c[0] != wire.ResultTopic("pi1", "hub1", id) {
 		t.Errorf("clears %v, want one for the final alone", c)
 	}
