@@ -25,7 +25,7 @@ var (
 )
 
 // bigFleet builds a fleet of n devices through the fleet's normal Apply
-// path, from real wire JSON: each Pi's status is the agent's
+// path, from real wire JSON: each Pi's status is internal/wire's
 // testdata/status.json with its own id, addresses, model, agent version
 // and labels. Every 20th Pi has problems (under-voltage and throttled, as
 // in the testdata), every 50th is also hot; every 33rd Pi is lost and
