@@ -3,6 +3,7 @@ package link
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -65,9 +66,10 @@ func (w *watcher) waitFor(t *testing.T, what string, cond func(wire.State) bool)
 // the machine (under qemu the answer can arrive before a clear would).
 func (w *watcher) waitAfter(t *testing.T, what string, mark, cond func(wire.State) bool) wire.State {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	var found wire.State
+	testenv.Eventually(t, 30*time.Second, func() string {
 		w.mu.Lock()
+		defer w.mu.Unlock()
 		seen := mark == nil
 		for _, s := range w.states {
 			if !seen {
@@ -75,17 +77,13 @@ func (w *watcher) waitAfter(t *testing.T, what string, mark, cond func(wire.Stat
 				continue
 			}
 			if cond(s) {
-				w.mu.Unlock()
-				return s
+				found = s
+				return ""
 			}
 		}
-		w.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	t.Fatalf("no state message %s; saw %+v", what, w.states)
-	return wire.State{}
+		return fmt.Sprintf("no state message %s; saw %+v", what, w.states)
+	})
+	return found
 }
 
 func run(t *testing.T, o Options) (*Link, context.CancelFunc, chan error) {
