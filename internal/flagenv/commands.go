@@ -2,9 +2,10 @@ package flagenv
 
 import (
 	"context"
-	"errors"
 	"io"
 	"sort"
+
+	"github.com/pifleet/pifleet/internal/exitcode"
 )
 
 // Env is what a subcommand gets from main: its standard streams and the
@@ -17,8 +18,8 @@ type Env struct {
 }
 
 // ErrUsage is returned for bad flags or arguments; the message has been
-// printed already. main turns it into exit status 2.
-var ErrUsage = errors.New("usage")
+// printed already, so main exits with status 2 and prints nothing more.
+var ErrUsage = exitcode.Printed(2, "usage")
 
 // RunFunc runs one subcommand with the arguments after its name.
 type RunFunc func(ctx context.Context, env Env, args []string) error

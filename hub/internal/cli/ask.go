@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/internal/exitcode"
 	"github.com/pifleet/pifleet/internal/flagenv"
 	"github.com/pifleet/pifleet/internal/shellwords"
 )
@@ -14,13 +15,6 @@ import (
 func init() {
 	register("ask", "ask the hub, as in Slack: pifleet ask fleet | where ID | health ID | help", runAsk)
 }
-
-// errAnswerProblem makes `pifleet ask` exit non-zero when the hub's answer
-// is about an error (unknown id or command), for scripts.
-type errAnswerProblem struct{}
-
-func (errAnswerProblem) Error() string { return "the hub could not answer that" }
-func (errAnswerProblem) ExitCode() int { return 1 }
 
 func runAsk(ctx context.Context, env Env, args []string) error {
 	fs := flag.NewFlagSet("pifleet ask", flag.ContinueOnError)
@@ -48,13 +42,14 @@ func runAsk(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintln(env.Stdout)
 	}
 	if r.Problem {
-		return ErrSilent
+		return errAnswerProblem
 	}
 	return nil
 }
 
-// ErrSilent exits non-zero without printing anything more.
-var ErrSilent = fmt.Errorf("silent failure")
+// errAnswerProblem makes `pifleet ask` exit 1 when the hub's answer, shown
+// already, is about an error (unknown id or command), for scripts.
+var errAnswerProblem = exitcode.Printed(1, "the hub could not answer that")
 
 // askText turns the command line into the engine's text. One argument is
 // taken as the whole text (pifleet ask "where pi1"); several are the words

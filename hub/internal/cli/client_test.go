@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/api"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/exitcode"
 	"github.com/pifleet/pifleet/internal/testenv"
 	"github.com/pifleet/pifleet/internal/wire"
 )
@@ -75,16 +75,7 @@ func pifleet(t *testing.T, env map[string]string, args ...string) (code int, std
 	var out, errb bytes.Buffer
 	err := Run(t.Context(), Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
 		Getenv: func(k string) string { return env[k] }}, args)
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrUsage):
-		code = 2
-	case errors.Is(err, ErrSilent):
-		code = 1
-	default:
-		fmt.Fprintln(&errb, "pifleet:", err)
-		code = 1
-	}
+	code = exitcode.Report(&errb, "pifleet", err)
 	return code, out.String(), errb.String()
 }
 
