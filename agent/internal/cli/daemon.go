@@ -11,7 +11,7 @@ import (
 
 	"github.com/pifleet/pifleet/agent/internal/console"
 	"github.com/pifleet/pifleet/agent/internal/daemon"
-	"github.com/pifleet/pifleet/agent/internal/sdnotify"
+	"github.com/pifleet/pifleet/internal/sdnotify"
 	"github.com/pifleet/pifleet/internal/flagenv"
 	"github.com/pifleet/pifleet/internal/link"
 	"github.com/pifleet/pifleet/internal/transport"

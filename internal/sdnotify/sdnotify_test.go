@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/internal/sdnotify"
-	"github.com/pifleet/pifleet/agent/internal/sdnotify/sdnotifytest"
+	"github.com/pifleet/pifleet/internal/sdnotify"
+	"github.com/pifleet/pifleet/internal/sdnotify/sdnotifytest"
 	"github.com/pifleet/pifleet/internal/testenv"
 )
 

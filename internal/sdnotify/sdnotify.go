@@ -119,7 +119,7 @@ func RunWatchdog(ctx context.Context, n Notifier, alive func() bool, log *slog.L
 	for {
 		if alive() {
 			if !healthy {
-				log.Info("watchdog: agent loops alive again, pinging")
+				log.Info("watchdog: loops alive again, pinging")
 			}
 			healthy = true
 			if err := n.Watchdog(); err != nil {
@@ -127,7 +127,7 @@ func RunWatchdog(ctx context.Context, n Notifier, alive func() bool, log *slog.L
 			}
 		} else if healthy {
 			healthy = false
-			log.Error("watchdog: agent loops not alive, withholding pings; systemd will restart the agent", "watchdog", iv)
+			log.Error("watchdog: loops not alive, withholding pings; systemd will restart the service", "watchdog", iv)
 		}
 		select {
 		case <-ctx.Done():

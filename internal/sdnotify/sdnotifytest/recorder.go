@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/internal/sdnotify"
+	"github.com/pifleet/pifleet/internal/sdnotify"
 )
 
 // Recorder records notifications as the strings systemd would receive
