@@ -5,13 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/pifleet/pifleet/agent/internal/console"
 	"github.com/pifleet/pifleet/agent/internal/daemon"
-	"github.com/pifleet/pifleet/internal/sdnotify"
 	"github.com/pifleet/pifleet/internal/flagenv"
 	"github.com/pifleet/pifleet/internal/link"
 	"github.com/pifleet/pifleet/internal/transport"
@@ -81,78 +81,58 @@ func runDaemon(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg, err := f.config(cf, topts, log)
+	if err != nil {
+		return err
+	}
+	d, err := daemon.New(cfg)
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
+}
+
+// config turns the flags into the daemon's Config.
+func (f *daemonFlags) config(cf commandFlags, topts transport.Options, log *slog.Logger) (daemon.Config, error) {
 	hostname, _ := os.Hostname()
 	id := f.id
 	if id == "" {
 		id = wire.SanitizeID(hostname)
 	}
 	if err := wire.ValidateID(id); err != nil {
-		return fmt.Errorf("--id: %w", err)
+		return daemon.Config{}, fmt.Errorf("--id: %w", err)
 	}
 	if topts.PasswordFile != "" && topts.Username == "" {
 		topts.Username = id // devices log in as their id
 	}
 	if f.keepalive < link.MinKeepAlive {
-		return fmt.Errorf("--keepalive %v is too short: at least %v (brokers drop healthy clients below that)", f.keepalive, link.MinKeepAlive)
+		return daemon.Config{}, fmt.Errorf("--keepalive %v is too short: at least %v (brokers drop healthy clients below that)", f.keepalive, link.MinKeepAlive)
 	}
 	if f.heartbeat < time.Second {
-		return fmt.Errorf("--heartbeat %v is too short: at least 1s", f.heartbeat)
+		return daemon.Config{}, fmt.Errorf("--heartbeat %v is too short: at least 1s", f.heartbeat)
 	}
 	brokers := splitList(f.brokers)
 	for _, b := range brokers {
 		if !strings.Contains(b, "://") {
-			return fmt.Errorf("--broker %q: want a URL such as mqtt://host:1883", b)
+			return daemon.Config{}, fmt.Errorf("--broker %q: want a URL such as mqtt://host:1883", b)
 		}
 	}
-	cfg := daemon.Config{
-		Link: link.Options{
-			Brokers:   brokers,
-			ID:        id,
-			KeepAlive: f.keepalive,
-			Configure: topts.Apply,
-			OnDown: func(err error) {
-				log.Warn("broker connection lost", "err", transport.Explain(err, time.Now()))
-			},
-		},
-		Hostname:    hostname,
-		Version:     Version,
-		Labels:      splitList(f.labels),
-		Heartbeat:   f.heartbeat,
-		MinInterval: f.minGap,
-		Logger:      log,
-	}
-	addrs, probes := senses(log, f) // netwatch + health (senses.go)
-	cfg.Addrs, cfg.Health = addrs, probes
-	// Every status the daemon builds goes to systemd (READY, STATUS,
-	// watchdog) and to the console banner.
-	banner := consoleBanner(log, f.consoleIssue) // consolewire.go
-	sd := &sdnotify.Agent{Log: log}
-	cfg.OnStatus = func(ctx context.Context, st wire.Status, up bool) {
-		sd.OnStatus(st, up)
-		if banner != nil {
-			banner(ctx, st, up)
-		}
-	}
-	cmds, closeCmds, tools, err := cf.commandHandler(ctx, log, id, f.dataDir)
-	if err != nil {
-		return err
-	}
-	defer closeCmds()
-	cfg.Commands, cfg.Tools = cmds, tools
-	d, err := daemon.New(cfg)
-	if err != nil {
-		return err
-	}
-	if err := startStatusLED(ctx, f.statusLED, d, probes); err != nil {
-		return err
-	}
-	go sd.Run(ctx)
-	log.Info("pifleet-agent starting", "id", id, "version", Version, "broker", f.brokers)
-	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	log.Info("pifleet-agent stopped")
-	return nil
+	return daemon.Config{
+		Link:          link.Options{Brokers: brokers, ID: id, KeepAlive: f.keepalive, Configure: topts.Apply},
+		Hostname:      hostname,
+		Version:       Version,
+		Labels:        splitList(f.labels),
+		Heartbeat:     f.heartbeat,
+		MinInterval:   f.minGap,
+		DataDir:       f.dataDir,
+		HotC:          f.hotC,
+		ExpectDocker:  f.expectDocker,
+		ConsoleRepair: f.consoleRepair,
+		ConsoleIssue:  f.consoleIssue,
+		StatusLED:     f.statusLED,
+		Cmds:          cf.config(),
+		Logger:        log,
+	}, nil
 }
 
 func splitList(s string) []string {

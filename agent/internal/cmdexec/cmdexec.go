@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/internal/daemon"
 	"github.com/pifleet/pifleet/agent/internal/runner"
 	"github.com/pifleet/pifleet/internal/policy"
 	"github.com/pifleet/pifleet/internal/wire"
@@ -105,6 +104,18 @@ type Stats struct {
 	Notices, NoticesLimited                      atomic.Int64
 }
 
+// ResultSink publishes result records of a command (QoS 1) on
+// wire.ResultTopic; the agent's MQTT link (*link.Link) implements it.
+// PublishFinal retains the record (retain: every final but the rejection
+// of a command that did not verify) until the hub clears it; PublishChunk
+// and PublishNotice never retain (a non-retained publish leaves the
+// broker's retained Final as it is).
+type ResultSink interface {
+	PublishChunk(hub, cmdID string, c wire.Chunk) error
+	PublishFinal(hub, cmdID string, f wire.Final, retain bool) error
+	PublishNotice(hub, cmdID string, n wire.Notice) error
+}
+
 // Handler implements daemon.CommandHandler.
 type Handler struct {
 	o       Options
@@ -113,8 +124,6 @@ type Handler struct {
 	notices limiter
 	Stats   Stats
 }
-
-var _ daemon.CommandHandler = (*Handler)(nil)
 
 // New returns a Handler.
 func New(o Options) (*Handler, error) {
@@ -126,7 +135,7 @@ func New(o Options) (*Handler, error) {
 }
 
 // HandleCommand handles one command payload in its own goroutine.
-func (h *Handler) HandleCommand(ctx context.Context, payload []byte, out daemon.ResultSink) {
+func (h *Handler) HandleCommand(ctx context.Context, payload []byte, out ResultSink) {
 	h.Stats.Received.Add(1)
 	h.wg.Add(1)
 	go func() {
@@ -144,7 +153,7 @@ type rejection struct {
 	unverified bool // not for this Pi, or not signed by a trusted hub
 }
 
-func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultSink) {
+func (h *Handler) handle(ctx context.Context, payload []byte, out ResultSink) {
 	cmd, err := wire.DecodeCommand(payload)
 	if err != nil {
 		h.Stats.Malformed.Add(1)
@@ -212,7 +221,7 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out daemon.ResultS
 // hub is told with a non-retained Notice, at most once per NoticeEvery
 // per id; an unverifiable one is only logged and counted, so nobody
 // without a hub key can make the Pi publish.
-func (h *Handler) duplicate(log *slog.Logger, out daemon.ResultSink, replyTo string, cmd wire.Command, key string, verified bool) {
+func (h *Handler) duplicate(log *slog.Logger, out ResultSink, replyTo string, cmd wire.Command, key string, verified bool) {
 	h.Stats.Replayed.Add(1)
 	if !verified && (cmd.Device != h.o.Device || !cmd.Verify(h.o.Keys)) {
 		// Debug: a flood of such copies must not write the SD card
@@ -312,7 +321,7 @@ func (h *Handler) admit(cmd wire.Command, key string) (runner.Job, *rejection) {
 
 // publishOnce publishes the rejection of a command that did not verify:
 // not retained, not retried.
-func (h *Handler) publishOnce(log *slog.Logger, out daemon.ResultSink, replyTo string, f wire.Final) {
+func (h *Handler) publishOnce(log *slog.Logger, out ResultSink, replyTo string, f wire.Final) {
 	f.V, f.Kind, f.Device = wire.ProtocolVersion, wire.KindFinal, h.o.Device
 	if err := out.PublishFinal(replyTo, f.ID, f, false); err != nil {
 		log.Debug("publish rejection", "err", err)
@@ -321,7 +330,7 @@ func (h *Handler) publishOnce(log *slog.Logger, out daemon.ResultSink, replyTo s
 
 // publishFinal publishes f retained, trimming its Output so that the record fits
 // in wire.MaxPayload once encoded (JSON escaping can grow it).
-func (h *Handler) publishFinal(log *slog.Logger, out daemon.ResultSink, replyTo string, f wire.Final) {
+func (h *Handler) publishFinal(log *slog.Logger, out ResultSink, replyTo string, f wire.Final) {
 	f.V, f.Kind, f.Device = wire.ProtocolVersion, wire.KindFinal, h.o.Device
 	for {
 		b, _ := json.Marshal(f)

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -11,41 +10,61 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pifleet/pifleet/agent/internal/netwatch"
+	"github.com/pifleet/pifleet/agent/internal/health"
+	"github.com/pifleet/pifleet/agent/internal/health/statusled"
 	"github.com/pifleet/pifleet/agent/internal/report"
 	"github.com/pifleet/pifleet/internal/link"
+	"github.com/pifleet/pifleet/internal/sdnotify"
+	"github.com/pifleet/pifleet/internal/transport"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
-// Config is everything the daemon needs. Zero values get defaults.
+// Config is the agent: what pifleet-agent's flags say, and the seams tests
+// replace. Zero values get defaults; a nil seam is the real part.
 type Config struct {
-	Link      link.Options
+	Link      link.Options // brokers, id, keepalive, TLS and login (Configure)
 	Hostname  string
 	Version   string
 	Labels    []string
-	Tools     []string      // tools the command handler runs (reported in status)
 	Heartbeat time.Duration // default 30s
+	// MinInterval is the shortest time between two status messages;
+	// changes in between are coalesced. Default 500ms.
+	MinInterval time.Duration
+
+	DataDir       string  // command store; health reports its disk use too
+	HotC          float64 // SoC temperature (°C) from which the Pi counts as hot
+	ExpectDocker  bool    // a missing Docker daemon is a health problem
+	ConsoleRepair bool    // restart a failed serial getty
+	// ConsoleIssue is the agetty issue snippet with this Pi's addresses;
+	// "" or "off": none. It is removed on a clean stop.
+	ConsoleIssue string
+	StatusLED    string // GPIO pin of a status LED; "": off
+	Cmds         CommandsConfig
+	Logger       *slog.Logger
+
+	// Addrs is where addresses come from; nil: netwatch.
+	Addrs AddrSource
+	// Health collects the health block; nil: the health probes and the
+	// serial console's watcher.
+	Health HealthSource
+	// Commands runs signed commands; nil: cmdexec with the Docker runner
+	// when Cmds has hub keys, else none. Tools names what it runs.
+	Commands CommandHandler
+	Tools    []string
+	// Notifier is systemd's notify socket; nil: sdnotify.New().
+	Notifier sdnotify.Notifier
+	// ReloadAgetty makes agetty reprint the banner; nil:
+	// console.ReloadAgetty.
+	ReloadAgetty func(ctx context.Context) error
+	// ProcRoot is where /proc lives (boot time, boot id). Default "/proc".
+	ProcRoot string
+	Now      func() time.Time
 	// Debounce coalesces bursts of address events (DHCP renumbering) into
 	// one report. Default 150ms.
 	Debounce time.Duration
 	// HealthEvery is how often health is sampled between heartbeats to
 	// catch changes (report by exception). Default 5s.
 	HealthEvery time.Duration
-	// MinInterval is the shortest time between two status messages;
-	// changes in between are coalesced. Default 500ms.
-	MinInterval time.Duration
-
-	Addrs    AddrSource // default: a netwatch.Watcher (netlink, polling fallback)
-	Health   HealthSource
-	Commands CommandHandler
-	// ProcRoot is where /proc lives (boot time, boot id). Default "/proc".
-	ProcRoot string
-	// OnStatus, when set, sees every status the daemon builds, whether the
-	// hub is connected or not (the console banner shows both). It must
-	// not block.
-	OnStatus func(ctx context.Context, st wire.Status, hubConnected bool)
-	Logger   *slog.Logger
-	Now      func() time.Time
 }
 
 func (c *Config) ensureDefaults() {
@@ -70,17 +89,20 @@ func (c *Config) ensureDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Addrs == nil {
-		c.Addrs = netwatch.New(netwatch.Options{Logger: c.Logger})
-	}
-	if c.Health == nil {
-		c.Health = noHealth{}
+	if c.Notifier == nil {
+		c.Notifier = sdnotify.New()
 	}
 	if c.Link.Now == nil {
 		c.Link.Now = c.Now
 	}
 	if c.Link.Logger == nil {
 		c.Link.Logger = c.Logger
+	}
+	if c.Link.OnDown == nil {
+		log := c.Logger
+		c.Link.OnDown = func(err error) {
+			log.Warn("broker connection lost", "err", transport.Explain(err, time.Now()))
+		}
 	}
 }
 
@@ -89,6 +111,12 @@ type Daemon struct {
 	cfg  Config
 	log  *slog.Logger
 	link *link.Link
+
+	cmds   commands
+	sd     *sdnotify.Agent
+	banner *banner           // nil: off
+	led    *statusled.LED    // nil: off
+	probes *health.Collector // the real probes, for the LED; nil with a fake
 
 	bootTime time.Time
 	wake     chan struct{} // something changed: rebuild and maybe publish
@@ -102,23 +130,47 @@ type Daemon struct {
 	cmdCancel context.CancelFunc
 }
 
-// New checks cfg and builds a Daemon.
+// New checks cfg and assembles the agent; nothing runs until Run.
 func New(cfg Config) (*Daemon, error) {
 	cfg.ensureDefaults()
-	d := &Daemon{cfg: cfg, log: cfg.Logger.With("component", "daemon"), wake: make(chan struct{}, 1)}
+	d := &Daemon{cfg: cfg, log: cfg.Logger.With("component", "daemon"), wake: make(chan struct{}, 1),
+		cmds: commands{handler: cfg.Commands, sweep: func(context.Context) {}, close: func() {}}}
+	if cfg.Addrs == nil || cfg.Health == nil {
+		addrs, probes := senses(cfg)
+		if d.cfg.Addrs == nil {
+			d.cfg.Addrs = addrs
+		}
+		if d.cfg.Health == nil {
+			d.cfg.Health, d.probes = probes, probes
+		}
+	}
+	d.banner = newBanner(cfg.Logger, cfg.ConsoleIssue, cfg.ReloadAgetty)
+	d.sd = &sdnotify.Agent{N: cfg.Notifier, Log: cfg.Logger}
+	if cfg.Commands == nil {
+		c, err := newCommands(cfg.Cmds, cfg.Logger, cfg.Link.ID, cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		d.cmds, d.cfg.Tools = c, c.tools
+	}
 	d.cmdCtx, d.cmdCancel = context.WithCancel(context.Background())
 	cfg.Link.BootID = readTrim(cfg.ProcRoot + "/sys/kernel/random/boot_id")
 	cfg.Link.OnUp = func(uint64) { d.poke() } // a new session republishes everything
-	if cfg.Commands != nil {
+	if h := d.cmds.handler; h != nil {
 		cfg.Link.OnCommand = func(p []byte) {
-			cfg.Commands.HandleCommand(d.cmdCtx, p, d.link)
+			h.HandleCommand(d.cmdCtx, p, d.link)
 		}
 	}
 	l, err := link.New(cfg.Link)
 	if err != nil {
+		d.cmds.close()
 		return nil, err
 	}
 	d.link = l
+	if d.led, err = openStatusLED(cfg.StatusLED); err != nil {
+		d.cmds.close()
+		return nil, err
+	}
 	d.bootTime = bootTime(cfg.ProcRoot)
 	return d, nil
 }
@@ -133,8 +185,57 @@ func (d *Daemon) poke() {
 	}
 }
 
-// Run runs the agent until ctx ends.
+// Run runs the agent until ctx ends. A clean stop (ctx cancelled) returns
+// nil after the last records went out, systemd heard STOPPING=1 and the
+// console banner was taken off.
 func (d *Daemon) Run(ctx context.Context) error {
+	defer d.cmds.close()
+	log := d.cfg.Logger
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sdDone := make(chan struct{})
+	go func() { defer close(sdDone); d.sd.Run(runCtx) }()
+	go d.cmds.sweep(runCtx)
+	if d.led != nil {
+		go d.led.Run(runCtx)
+		go d.led.Follow(runCtx, time.Second, d.ledState)
+	}
+	log.Info("pifleet-agent starting", "id", d.cfg.Link.ID, "version", d.cfg.Version, "broker", strings.Join(d.cfg.Link.Brokers, ","))
+	err := d.run(runCtx)
+	cancel()
+	<-sdDone
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if d.banner != nil {
+		d.banner.remove(context.WithoutCancel(ctx))
+	}
+	log.Info("pifleet-agent stopped")
+	return nil
+}
+
+// ledState is the status LED's pattern: a blip when all is well, a double
+// blink with health problems, fast blinking without a broker.
+func (d *Daemon) ledState() statusled.State {
+	problems := 0
+	if d.probes != nil {
+		problems = len(d.probes.Problems())
+	}
+	return statusled.For(d.link.Connected(), problems)
+}
+
+// onStatus shows every status the daemon builds to systemd (READY,
+// STATUS, watchdog) and on the console banner.
+func (d *Daemon) onStatus(ctx context.Context, st wire.Status, hubConnected bool) {
+	d.sd.OnStatus(st, hubConnected)
+	if d.banner != nil {
+		d.banner.update(ctx, st, hubConnected)
+	}
+}
+
+// run runs the link, the address watch and the reporting loop until ctx
+// ends, then lets running commands finish and the link say "offline".
+func (d *Daemon) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -163,7 +264,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.loop(ctx, addrEvents)
 	wg.Wait()
 	d.cmdCancel()
-	if w, ok := d.cfg.Commands.(interface{ Wait() }); ok {
+	if w, ok := d.cmds.handler.(interface{ Wait() }); ok {
 		waitAtMost(w.Wait, 10*time.Second, d.log)
 	}
 	stopLink()
@@ -222,13 +323,8 @@ func (d *Daemon) loop(ctx context.Context, addrEvents <-chan struct{}) {
 // so. It returns when to ask again (zero while disconnected).
 func (d *Daemon) report(ctx context.Context, dec *report.Decider) time.Time {
 	connected := d.link.Connected()
-	if !connected && d.cfg.OnStatus == nil {
-		return time.Time{}
-	}
 	st := d.build(ctx)
-	if d.cfg.OnStatus != nil {
-		d.cfg.OnStatus(ctx, st, connected)
-	}
+	d.onStatus(ctx, st, connected)
 	if !connected {
 		return time.Time{}
 	}
@@ -270,10 +366,6 @@ func (d *Daemon) build(ctx context.Context) wire.Status {
 	}
 }
 
-type noHealth struct{}
-
-func (noHealth) Collect(context.Context) wire.Health { return wire.Health{} }
-
 func readTrim(p string) string {
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -297,9 +389,6 @@ func bootTime(procRoot string) time.Time {
 	}
 	return time.Time{}
 }
-
-// String describes the daemon for logs.
-func (d *Daemon) String() string { return fmt.Sprintf("agent %s", d.cfg.Link.ID) }
 
 // waitAtMost runs wait, giving up after limit (systemd stops the unit
 // after TimeoutStopSec; a command's final record is not worth a SIGKILL).

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 
+	"github.com/pifleet/pifleet/agent/internal/cmdexec"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -30,16 +31,7 @@ type HealthSource interface {
 // every result record through out and must not block the MQTT client's
 // callback for long: it should start its own goroutine.
 type CommandHandler interface {
-	HandleCommand(ctx context.Context, payload []byte, out ResultSink)
+	HandleCommand(ctx context.Context, payload []byte, out cmdexec.ResultSink)
 }
 
-// ResultSink publishes result records of a command (QoS 1) on
-// wire.ResultTopic. PublishFinal retains the record (retain: every final
-// but the rejection of a command that did not verify) until the hub
-// clears it; PublishChunk and PublishNotice never retain (a non-retained
-// publish leaves the broker's retained Final as it is).
-type ResultSink interface {
-	PublishChunk(hub, cmdID string, c wire.Chunk) error
-	PublishFinal(hub, cmdID string, f wire.Final, retain bool) error
-	PublishNotice(hub, cmdID string, n wire.Notice) error
-}
+var _ CommandHandler = (*cmdexec.Handler)(nil)
