@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pifleet/pifleet/hub/internal/broker"
+	"github.com/pifleet/pifleet/hub/internal/fleetserver"
 	"github.com/pifleet/pifleet/hub/internal/hubd"
 	"github.com/pifleet/pifleet/hub/internal/slackbot"
 	"github.com/pifleet/pifleet/internal/flagenv"
@@ -74,60 +75,18 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--http-token-file: %w", err)
 	}
-	if f.broker == "" && !hubd.IsLoopback(f.mqttListen) && sec.Credentials == "" {
-		return fmt.Errorf("refusing to open the embedded broker on %s to anyone: set --mqtt-credentials (scripts/provision makes it), or listen on 127.0.0.1", f.mqttListen)
-	}
 	switch f.mqttData {
 	case "":
 		f.mqttData = filepath.Join(cf.stateDir, "broker")
 	case "off":
 		f.mqttData = ""
 	}
-	brokerTLS, hooks, authHook, err := sec.Build(log)
-	if err != nil {
-		return err
-	}
-	if authHook != nil {
-		go reloadCredentialsOnHUP(ctx, log, sec.Credentials, authHook)
-	}
-	h, err := hubd.New(hubd.Config{
-		ID: f.id, Version: Version, BrokerURL: f.broker, MQTTListen: f.mqttListen,
-		HTTPListen: f.httpListen, HTTPToken: token, Logger: log,
-		ConfigureMQTT: topts.Apply,
-		BrokerOptions: broker.Options{DataDir: f.mqttData, TLS: brokerTLS, Hooks: hooks},
-		Ready:         func(*hubd.Hub) { notifySystemd(ctx, log) },
+	return hubd.Run(ctx, hubd.Config{
+		Server: fleetserver.Config{ID: f.id, Version: Version, BrokerURL: f.broker, MQTTListen: f.mqttListen,
+			HTTPListen: f.httpListen, HTTPToken: token, Logger: log, ConfigureMQTT: topts.Apply,
+			BrokerOptions: broker.Options{DataDir: f.mqttData}},
+		Security: sec, Commands: cf.config(), Slack: slackCfg, DebugListen: f.debugListen, Host: host,
 	})
-	if err != nil {
-		return err
-	}
-	late, err := cf.wireCommands(log, h)
-	if err != nil {
-		return err
-	}
-	if f.debugListen != "" {
-		if err := serveDebug(ctx, f.debugListen, log); err != nil {
-			return err
-		}
-	}
-	log.Info("pifleet hub starting", "id", f.id, "version", Version, "host", host)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	bot, slackDone, err := slackbot.Serve(ctx, slackCfg, h.Engine, h.Fleet, log)
-	if err != nil {
-		return err
-	}
-	if bot != nil {
-		late.useSlack(bot) // before h.Run: results from before a restart arrive once it connects
-		h.AddStats("Slack", func() any { return bot.Stats() })
-	}
-	err = h.Run(ctx)
-	cancel()
-	<-slackDone
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	log.Info("pifleet hub stopped")
-	return nil
 }
 
 func usageErr(err error) error {

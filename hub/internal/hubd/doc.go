@@ -1,5 +1,6 @@
-// Package hubd runs the hub: the embedded broker (or a connection to an
-// external one), the MQTT ingest that feeds the fleet view, the hub's
-// retained presence, and the HTTP API. Everything the hub knows is
-// rebuilt from the broker's retained messages at start.
+// Package hubd assembles the pifleet hub from a Config: the fleet server
+// (broker, ingest, HTTP API), the command dispatcher and where late
+// results go, the Slack bot, systemd notification and watchdog, credential
+// reload on SIGHUP and the optional profiler. cli turns flags into its
+// Config; hubd.Run runs it.
 package hubd

@@ -1,4 +1,4 @@
-package cli
+package hubd
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/hub/internal/dispatch"
-	"github.com/pifleet/pifleet/hub/internal/hubd"
+	"github.com/pifleet/pifleet/hub/internal/fleetserver"
 	"github.com/pifleet/pifleet/hub/internal/slackbot"
 	sbt "github.com/pifleet/pifleet/hub/internal/slackbot/slackbottest"
 	"github.com/pifleet/pifleet/internal/testenv"
@@ -93,13 +93,12 @@ func TestLateResultAfterRestartReachesTheSlackThread(t *testing.T) {
 	logs := &testenv.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ready := make(chan struct{})
-	h, err := hubd.New(hubd.Config{ID: "hub", MQTTListen: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		HTTPListen: "127.0.0.1:0", Logger: log, Ready: func(*hubd.Hub) { close(ready) }})
+	h, err := fleetserver.New(fleetserver.Config{ID: "hub", MQTTListen: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		HTTPListen: "127.0.0.1:0", Logger: log, Ready: func(*fleetserver.Hub) { close(ready) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cf := commandFlags{stateDir: stateDir}
-	late, err := cf.wireCommands(log, h)
+	late, err := wireCommands(CommandsConfig{StateDir: stateDir}, log, h)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,507 @@
+package fleetserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/pifleet/pifleet/hub/internal/api"
+	"github.com/pifleet/pifleet/hub/internal/broker"
+	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/wire"
+)
+
+// Config configures a hub. Zero values get defaults.
+type Config struct {
+	ID         string // hub id; default "hub"
+	Version    string
+	BrokerURL  string // external broker; empty: start the embedded one
+	MQTTListen string // embedded broker address; default 127.0.0.1:1883
+	HTTPListen string // default 127.0.0.1:8080
+	HTTPToken  string // required when HTTPListen is not loopback
+	KeepAlive  time.Duration
+
+	// ConfigureMQTT adjusts the hub's MQTT client (TLS, credentials).
+	ConfigureMQTT func(o *mqtt.ClientOptions) error
+	// BrokerOptions are passed to the embedded broker (hooks, TLS).
+	BrokerOptions broker.Options
+
+	Logger *slog.Logger
+	Now    func() time.Time
+
+	// Ready, when set, is called once the hub serves HTTP and is connected.
+	Ready func(h *Hub)
+}
+
+func (c *Config) ensureDefaults() error {
+	if c.ID == "" {
+		c.ID = "hub"
+	}
+	if err := wire.ValidateID(c.ID); err != nil {
+		return fmt.Errorf("hub id: %w", err)
+	}
+	if c.MQTTListen == "" {
+		c.MQTTListen = "127.0.0.1:1883"
+	}
+	if c.HTTPListen == "" {
+		c.HTTPListen = "127.0.0.1:8080"
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if !IsLoopback(c.HTTPListen) && c.HTTPToken == "" {
+		return fmt.Errorf("refusing to serve the HTTP API on %s without a bearer token: set --http-token-file, or listen on 127.0.0.1", c.HTTPListen)
+	}
+	return nil
+}
+
+// IsLoopback reports whether a listen address binds only loopback.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Hub is a running hub.
+type Hub struct {
+	cfg    Config
+	log    *slog.Logger
+	Fleet  *fleet.Fleet
+	Engine *chat.Engine
+
+	broker   *broker.Broker
+	clientMu sync.Mutex
+	client   mqtt.Client // guarded by clientMu
+	epoch    uint64
+
+	onConnMu sync.Mutex
+	counters map[string]func() any // AddStats; guarded by onConnMu
+	onConn   []func(mqtt.Client)
+
+	rejectLog logLimit // warnings about rejected messages
+}
+
+// New builds a hub (nothing runs until Run).
+func New(cfg Config) (*Hub, error) {
+	if err := cfg.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	f := fleet.New(cfg.Now)
+	return &Hub{cfg: cfg, log: cfg.Logger.With("component", "hub"), Fleet: f, Engine: chat.New(f, cfg.Now),
+		rejectLog: logLimit{per: time.Minute, burst: 20}}, nil
+}
+
+// ID is the hub's id.
+func (h *Hub) ID() string { return h.cfg.ID }
+
+// BrokerURL is the broker the hub uses.
+func (h *Hub) BrokerURL() string {
+	if h.broker != nil {
+		return h.broker.URL()
+	}
+	return h.cfg.BrokerURL
+}
+
+// MQTT returns the hub's MQTT client (for dispatching commands); nil until
+// Run has created it.
+func (h *Hub) MQTT() mqtt.Client {
+	h.clientMu.Lock()
+	defer h.clientMu.Unlock()
+	return h.client
+}
+
+// OnConnect registers fn to run after every (re)connect to the broker, for
+// parts of the hub that subscribe to more topics (command results). The
+// session is clean, so subscriptions must be renewed each time. Register
+// before Run.
+func (h *Hub) OnConnect(fn func(mqtt.Client)) {
+	h.onConnMu.Lock()
+	h.onConn = append(h.onConn, fn)
+	h.onConnMu.Unlock()
+}
+
+// AddStats shows fn's counters in GET /api/stats under name. Register
+// before Run.
+func (h *Hub) AddStats(name string, fn func() any) {
+	h.onConnMu.Lock()
+	defer h.onConnMu.Unlock()
+	if h.counters == nil {
+		h.counters = map[string]func() any{}
+	}
+	h.counters[name] = fn
+}
+
+// Run runs the hub until ctx ends.
+func (h *Hub) Run(ctx context.Context) error {
+	if h.cfg.BrokerURL == "" {
+		bo := h.cfg.BrokerOptions
+		bo.Listen = h.cfg.MQTTListen
+		if bo.Logger == nil {
+			// mochi is chatty at info level (every listener start/stop).
+			bo.Logger = slog.New(newQuietHandler(h.cfg.Logger.Handler()))
+		}
+		b, err := broker.Start(bo)
+		if err != nil {
+			return err
+		}
+		h.broker = b
+		stopped := make(chan struct{}) // the broker is closed: ingest stops
+		defer func() {
+			if err := b.Close(); err != nil {
+				h.log.Warn("stopping the embedded broker", "err", err)
+			}
+			close(stopped)
+		}()
+		// The hub reads the fleet inside its own broker: no queue to
+		// overflow (broker.Subscribe). The broker's client goroutines
+		// hand each message to one ingest goroutine, in arrival order;
+		// when it falls behind they wait (backpressure to the Pis, never a
+		// drop), and no Pi's connection ever runs the hub's own work
+		// (decoding, alert callbacks).
+		h.Fleet.Resync(h.cfg.Now())
+		in := make(chan inbound, ingestQueue)
+		go func() {
+			for {
+				select {
+				case m := <-in:
+					h.apply(m.topic, m.payload, m.retained)
+				case <-stopped:
+					return
+				}
+			}
+		}()
+		enqueue := func(topic string, payload []byte, retained bool) {
+			select {
+			case in <- inbound{topic, bytes.Clone(payload), retained}:
+			case <-stopped:
+			}
+		}
+		for _, f := range []string{wire.FilterAllStates, wire.FilterAllStatuses} {
+			if err := b.Subscribe(f, enqueue); err != nil {
+				return fmt.Errorf("embedded broker: subscribe %s: %w", f, err)
+			}
+		}
+		h.log.Info("embedded MQTT broker listening", "url", b.URL())
+	}
+	ln, err := net.Listen("tcp", h.cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("HTTP API: listen on %s: %w", h.cfg.HTTPListen, err)
+	}
+	h.onConnMu.Lock()
+	counters := maps.Clone(h.counters)
+	h.onConnMu.Unlock()
+	srv := &http.Server{Handler: (&api.Server{Fleet: h.Fleet, Engine: h.Engine, Token: h.cfg.HTTPToken, Logger: h.log, Counters: counters}).Handler(),
+		ReadHeaderTimeout: 5 * time.Second}
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	h.log.Info("HTTP API listening", "url", "http://"+ln.Addr().String())
+
+	if err := h.connect(ctx); err != nil {
+		return err
+	}
+	defer h.disconnect()
+	if h.cfg.Ready != nil {
+		h.cfg.Ready(h)
+	}
+	go h.sweep(ctx)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-httpErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("HTTP API: %w", err)
+	}
+}
+
+func (h *Hub) presence(state wire.Lifecycle) []byte {
+	b, _ := json.Marshal(wire.HubPresence{V: wire.ProtocolVersion, Hub: h.cfg.ID, State: state, Epoch: h.epoch, Time: h.cfg.Now().UTC(), Version: h.cfg.Version})
+	return b
+}
+
+// connect starts the MQTT session: presence with a will, subscriptions to
+// every device's retained state and status (which rebuilds the view).
+func (h *Hub) connect(ctx context.Context) error {
+	h.epoch = uint64(max(h.cfg.Now().UnixMilli(), 1))
+	broker := h.BrokerURL()
+	opts := mqtt.NewClientOptions().
+		AddBroker(broker).
+		SetClientID("pifleet-hub-"+h.cfg.ID).
+		SetKeepAlive(h.cfg.KeepAlive).
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(30*time.Second).
+		SetOrderMatters(true). // per-topic order matters for epochs
+		SetBinaryWill(wire.HubPresenceTopic(h.cfg.ID), h.presence(wire.StateLost), 1, true).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) { h.log.Warn("MQTT connection lost; reconnecting", "err", err) }).
+		SetOnConnectHandler(func(c mqtt.Client) {
+			h.log.Info("connected to MQTT broker", "broker", broker)
+			c.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOnline))
+			if h.broker == nil {
+				h.subscribeFleet(c)
+			}
+			h.onConnMu.Lock()
+			fns := append([]func(mqtt.Client){}, h.onConn...)
+			h.onConnMu.Unlock()
+			for _, fn := range fns {
+				fn(c)
+			}
+		})
+	if h.cfg.ConfigureMQTT != nil {
+		if err := h.cfg.ConfigureMQTT(opts); err != nil {
+			return fmt.Errorf("MQTT client: %w", err)
+		}
+	}
+	c := mqtt.NewClient(opts)
+	h.clientMu.Lock()
+	h.client = c
+	h.clientMu.Unlock()
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("connect to MQTT broker %s: %w", broker, err)
+		}
+	case <-ctx.Done():
+		return nil
+	case <-time.After(15 * time.Second):
+		h.log.Warn("MQTT broker not reachable yet; still trying in the background", "broker", broker)
+	}
+	return nil
+}
+
+// subscribeFleet subscribes to every device's state and status on an
+// external broker (after each connect: the session is clean).
+func (h *Hub) subscribeFleet(c mqtt.Client) {
+	// The broker replays every retained state next: what it claims
+	// online must speak live again (fleet.Resync, Sweep).
+	h.Fleet.Resync(h.cfg.Now())
+	// QoS 0 on purpose: a broker queues QoS 1 messages to one
+	// subscriber only so far (Mosquitto: 20 in flight + 1,000
+	// queued, then "Outgoing messages are being dropped"), and 5,000
+	// wills at once overflow that however fast the hub acks. At QoS 0
+	// they stream over TCP. Nothing is lost for good: the view is
+	// rebuilt from retained messages on every reconnect (Resync),
+	// a live status proves a session and silence ends one.
+	//
+	// States first, in a SUBSCRIBE of their own: a broker replays every
+	// retained message of a subscription at once, and Mosquitto drops
+	// QoS 0 messages to a client with more than max_queued_messages (1,000)
+	// packets waiting on its socket. 10,000 states (~1.5 MB) fit in the
+	// socket buffers; 10,000 statuses (~15 MB) may not, and those the
+	// broker drops come back live within one heartbeat (rule 2).
+	h.subscribe(c, map[string]byte{wire.FilterAllStates: 0}, h.ingest)
+	h.subscribe(c, map[string]byte{wire.FilterAllStatuses: 0}, h.ingest)
+}
+
+func (h *Hub) disconnect() {
+	c := h.MQTT()
+	if c == nil {
+		return
+	}
+	if c.IsConnectionOpen() {
+		tok := c.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOffline))
+		tok.WaitTimeout(2 * time.Second)
+	}
+	c.Disconnect(250)
+}
+
+// ingest feeds one message into the fleet. Bad messages are counted by the
+// fleet and logged here, rate-limited so that a flood of garbage cannot
+// fill the disk with logs.
+func (h *Hub) ingest(_ mqtt.Client, m mqtt.Message) {
+	h.apply(m.Topic(), m.Payload(), m.Retained())
+}
+
+func (h *Hub) apply(topic string, payload []byte, retained bool) {
+	err := h.Fleet.ApplyMessage(topic, payload, retained)
+	if err == nil || errors.Is(err, fleet.ErrStale) {
+		if err != nil {
+			h.log.Debug("ignored stale message", "topic", topic, "err", err)
+		}
+		return
+	}
+	if h.allowLog() {
+		h.log.Warn("rejected message", "topic", trunc(topic, 200), "bytes", len(payload), "err", err)
+	}
+}
+
+// ingestQueue is how many fleet messages from the embedded broker may wait
+// for the ingest goroutine before their senders wait.
+const ingestQueue = 4096
+
+type inbound struct {
+	topic    string
+	payload  []byte
+	retained bool
+}
+
+// SweepEvery is how often the hub looks for sessions that went silent
+// without a will (fleet.Sweep).
+const SweepEvery = 2 * time.Second
+
+func (h *Hub) sweep(ctx context.Context) {
+	t := time.NewTicker(SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n := h.Fleet.Sweep(); n > 0 {
+				h.log.Info("Pis silent past their heartbeat taken as lost (no will arrived)", "count", n)
+			}
+		}
+	}
+}
+
+func (h *Hub) allowLog() bool {
+	ok, _ := h.rejectLog.allow(h.cfg.Now())
+	if ok && h.rejectLog.exhausted() {
+		h.log.Warn("too many rejected messages; muting this log for a minute (see /api/stats)")
+	}
+	return ok
+}
+
+func trunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// quietHandler is the embedded broker's log: records below warn are
+// dropped, and warnings are rate-limited. mochi warns once per client for
+// ordinary events (a connection closed by its Pi, a keepalive under 5 s);
+// at 10,000 Pis a restart wrote thousands of such lines.
+type quietHandler struct {
+	slog.Handler
+	lim *logLimit
+}
+
+func newQuietHandler(h slog.Handler) quietHandler {
+	return quietHandler{Handler: h, lim: &logLimit{per: time.Minute, burst: 10}}
+}
+
+func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && q.Handler.Enabled(ctx, l)
+}
+
+func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelError {
+		ok, muted := q.lim.allow(r.Time)
+		if muted > 0 {
+			m := slog.NewRecord(r.Time, slog.LevelWarn, "embedded broker warnings were muted", 0)
+			m.AddAttrs(slog.Int("muted", muted), slog.Duration("per", q.lim.per))
+			_ = q.Handler.Handle(ctx, m)
+		}
+		if !ok {
+			return nil
+		}
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietHandler{q.Handler.WithAttrs(as), q.lim}
+}
+
+func (q quietHandler) WithGroup(name string) slog.Handler {
+	return quietHandler{q.Handler.WithGroup(name), q.lim}
+}
+
+// logLimit lets burst records through per period and counts the rest.
+type logLimit struct {
+	per   time.Duration
+	burst int
+
+	mu    sync.Mutex
+	start time.Time
+	n     int
+	muted int
+}
+
+// exhausted reports whether the current period's burst is used up.
+func (l *logLimit) exhausted() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n >= l.burst
+}
+
+// allow reports whether a record at now may be written, and how many
+// were muted in the period that just ended (to be reported once).
+func (l *logLimit) allow(now time.Time) (ok bool, mutedBefore int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.start) >= l.per {
+		mutedBefore = l.muted
+		l.start, l.n, l.muted = now, 0, 0
+	}
+	if l.n < l.burst {
+		l.n++
+		return true, mutedBefore
+	}
+	l.muted++
+	return false, mutedBefore
+}
+
+// subscribe subscribes and checks every SUBACK return code (paho does not
+// report a refused filter as an error). mochi v2.7.9 refuses a SUBSCRIBE
+// whose packet id clashes with one of its own in-flight ids (code 0x91),
+// so a refused filter is retried a few times before the hub says so.
+func (h *Hub) subscribe(c mqtt.Client, filters map[string]byte, cb mqtt.MessageHandler) {
+	for attempt := 1; ; attempt++ {
+		tok := c.SubscribeMultiple(filters, cb)
+		if !tok.WaitTimeout(10 * time.Second) {
+			h.log.Warn("subscribe: no SUBACK within 10s", "filters", len(filters))
+			return
+		}
+		err := tok.Error()
+		if err == nil {
+			for f, code := range tok.(*mqtt.SubscribeToken).Result() {
+				if code >= 0x80 {
+					err = fmt.Errorf("broker refused %s (code %#x)", f, code)
+				}
+			}
+		}
+		if err == nil {
+			return
+		}
+		if attempt == 5 {
+			h.log.Error("subscribe failed; the fleet view will be incomplete until the next reconnect", "err", err)
+			return
+		}
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+	}
+}
