@@ -151,15 +151,12 @@ func (b *Bot) Run(ctx context.Context) error {
 	h := socketmode.NewSocketmodeHandler(b.sm)
 	b.register(h)
 	b.log.Info("slack: connecting (Socket Mode)", "config", b.cfg.String())
-	err := h.RunEventLoopContext(ctx)
+	err := h.RunEventLoopContext(ctx) // never nil: it ends with ctx or a failure
 	b.shutdown()
-	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("slack socket mode: %w", err)
-	}
-	return nil
+	return fmt.Errorf("slack socket mode: %w", err)
 }
 
 // whoAmI learns the bot's user id, so its mention can be stripped. Slack

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
-	"github.com/pifleet/pifleet/hub/internal/hubd"
+	"github.com/pifleet/pifleet/hub/internal/fleetserver"
 	sbt "github.com/pifleet/pifleet/hub/internal/slackbot/slackbottest"
 	"github.com/pifleet/pifleet/internal/testenv"
 )
@@ -24,11 +24,11 @@ func TestEndToEndFleetInSlack(t *testing.T) {
 	agentBin := testenv.Binary(t, "./agent", "pifleet-agent")
 	mqttPort := testenv.FreePort(t)
 	hubLog := &testenv.SyncBuffer{}
-	ready := make(chan *hubd.Hub, 1)
-	h, err := hubd.New(hubd.Config{
+	ready := make(chan *fleetserver.Hub, 1)
+	h, err := fleetserver.New(fleetserver.Config{
 		MQTTListen: fmt.Sprintf("127.0.0.1:%d", mqttPort), HTTPListen: "127.0.0.1:0",
 		KeepAlive: 10 * time.Second, Logger: testLogger(hubLog),
-		Ready: func(h *hubd.Hub) { ready <- h },
+		Ready: func(h *fleetserver.Hub) { ready <- h },
 	})
 	if err != nil {
 		t.Fatal(err)
