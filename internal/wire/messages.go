@@ -114,16 +114,14 @@ type Address struct {
 // device on (not loopback, not link-local).
 func (a Address) Usable() bool { return !a.LinkLocal && !a.Loopback }
 
-// HubPresence is retained on HubPresenceTopic. PublicKey is the hub's
-// ed25519 command-signing public key (base64), so operators can check it.
+// HubPresence is retained on HubPresenceTopic.
 type HubPresence struct {
-	V         int       `json:"v"`
-	Hub       string    `json:"hub"`
-	State     Lifecycle `json:"state"`
-	Epoch     uint64    `json:"epoch"`
-	Time      time.Time `json:"ts"`
-	Version   string    `json:"version,omitempty"`
-	PublicKey string    `json:"public_key,omitempty"`
+	V       int       `json:"v"`
+	Hub     string    `json:"hub"`
+	State   Lifecycle `json:"state"`
+	Epoch   uint64    `json:"epoch"`
+	Time    time.Time `json:"ts"`
+	Version string    `json:"version,omitempty"`
 }
 
 func (m *HubPresence) version() int { return m.V }

@@ -175,9 +175,6 @@ func New(cfg Config) (*Daemon, error) {
 	return d, nil
 }
 
-// Link returns the daemon's MQTT link (for publishing results).
-func (d *Daemon) Link() *link.Link { return d.link }
-
 func (d *Daemon) poke() {
 	select {
 	case d.wake <- struct{}{}:
