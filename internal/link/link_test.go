@@ -57,25 +57,11 @@ func watch(t *testing.T, url, id string) *watcher {
 // waitFor waits for a state message matching cond and returns it.
 func (w *watcher) waitFor(t *testing.T, what string, cond func(wire.State) bool) wire.State {
 	t.Helper()
-	return w.waitAfter(t, what, nil, cond)
-}
-
-// waitAfter waits for a state message matching cond that arrived after
-// the first message matching mark (nil: from the start). Ordering by
-// arrival, not by clearing the record, keeps the test true however slow
-// the machine (under qemu the answer can arrive before a clear would).
-func (w *watcher) waitAfter(t *testing.T, what string, mark, cond func(wire.State) bool) wire.State {
-	t.Helper()
 	var found wire.State
 	testenv.Eventually(t, 30*time.Second, func() string {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		seen := mark == nil
 		for _, s := range w.states {
-			if !seen {
-				seen = mark(s)
-				continue
-			}
 			if cond(s) {
 				found = s
 				return ""
@@ -84,6 +70,46 @@ func (w *watcher) waitAfter(t *testing.T, what string, mark, cond func(wire.Stat
 		return fmt.Sprintf("no state message %s; saw %+v", what, w.states)
 	})
 	return found
+}
+
+// births counts the online messages of session epoch e seen so far.
+func (w *watcher) births(e uint64) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, s := range w.states {
+		if s.State == wire.StateOnline && s.Epoch == e {
+			n++
+		}
+	}
+	return n
+}
+
+// retainedState is what the broker retains on id's state topic, read with
+// a fresh subscription; ok is false when nothing is retained.
+func retainedState(t *testing.T, url, id string) (st wire.State, ok bool) {
+	t.Helper()
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("reader"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("reader connect: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	got := make(chan []byte, 1)
+	c.Subscribe(wire.StateTopic(id), 1, func(_ paho.Client, m paho.Message) {
+		if m.Retained() {
+			select {
+			case got <- m.Payload():
+			default:
+			}
+		}
+	}).WaitTimeout(5 * time.Second)
+	select {
+	case p := <-got:
+		st, err := wire.DecodeState(p)
+		return st, err == nil
+	case <-time.After(time.Second):
+		return wire.State{}, false
+	}
 }
 
 func run(t *testing.T, o Options) (*Link, context.CancelFunc, chan error) {
@@ -259,13 +285,28 @@ func TestRebirthWhenStateDisturbed(t *testing.T) {
 	}
 	defer c.Disconnect(50)
 
+	// The broker fans the stranger's publish and the link's answer out
+	// from different connections, so the re-birth may reach the watcher
+	// before the disturbance does: count births of this session and read
+	// what the broker keeps, instead of ordering the watcher's record.
+	rebornAfter := func(what string, before int) {
+		t.Helper()
+		testenv.Eventually(t, 30*time.Second, func() string {
+			if n := w.births(first.Epoch); n <= before {
+				return fmt.Sprintf("%s: %d births of epoch %d seen, want a re-birth after the %d before", what, n, first.Epoch, before)
+			}
+			if st, ok := retainedState(t, url, "pi1"); !ok || st.State != wire.StateOnline || st.Epoch != first.Epoch {
+				return fmt.Sprintf("%s: the broker retains %+v (present %v), want online with epoch %d", what, st, ok, first.Epoch)
+			}
+			return ""
+		})
+	}
+	before := w.births(first.Epoch)
 	c.Publish(wire.StateTopic("pi1"), 1, true, []byte{}).WaitTimeout(5 * time.Second)
-	deleted := func(s wire.State) bool { return s.State == "" }
-	rebirth := func(s wire.State) bool { return s.State == wire.StateOnline && s.Epoch == first.Epoch }
-	w.waitAfter(t, "birth again after the state was deleted", deleted, rebirth)
+	rebornAfter("after the state was deleted", before)
 
+	before = w.births(first.Epoch)
 	forged, _ := json.Marshal(wire.State{V: 1, State: wire.StateLost, Epoch: first.Epoch})
 	c.Publish(wire.StateTopic("pi1"), 1, true, forged).WaitTimeout(5 * time.Second)
-	lost := func(s wire.State) bool { return s.State == wire.StateLost }
-	w.waitAfter(t, "birth again after a forged lost", lost, rebirth)
+	rebornAfter("after a forged lost", before)
 }
