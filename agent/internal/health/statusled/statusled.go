@@ -3,7 +3,11 @@
 // well, a double blink when the Pi has health problems, a fast even blink
 // when the agent cannot reach its broker. It is off by default (the agent
 // flag names a pin to turn it on). The pin is a periph gpio.PinOut, so
-// tests use periph's gpiotest fake.
+// tests use periph's gpiotest fake. Only periph's GPIO character-device
+// driver is linked (every Pi kernel has /dev/gpiochipN, and it is the only
+// driver for the Pi 5): periph's host package would also link and
+// initialise the drivers of a dozen other boards for a single output pin
+// (0.5 MB of the ARMv7 binary, most of which ends up paged in).
 package statusled
 
 import (
@@ -12,9 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
-	"periph.io/x/host/v3"
+	_ "periph.io/x/host/v3/gpioioctl" // registers the pins, named as the kernel names its lines (GPIO17)
 )
 
 // State is what the LED shows.
@@ -53,10 +58,10 @@ func New(pin gpio.PinOut) *LED {
 	return &LED{pin: pin, state: Off, wake: make(chan struct{}, 1)}
 }
 
-// Open initialises periph's host drivers and returns the named pin
+// Open initialises periph's GPIO driver and returns the named pin
 // (e.g. "GPIO17").
 func Open(name string) (gpio.PinOut, error) {
-	if _, err := host.Init(); err != nil {
+	if _, err := driverreg.Init(); err != nil {
 		return nil, fmt.Errorf("status LED: init GPIO drivers: %w", err)
 	}
 	p := gpioreg.ByName(name)

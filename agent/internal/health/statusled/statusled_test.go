@@ -123,7 +123,7 @@ func TestFollow(t *testing.T) {
 	})
 }
 
-// TestOpenUnknownPin runs periph's real host drivers: an unknown pin is a
+// TestOpenUnknownPin runs periph's real GPIO driver: an unknown pin is a
 // clear error, not a crash (on a PC no GPIO driver loads at all).
 func TestOpenUnknownPin(t *testing.T) {
 	if _, err := Open("NO_SUCH_PIN"); err == nil {
