@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/client"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -137,6 +138,9 @@ type Collector struct {
 	last []wire.Problem // problems of the latest Collect
 
 	model *modelInfo // cached once found
+
+	dockerMu sync.Mutex
+	dockerCl *client.Client // built by the first Docker ping (os_linux.go)
 	// Where the sensors were found: sysfs numbering is fixed for a boot,
 	// so look once and look again only when the file disappears.
 	thermalDir, hwmonDir string

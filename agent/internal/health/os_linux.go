@@ -68,12 +68,11 @@ func (c *Collector) pingDocker(ctx context.Context) string {
 		}
 		opts = append(opts, client.WithHost("unix://"+p))
 	}
-	cl, err := runner.NewClient(opts...)
+	cl, err := c.dockerClient(opts)
 	if err != nil {
 		c.log.Debug("docker client", "err", err)
 		return DockerUnreachable
 	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if _, err := cl.Ping(ctx); err != nil {
@@ -81,4 +80,20 @@ func (c *Collector) pingDocker(ctx context.Context) string {
 		return DockerUnreachable
 	}
 	return DockerReachable
+}
+
+// dockerClient builds the Docker client on the first ping that needs it
+// and keeps it: a Pi without Docker never pays for one, and a Pi with
+// Docker does not build a transport every SlowEvery.
+func (c *Collector) dockerClient(opts []client.Opt) (*client.Client, error) {
+	c.dockerMu.Lock()
+	defer c.dockerMu.Unlock()
+	if c.dockerCl == nil {
+		cl, err := runner.NewClient(opts...)
+		if err != nil {
+			return nil, err
+		}
+		c.dockerCl = cl
+	}
+	return c.dockerCl, nil
 }
