@@ -1,7 +1,7 @@
 // Package policy decides which cloud-CLI commands a Pi may run. The hub
 // checks a command before it signs and sends it, and the agent checks it
-// again before it runs it, so both import this package (it is not
-// internal).
+// again before it runs it, so both import this package from the root
+// internal/.
 //
 // The pieces:
 //
