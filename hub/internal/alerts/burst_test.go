@@ -20,28 +20,6 @@ func burstConfig() Config {
 
 var t14 = time.Date(2026, 11, 25, 14, 2, 0, 0, time.UTC)
 
-func ids(prefix string, from, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s%04d", prefix, from+i)
-	}
-	return out
-}
-
-// ev is one event at an offset from t14.
-type ev struct {
-	kind, device, detail string
-	at                   time.Duration
-}
-
-func evs(kind, detail string, devices []string, start, step time.Duration) []ev {
-	out := make([]ev, len(devices))
-	for i, d := range devices {
-		out[i] = ev{kind, d, detail, start + time.Duration(i)*step}
-	}
-	return out
-}
-
 func heads(ns []Alert) string {
 	var s []string
 	for _, n := range ns {
@@ -57,14 +35,14 @@ func heads(ns []Alert) string {
 // feed adds the events in order (arriving at their own time) and sweeps
 // every second of the way and once at until; it returns all that was
 // posted.
-func feed(a *Policy, events []ev, until time.Duration) []Alert {
+func feed(a *Policy, events []alertstest.Ev, until time.Duration) []Alert {
 	var out []Alert
 	next := time.Duration(0)
 	for _, e := range events {
-		for ; next <= e.at; next += time.Second {
+		for ; next <= e.At; next += time.Second {
 			out = append(out, a.sweep(t14.Add(next))...)
 		}
-		a.add(Event{Kind: e.kind, Device: e.device, Detail: e.detail, Time: t14.Add(e.at)}, t14.Add(e.at))
+		a.add(Event{Kind: e.Kind, Device: e.Device, Detail: e.Detail, Time: t14.Add(e.At)}, t14.Add(e.At))
 	}
 	for ; next <= until; next += time.Second {
 		out = append(out, a.sweep(t14.Add(next))...)
@@ -76,67 +54,67 @@ func TestPolicyBursts(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		offline []string // known offline before (posted earlier)
-		events  []ev
+		events  []alertstest.Ev
 		until   time.Duration
 		want    string // heads(posted)
 		lines   []string
 	}{
 		{name: "five in the window keep their own messages, in order of arrival",
-			events: []ev{
-				{Offline, "pi-5", "lost", 0}, {Offline, "pi-3", "lost", 100 * time.Millisecond},
-				{Offline, "pi-1", "lost", time.Second}, {Offline, "pi-4", "lost", 2 * time.Second},
-				{Offline, "pi-2", "lost", 3 * time.Second}, {Offline, "pi-2", "lost", 3 * time.Second}, // repeat: muted
+			events: []alertstest.Ev{
+				{Kind: Offline, Device: "pi-5", Detail: "lost", At: 0}, {Kind: Offline, Device: "pi-3", Detail: "lost", At: 100 * time.Millisecond},
+				{Kind: Offline, Device: "pi-1", Detail: "lost", At: time.Second}, {Kind: Offline, Device: "pi-4", Detail: "lost", At: 2 * time.Second},
+				{Kind: Offline, Device: "pi-2", Detail: "lost", At: 3 * time.Second}, {Kind: Offline, Device: "pi-2", Detail: "lost", At: 3 * time.Second}, // repeat: muted
 			},
 			until: 10 * time.Second,
 			want:  "offline pi-5\noffline pi-3\noffline pi-1\noffline pi-4\noffline pi-2"},
 		{name: "six are a burst: one message",
-			events: evs(Offline, "lost", ids("pi-", 0, 6), 0, time.Millisecond),
+			events: alertstest.Evs(Offline, "lost", alertstest.IDs("pi-", 0, 6), 0, time.Millisecond),
 			until:  20 * time.Second,
 			want:   "burst-lost: 6 Pis lost",
 			lines:  []string{"pi-0000, pi-0001, pi-0002, pi-0003, pi-0004, pi-0005"}},
 		{name: "312 wills spread over 12 s are one message",
-			events: evs(Offline, "lost", ids("pi-", 0, 312), 0, 40*time.Millisecond),
+			events: alertstest.Evs(Offline, "lost", alertstest.IDs("pi-", 0, 312), 0, 40*time.Millisecond),
 			until:  time.Minute,
 			want:   "burst-lost: 312 Pis lost",
-			lines:  []string{strings.Join(ids("pi-", 0, 20), ", ") + " and 292 more"}},
+			lines:  []string{strings.Join(alertstest.IDs("pi-", 0, 20), ", ") + " and 292 more"}},
 		{name: "some came back within the burst",
-			events: append(evs(Offline, "lost", ids("pi-", 0, 332), 0, time.Millisecond),
-				evs(Online, "online", ids("pi-", 0, 20), 2*time.Second, time.Millisecond)...),
+			events: append(alertstest.Evs(Offline, "lost", alertstest.IDs("pi-", 0, 332), 0, time.Millisecond),
+				alertstest.Evs(Online, "online", alertstest.IDs("pi-", 0, 20), 2*time.Second, time.Millisecond)...),
 			until: time.Minute,
 			want:  "burst-lost: 312 Pis lost",
-			lines: []string{strings.Join(ids("pi-", 20, 20), ", ") + " and 292 more",
-				"20 Pis went offline and came back: " + strings.Join(ids("pi-", 0, 20), ", ")}},
+			lines: []string{strings.Join(alertstest.IDs("pi-", 20, 20), ", ") + " and 292 more",
+				"20 Pis went offline and came back: " + strings.Join(alertstest.IDs("pi-", 0, 20), ", ")}},
 		{name: "Pis known offline are not lost again",
-			offline: ids("pi-", 0, 10),
-			events:  evs(Offline, "lost", ids("pi-", 0, 100), 0, time.Millisecond),
+			offline: alertstest.IDs("pi-", 0, 10),
+			events:  alertstest.Evs(Offline, "lost", alertstest.IDs("pi-", 0, 100), 0, time.Millisecond),
 			until:   time.Minute,
 			want:    "burst-lost: 90 Pis lost"},
 		{name: "back online",
-			offline: ids("pi-", 0, 298),
-			events:  evs(Online, "online", ids("pi-", 0, 298), 0, 10*time.Millisecond),
+			offline: alertstest.IDs("pi-", 0, 298),
+			events:  alertstest.Evs(Online, "online", alertstest.IDs("pi-", 0, 298), 0, 10*time.Millisecond),
 			until:   time.Minute,
 			want:    "burst-back: 298 Pis back online"},
 		{name: "how they went",
-			events: append(append(evs(Offline, "lost", ids("pi-", 0, 298), 0, time.Millisecond),
-				evs(Offline, "silent", ids("pi-", 298, 10), time.Second, time.Millisecond)...),
-				evs(Offline, "offline", ids("pi-", 308, 4), time.Second, time.Millisecond)...),
+			events: append(append(alertstest.Evs(Offline, "lost", alertstest.IDs("pi-", 0, 298), 0, time.Millisecond),
+				alertstest.Evs(Offline, "silent", alertstest.IDs("pi-", 298, 10), time.Second, time.Millisecond)...),
+				alertstest.Evs(Offline, "offline", alertstest.IDs("pi-", 308, 4), time.Second, time.Millisecond)...),
 			until: time.Minute,
 			want:  "burst-lost: 312 Pis lost",
-			lines: []string{strings.Join(ids("pi-", 0, 20), ", ") + " and 292 more", "298 connection lost · 10 went silent · 4 shut down"}},
+			lines: []string{strings.Join(alertstest.IDs("pi-", 0, 20), ", ") + " and 292 more", "298 connection lost · 10 went silent · 4 shut down"}},
 		{name: "a calm kind next to a burst keeps its messages",
-			events: append(evs(Offline, "lost", ids("pi-", 0, 100), 0, time.Millisecond),
-				ev{Problem, "pi-0500", "under_voltage", time.Second}, ev{Address, "pi-0501", "192.0.2.1", time.Second}),
+			events: append(alertstest.Evs(Offline, "lost", alertstest.IDs("pi-", 0, 100), 0, time.Millisecond),
+				alertstest.Ev{Kind: Problem, Device: "pi-0500", Detail: "under_voltage", At: time.Second}, alertstest.Ev{Kind: Address, Device: "pi-0501", Detail: "192.0.2.1", At: time.Second}),
 			until: time.Minute,
 			want:  "problem pi-0500\naddress pi-0501\nburst-lost: 100 Pis lost"},
 		{name: "health problems",
-			events: append(evs(Problem, "under_voltage", ids("pi-", 0, 400), 0, time.Millisecond),
-				evs(Problem, "hot", ids("pi-", 400, 12), 0, time.Millisecond)...),
+			events: append(alertstest.Evs(Problem, "under_voltage", alertstest.IDs("pi-", 0, 400), 0, time.Millisecond),
+				alertstest.Evs(Problem, "hot", alertstest.IDs("pi-", 400, 12), 0, time.Millisecond)...),
 			until: time.Minute,
 			want:  "burst-problem: 412 Pis with a health problem",
-			lines: []string{strings.Join(ids("pi-", 0, 20), ", ") + " and 392 more", "400 under_voltage · 12 hot"}},
+			lines: []string{strings.Join(alertstest.IDs("pi-", 0, 20), ", ") + " and 392 more", "400 under_voltage · 12 hot"}},
 		{name: "went and came back, nothing else",
-			events: append(evs(Offline, "lost", ids("pi-", 0, 500), 0, time.Millisecond),
-				evs(Online, "online", ids("pi-", 0, 500), time.Second, time.Millisecond)...),
+			events: append(alertstest.Evs(Offline, "lost", alertstest.IDs("pi-", 0, 500), 0, time.Millisecond),
+				alertstest.Evs(Online, "online", alertstest.IDs("pi-", 0, 500), time.Second, time.Millisecond)...),
 			until: time.Minute,
 			want:  "burst-blip: 500 Pis went offline and came back"},
 	} {
@@ -178,8 +156,8 @@ func TestPolicyBurstTiming(t *testing.T) {
 	// A storm that never pauses: ten Pis a second for three minutes is a
 	// message a minute, and every Pi is counted once.
 	a = New(burstConfig())
-	all := ids("pi-", 0, 1800)
-	out := feed(a, evs(Offline, "lost", all, time.Hour, 100*time.Millisecond), time.Hour+5*time.Minute)
+	all := alertstest.IDs("pi-", 0, 1800)
+	out := feed(a, alertstest.Evs(Offline, "lost", all, time.Hour, 100*time.Millisecond), time.Hour+5*time.Minute)
 	total := 0
 	for _, n := range out {
 		var k int
@@ -196,9 +174,9 @@ func TestPolicyBurstTiming(t *testing.T) {
 // The state after a burst is as if each event had been posted.
 func TestPolicyAfterABurst(t *testing.T) {
 	a := New(burstConfig())
-	feed(a, evs(Offline, "lost", ids("pi-", 0, 50), 0, time.Millisecond), 20*time.Second)
+	feed(a, alertstest.Evs(Offline, "lost", alertstest.IDs("pi-", 0, 50), 0, time.Millisecond), 20*time.Second)
 	// offline → lost of the same Pi: muted; its return: posted on its own.
-	out := feed(a, []ev{{Offline, "pi-0001", "offline", 30 * time.Second}, {Online, "pi-0002", "online", 31 * time.Second}}, 50*time.Second)
+	out := feed(a, []alertstest.Ev{{Kind: Offline, Device: "pi-0001", Detail: "offline", At: 30 * time.Second}, {Kind: Online, Device: "pi-0002", Detail: "online", At: 31 * time.Second}}, 50*time.Second)
 	if got := heads(out); got != "online pi-0002" {
 		t.Errorf("after the burst: %q, want only pi-0002 back", got)
 	}
@@ -211,7 +189,7 @@ func TestPolicyAfterABurst(t *testing.T) {
 // events: 10,000 Pis flapping 50 times each within one window.
 func TestAlertIntakeNeverDropsAndStaysSmall(t *testing.T) {
 	a := New(burstConfig())
-	devs := ids("pi-", 0, 10000)
+	devs := alertstest.IDs("pi-", 0, 10000)
 	now := t14
 	for round := range 50 {
 		kind := Offline
@@ -257,7 +235,7 @@ func TestAlertIntakeConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, d := range ids(fmt.Sprintf("g%d-", g), 0, 500) {
+			for _, d := range alertstest.IDs(fmt.Sprintf("g%d-", g), 0, 500) {
 				a.Add(Event{Kind: Offline, Device: d, Detail: "lost"})
 			}
 		}()
@@ -322,7 +300,7 @@ func TestRestartSummary(t *testing.T) {
 
 	t.Run("some stay away: one message at the limit, and their loss is not posted again", func(t *testing.T) {
 		var devs []fleet.Device
-		for i, id := range ids("pi-", 0, 200) {
+		for i, id := range alertstest.IDs("pi-", 0, 200) {
 			d := fleet.Device{ID: id, State: "online", LastLive: t14.Add(time.Second)} // back
 			if i < 126 {
 				d.LastLive = time.Time{}
@@ -347,7 +325,7 @@ func TestRestartSummary(t *testing.T) {
 		if heads(out) != "restart: 9,874 Pis reconnected after the hub restart; 126 still away" {
 			t.Fatalf("posted %q", heads(out))
 		}
-		want := "Still away: " + strings.Join(ids("pi-", 0, 20), ", ") + " and 106 more\n1 offline: pi-zz"
+		want := "Still away: " + strings.Join(alertstest.IDs("pi-", 0, 20), ", ") + " and 106 more\n1 offline: pi-zz"
 		if got := strings.Join(out[0].Summary.Lines, "\n"); got != want {
 			t.Errorf("lines:\n%s\nwant:\n%s", got, want)
 		}
@@ -374,12 +352,12 @@ func TestRestartSummary(t *testing.T) {
 
 	t.Run("events held before the restart was known are learnt", func(t *testing.T) {
 		r := &alertstest.Rejoiner{Back: 10, Away: 5}
-		for _, id := range ids("pi-a", 0, 5) {
+		for _, id := range alertstest.IDs("pi-a", 0, 5) {
 			r.Devices = append(r.Devices, fleet.Device{ID: id, State: "online"})
 		}
 		a := newA(r)
 		// After the quiet start, before a sweep found it was a restart.
-		for _, d := range ids("pi-", 0, 40) {
+		for _, d := range alertstest.IDs("pi-", 0, 40) {
 			a.add(Event{Kind: Offline, Device: d, Detail: "lost", Time: sec(16)}, sec(16))
 		}
 		a.add(Event{Kind: Problem, Device: "pi-p", Detail: "hot", Time: sec(16)}, sec(16))
@@ -390,7 +368,7 @@ func TestRestartSummary(t *testing.T) {
 		if heads(out) != "restart: 10 Pis reconnected after the hub restart; 5 still away" {
 			t.Fatalf("posted %q", heads(out))
 		}
-		if got := out[0].Summary.Lines; len(got) != 3 || got[0] != "Still away: "+strings.Join(ids("pi-a", 0, 5), ", ") {
+		if got := out[0].Summary.Lines; len(got) != 3 || got[0] != "Still away: "+strings.Join(alertstest.IDs("pi-a", 0, 5), ", ") {
 			t.Errorf("lines %q", got)
 		}
 		if got := out[0].Summary.Lines[1:]; len(got) != 2 || !strings.HasPrefix(got[0], "40 offline: pi-0000,") || got[1] != "1 with problems: pi-p (hot)" {

@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -11,36 +10,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/pifleet/pifleet/hub/internal/alerts/alertstest"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
 	"github.com/pifleet/pifleet/internal/wire"
 )
-
-// wireFleet feeds the real fleet what the broker delivers.
-type wireFleet struct {
-	t *testing.T
-	f *fleet.Fleet
-}
-
-func (w wireFleet) apply(topic string, v any, retained bool) {
-	w.t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	if err := w.f.ApplyMessage(topic, b, retained); err != nil {
-		w.t.Fatalf("ApplyMessage %s: %v", topic, err)
-	}
-}
-
-func (w wireFleet) state(id string, s wire.Lifecycle, epoch uint64, retained bool) {
-	w.t.Helper()
-	w.apply(wire.StateTopic(id), wire.State{V: wire.ProtocolVersion, State: s, Epoch: epoch}, retained)
-}
-
-func (w wireFleet) status(id string, epoch uint64, retained bool) {
-	w.t.Helper()
-	w.apply(wire.StatusTopic(id), wire.Status{V: wire.ProtocolVersion, ID: id, Epoch: epoch, Seq: 1, HeartbeatS: 30, AgentVersion: "v0.1.0"}, retained)
-}
 
 // record is an emit that keeps what it is given.
 type record struct {
@@ -72,7 +45,7 @@ func TestRunOnTheFleet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		t0 := time.Now()
 		f := fleet.New(time.Now)
-		w := wireFleet{t, f}
+		w := alertstest.Feed{T: t, F: f}
 		p := New(Config{})
 		var r record
 		ctx, cancel := context.WithCancel(t.Context())
@@ -84,15 +57,15 @@ func TestRunOnTheFleet(t *testing.T) {
 		f.Resync(t0)
 		for i := range 30 {
 			id := fmt.Sprintf("pi-%04d", i)
-			w.state(id, wire.StateOnline, 1, true)
-			w.status(id, 1, true)
+			w.State(id, wire.StateOnline, 1, true)
+			w.Status(id, 1, 1, 30, true)
 		}
-		w.state("pi-gone", wire.StateLost, 1, true)
+		w.State("pi-gone", wire.StateLost, 1, true)
 		time.Sleep(5 * time.Second)
 		for i := range 20 { // a new session each
 			id := fmt.Sprintf("pi-%04d", i)
-			w.state(id, wire.StateOnline, 2, false)
-			w.status(id, 2, false)
+			w.State(id, wire.StateOnline, 2, false)
+			w.Status(id, 2, 1, 30, false)
 		}
 		time.Sleep(84 * time.Second) // t0+89s
 		synctest.Wait()
@@ -108,7 +81,7 @@ func TestRunOnTheFleet(t *testing.T) {
 		// Eight wills within a second: after a pause of one window, one alert.
 		time.Sleep(time.Minute)
 		for i := range 8 {
-			w.state(fmt.Sprintf("pi-%04d", i), wire.StateLost, 2, false)
+			w.State(fmt.Sprintf("pi-%04d", i), wire.StateLost, 2, false)
 			time.Sleep(100 * time.Millisecond)
 		}
 		time.Sleep(4 * time.Second)
@@ -122,7 +95,7 @@ func TestRunOnTheFleet(t *testing.T) {
 			t.Fatalf("after the burst: %q, want %q", got, want)
 		}
 		time.Sleep(time.Minute)
-		w.state("pi-0003", wire.StateOnline, 3, false)
+		w.State("pi-0003", wire.StateOnline, 3, false)
 		time.Sleep(6 * time.Second)
 		synctest.Wait()
 		if got, want := r.take(), "online pi-0003"; got != want {

@@ -1,7 +1,6 @@
 package slackbot
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pifleet/pifleet/hub/internal/alerts/alertstest"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
 	sbt "github.com/pifleet/pifleet/hub/internal/slackbot/slackbottest"
 	"github.com/pifleet/pifleet/internal/testenv"
@@ -56,33 +56,6 @@ func (w *watchedFleet) Subscribe(fn func(fleet.Alert)) (cancel func()) {
 
 var _ Rejoiner = (*watchedFleet)(nil)
 
-// wireFleet feeds a fleet what the broker delivers.
-type wireFleet struct {
-	t *testing.T
-	f *fleet.Fleet
-}
-
-func (w wireFleet) apply(topic string, v any, retained bool) {
-	w.t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	if err := w.f.ApplyMessage(topic, b, retained); err != nil {
-		w.t.Fatalf("ApplyMessage %s: %v", topic, err)
-	}
-}
-
-func (w wireFleet) state(id string, s wire.Lifecycle, epoch uint64, retained bool) {
-	w.t.Helper()
-	w.apply(wire.StateTopic(id), wire.State{V: wire.ProtocolVersion, State: s, Epoch: epoch}, retained)
-}
-
-func (w wireFleet) status(id string, epoch, seq uint64, heartbeatS int, retained bool) {
-	w.t.Helper()
-	w.apply(wire.StatusTopic(id), wire.Status{V: wire.ProtocolVersion, ID: id, Epoch: epoch, Seq: seq, HeartbeatS: heartbeatS, AgentVersion: "v0.1.0"}, retained)
-}
-
 // alertBot starts the bot on ws with the alert channel CALERT, the fleet
 // f as its alert source and clock as the alert policy's clock, and waits until
 // it subscribed.
@@ -113,12 +86,12 @@ func TestTwoThousandPisLostAreOneSlackMessage(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 14, 0, 0, 0, time.UTC)
 	clock := &fakeClock{t: t0}
 	f := fleet.New(clock.Now)
-	w := wireFleet{t, f}
+	w := alertstest.Feed{T: t, F: f}
 	const n = 2000
 	id := func(i int) string { return fmt.Sprintf("pi-%04d", i) }
 	for i := range n {
-		w.state(id(i), wire.StateOnline, 1, false)
-		w.status(id(i), 1, 1, 30, false)
+		w.State(id(i), wire.StateOnline, 1, false)
+		w.Status(id(i), 1, 1, 30, false)
 	}
 	ws := sbt.New(t)
 	s := alertBot(t, ws, f, clock)
@@ -126,7 +99,7 @@ func TestTwoThousandPisLostAreOneSlackMessage(t *testing.T) {
 	clock.Set(t0.Add(2 * time.Minute)) // long after the quiet start
 	for i := range n {
 		clock.Set(t0.Add(2*time.Minute + time.Duration(i)*2*time.Millisecond))
-		w.state(id(i), wire.StateLost, 1, false) // the broker publishes each will
+		w.State(id(i), wire.StateLost, 1, false) // the broker publishes each will
 	}
 	clock.Set(t0.Add(3 * time.Minute))
 	posts := waitPosts(t, ws, sbt.KindPost, 1, inAlerts)
@@ -141,7 +114,7 @@ func TestTwoThousandPisLostAreOneSlackMessage(t *testing.T) {
 
 	// One of them comes back later: a message of its own, as before.
 	clock.Set(t0.Add(4 * time.Minute))
-	w.state(id(7), wire.StateOnline, 2, false)
+	w.State(id(7), wire.StateOnline, 2, false)
 	clock.Set(t0.Add(5 * time.Minute))
 	waitPosts(t, ws, sbt.KindPost, 2, inAlerts)
 	s.stop(t)
@@ -163,7 +136,7 @@ func TestHubRestartIsOneSlackMessage(t *testing.T) {
 	t0 := time.Date(2026, 11, 25, 14, 0, 0, 0, time.UTC)
 	clock := &fakeClock{t: t0}
 	f := fleet.New(clock.Now)
-	w := wireFleet{t, f}
+	w := alertstest.Feed{T: t, F: f}
 	ws := sbt.New(t)
 	s := alertBot(t, ws, f, clock)
 
@@ -175,17 +148,17 @@ func TestHubRestartIsOneSlackMessage(t *testing.T) {
 		if i >= 975 {
 			hb = 120 // these will be taken as lost only after the summary
 		}
-		w.state(id(i), wire.StateOnline, 1, true)
-		w.status(id(i), 1, 1, hb, true)
+		w.State(id(i), wire.StateOnline, 1, true)
+		w.Status(id(i), 1, 1, hb, true)
 	}
 	for i := range 10 {
-		w.state(fmt.Sprintf("pi-gone-%d", i), wire.StateLost, 1, true) // offline before the restart
+		w.State(fmt.Sprintf("pi-gone-%d", i), wire.StateLost, 1, true) // offline before the restart
 	}
 	// 950 reconnect (a new session each) within seconds.
 	clock.Set(t0.Add(5 * time.Second))
 	for i := range 950 {
-		w.state(id(i), wire.StateOnline, 2, false)
-		w.status(id(i), 2, 1, 30, false)
+		w.State(id(i), wire.StateOnline, 2, false)
+		w.Status(id(i), 2, 1, 30, false)
 	}
 	// The fleet's sweep takes the silent ones with a 30 s heartbeat as lost.
 	clock.Set(t0.Add(46 * time.Second))
@@ -197,7 +170,7 @@ func TestHubRestartIsOneSlackMessage(t *testing.T) {
 	}
 	clock.Set(t0.Add(91 * time.Second))
 	post := waitPosts(t, ws, sbt.KindPost, 1, inAlerts)[0]
-	want := "950 Pis reconnected after the hub restart; 50 still away\nStill away: " + strings.Join(ids("pi-", 950, 20), ", ") +
+	want := "950 Pis reconnected after the hub restart; 50 still away\nStill away: " + strings.Join(alertstest.IDs("pi-", 950, 20), ", ") +
 		" and 30 more\n10 offline: pi-gone-0, pi-gone-1, pi-gone-2, pi-gone-3, pi-gone-4, pi-gone-5, pi-gone-6, pi-gone-7, pi-gone-8, pi-gone-9"
 	if post.Text != want {
 		t.Errorf("restart summary =\n%s\nwant\n%s", post.Text, want)
@@ -212,7 +185,7 @@ func TestHubRestartIsOneSlackMessage(t *testing.T) {
 	// then (the callback runs inside Sweep), nothing is held for later.
 	clock.Set(t0.Add(190 * time.Second))
 	for i := range 950 {
-		w.status(id(i), 2, 2, 30, false)
+		w.Status(id(i), 2, 2, 30, false)
 	}
 	before := s.bot.Stats().AlertsSummarised
 	clock.Set(t0.Add(200 * time.Second))
@@ -224,7 +197,7 @@ func TestHubRestartIsOneSlackMessage(t *testing.T) {
 	}
 	// A Pi that came back dies later: news, on its own.
 	clock.Set(t0.Add(210 * time.Second))
-	w.state(id(1), wire.StateLost, 2, false)
+	w.State(id(1), wire.StateLost, 2, false)
 	clock.Set(t0.Add(230 * time.Second))
 	waitPosts(t, ws, sbt.KindPost, 2, inAlerts)
 	s.stop(t)

@@ -16,33 +16,11 @@ import (
 
 var t14 = time.Date(2026, 11, 25, 14, 2, 0, 0, time.UTC)
 
-func ids(prefix string, from, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s%04d", prefix, from+i)
-	}
-	return out
-}
-
-// ev is one event at an offset from t14.
-type ev struct {
-	kind, device, detail string
-	at                   time.Duration
-}
-
-func evs(kind, detail string, devices []string, start, step time.Duration) []ev {
-	out := make([]ev, len(devices))
-	for i, d := range devices {
-		out[i] = ev{kind, d, detail, start + time.Duration(i)*step}
-	}
-	return out
-}
-
 // policyFeed runs a fresh policy (the bot's defaults, its own clock) on
 // the events, each arriving at its own time, sweeping every second and
 // until the last event plus a minute. Devices in offline were reported
 // offline an hour before. It returns what the policy gave after t14.
-func policyFeed(events []ev, offline []string) []alerts.Alert {
+func policyFeed(events []alertstest.Ev, offline []string) []alerts.Alert {
 	now := t14.Add(-time.Hour)
 	p := alerts.New(alerts.Config{Now: func() time.Time { return now }})
 	for _, d := range offline {
@@ -57,11 +35,11 @@ func policyFeed(events []ev, offline []string) []alerts.Alert {
 		}
 	}
 	for _, e := range events {
-		sweepTo(e.at)
-		now = t14.Add(e.at)
-		p.Add(Alert{Kind: e.kind, Device: e.device, Detail: e.detail, Time: now})
+		sweepTo(e.At)
+		now = t14.Add(e.At)
+		p.Add(Alert{Kind: e.Kind, Device: e.Device, Detail: e.Detail, Time: now})
 	}
-	sweepTo(events[len(events)-1].at + time.Minute)
+	sweepTo(events[len(events)-1].At + time.Minute)
 	return out
 }
 
@@ -76,19 +54,19 @@ func heads(as []alerts.Alert) string {
 // The summaries as Slack gets them, from the policy itself.
 func TestRenderSummariesGolden(t *testing.T) {
 	cases := map[string][]alerts.Alert{
-		"alert-burst-lost": policyFeed(append(append(evs(AlertOffline, "lost", ids("pi-", 0, 313), 3*time.Second, 10*time.Millisecond),
-			evs(AlertOffline, "silent", ids("pi-", 313, 2), 4*time.Second, time.Millisecond)...),
-			evs(AlertOnline, "online", ids("pi-", 0, 3), 5*time.Second, time.Millisecond)...), nil),
-		"alert-burst-back": policyFeed(evs(AlertOnline, "online", ids("pi-", 0, 298), 3*time.Minute, 10*time.Millisecond), ids("pi-", 0, 298)),
-		"alert-burst-blip": policyFeed(append(evs(AlertOffline, "lost", ids("pi-", 0, 8), 0, time.Millisecond),
-			evs(AlertOnline, "online", ids("pi-", 0, 8), time.Second, time.Millisecond)...), nil),
-		"alert-burst-problem": policyFeed(append(evs(AlertProblem, "under_voltage", ids("pi-", 0, 30), 0, time.Millisecond),
-			evs(AlertProblem, "hot, under_voltage", ids("pi-", 30, 3), 0, time.Millisecond)...), nil),
-		"alert-burst-address": policyFeed(evs(AlertAddress, "192.0.2.9", ids("pi-", 0, 7), 0, time.Millisecond), nil),
+		"alert-burst-lost": policyFeed(append(append(alertstest.Evs(AlertOffline, "lost", alertstest.IDs("pi-", 0, 313), 3*time.Second, 10*time.Millisecond),
+			alertstest.Evs(AlertOffline, "silent", alertstest.IDs("pi-", 313, 2), 4*time.Second, time.Millisecond)...),
+			alertstest.Evs(AlertOnline, "online", alertstest.IDs("pi-", 0, 3), 5*time.Second, time.Millisecond)...), nil),
+		"alert-burst-back": policyFeed(alertstest.Evs(AlertOnline, "online", alertstest.IDs("pi-", 0, 298), 3*time.Minute, 10*time.Millisecond), alertstest.IDs("pi-", 0, 298)),
+		"alert-burst-blip": policyFeed(append(alertstest.Evs(AlertOffline, "lost", alertstest.IDs("pi-", 0, 8), 0, time.Millisecond),
+			alertstest.Evs(AlertOnline, "online", alertstest.IDs("pi-", 0, 8), time.Second, time.Millisecond)...), nil),
+		"alert-burst-problem": policyFeed(append(alertstest.Evs(AlertProblem, "under_voltage", alertstest.IDs("pi-", 0, 30), 0, time.Millisecond),
+			alertstest.Evs(AlertProblem, "hot, under_voltage", alertstest.IDs("pi-", 30, 3), 0, time.Millisecond)...), nil),
+		"alert-burst-address": policyFeed(alertstest.Evs(AlertAddress, "192.0.2.9", alertstest.IDs("pi-", 0, 7), 0, time.Millisecond), nil),
 	}
 	// The restart: 9,874 back, 126 away.
 	var devs []fleet.Device
-	for _, id := range ids("pi-", 0, 126) {
+	for _, id := range alertstest.IDs("pi-", 0, 126) {
 		devs = append(devs, fleet.Device{ID: id, State: "lost", Silent: true})
 	}
 	at14 := func() time.Time { return t14 }
@@ -118,9 +96,9 @@ func TestRenderSummariesGolden(t *testing.T) {
 // characters inline), with every Pi in its file.
 func TestSummaryWithinSlackLimits(t *testing.T) {
 	long := strings.Repeat("x", 58)
-	var events []ev
+	var events []alertstest.Ev
 	for i := range 10000 {
-		events = append(events, ev{AlertProblem, fmt.Sprintf("%s%06d", long, i), strings.Repeat("under_voltage, ", 10) + "hot", 0})
+		events = append(events, alertstest.Ev{Kind: AlertProblem, Device: fmt.Sprintf("%s%06d", long, i), Detail: strings.Repeat("under_voltage, ", 10) + "hot"})
 	}
 	out := policyFeed(events, nil)
 	if len(out) != 1 {
