@@ -42,6 +42,21 @@ func ResultFilter(hub string) string { return Root + "/devices/+/" + LeafResult 
 // HubPresenceTopic is the retained presence topic of a hub.
 func HubPresenceTopic(hub string) string { return Root + "/hubs/" + hub + "/presence" }
 
+// Client id roles: the agent on a Pi and a hub.
+const (
+	ClientAgent = "agent"
+	ClientHub   = "hub"
+)
+
+// ClientID returns the MQTT client id of a pifleet client:
+// pifleet-<role>-<id> with every '.' of id written as '~'. Some brokers
+// (nats-server) refuse client ids with a '.'; ids never contain '~', so the
+// mapping stays one-to-one (replace '~' by '.' to get the id back), and an
+// id without a '.' keeps the client id it always had.
+func ClientID(role, id string) string {
+	return "pifleet-" + role + "-" + strings.ReplaceAll(id, ".", "~")
+}
+
 // Subscription filters a hub uses to rebuild the fleet view.
 var (
 	FilterAllStates   = Root + "/devices/+/" + LeafState

@@ -172,6 +172,48 @@ func TestValidateID(t *testing.T) {
 	}
 }
 
+func TestClientID(t *testing.T) {
+	for _, tc := range []struct{ role, id, want string }{
+		{ClientAgent, "pi1", "pifleet-agent-pi1"}, // no '.': the client id it always had
+		{ClientAgent, "a_b", "pifleet-agent-a_b"},
+		{ClientAgent, "a-b", "pifleet-agent-a-b"},
+		{ClientAgent, "a.b", "pifleet-agent-a~b"},
+		{ClientAgent, "a..b.", "pifleet-agent-a~~b~"},
+		{ClientAgent, "pi.kitchen", "pifleet-agent-pi~kitchen"},
+		{ClientHub, "hub", "pifleet-hub-hub"},
+		{ClientHub, "hub.eu-1", "pifleet-hub-hub~eu-1"},
+	} {
+		if err := ValidateID(tc.id); err != nil {
+			t.Fatalf("table id %q: %v", tc.id, err)
+		}
+		if got := ClientID(tc.role, tc.id); got != tc.want {
+			t.Errorf("ClientID(%q, %q): got %q, want %q", tc.role, tc.id, got, tc.want)
+		}
+	}
+	// '~' is what makes the mapping one-to-one: it is never part of an id.
+	if ValidateID("a~b") == nil {
+		t.Fatalf("ValidateID accepts %q: ClientID would map a.b and a~b to the same client id", "a~b")
+	}
+	ids := []string{"a", "a.b", "a_b", "a-b", "ab", "a.b.c", "a.b-c", "a-b.c", "a..b", "a.", "a_", "a-", "A.b", "0.0.0.0"}
+	seen := map[string]string{}
+	for _, role := range []string{ClientAgent, ClientHub} {
+		for _, id := range ids {
+			if err := ValidateID(id); err != nil {
+				t.Fatalf("table id %q: %v", id, err)
+			}
+			cid := ClientID(role, id)
+			if strings.ContainsAny(cid, ".*> \t\r\n\f") {
+				t.Errorf("ClientID(%q, %q) = %q: contains a character nats-server refuses", role, id, cid)
+			}
+			key := role + " " + id
+			if other, dup := seen[cid]; dup {
+				t.Errorf("ClientID maps %q and %q to the same %q", other, key, cid)
+			}
+			seen[cid] = key
+		}
+	}
+}
+
 func TestTopics(t *testing.T) {
 	for _, tc := range []struct {
 		topic string
