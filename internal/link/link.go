@@ -205,7 +205,7 @@ func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error)
 	lost := make(chan error, 1)
 	opts := mqtt.NewClientOptions().
 		AddBroker(broker).
-		SetClientID("pifleet-agent-"+l.o.ID).
+		SetClientID(wire.ClientID(wire.ClientAgent, l.o.ID)).
 		SetKeepAlive(l.o.KeepAlive).
 		SetPingTimeout(l.o.KeepAlive/2).
 		SetConnectTimeout(l.o.ConnectTimeout).
@@ -236,7 +236,11 @@ func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error)
 	if err := tok.Error(); err != nil {
 		return nil, fmt.Errorf("connect %s: %w", broker, err)
 	}
-	subs := map[string]byte{wire.StateTopic(l.o.ID): 1}
+	// Our own state at QoS 0: checkOwnState needs only the retained
+	// replay and the live copies, which arrive at QoS 0 too, and a QoS 1
+	// subscription costs some brokers far more (nats-server: a replicated
+	// JetStream consumer per connection).
+	subs := map[string]byte{wire.StateTopic(l.o.ID): 0}
 	if l.o.OnCommand != nil {
 		subs[wire.CmdTopic(l.o.ID)] = 1
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,16 @@ import (
 func startBroker(t *testing.T) (*mochi.Server, string) {
 	t.Helper()
 	return testenv.StartMochi(t)
+}
+
+// brokers are the real brokers the session tests run against: the
+// in-process mochi broker and a Mosquitto process.
+var brokers = []struct {
+	name  string
+	start func(t *testing.T) string // returns the broker URL
+}{
+	{"mochi", func(t *testing.T) string { _, url := startBroker(t); return url }},
+	{"mosquitto", func(t *testing.T) string { return testenv.StartMosquitto(t, "").URL }},
 }
 
 // watcher records every state message of a device.
@@ -148,7 +159,7 @@ func TestBirthWillRebirthAndCleanShutdown(t *testing.T) {
 	}
 	// The broker drops the session as if the link died: the will carries
 	// the same epoch, and the link comes back with a higher one.
-	cl, ok := srv.Clients.Get("pifleet-agent-pi1")
+	cl, ok := srv.Clients.Get(wire.ClientID(wire.ClientAgent, "pi1"))
 	if !ok {
 		t.Fatal("agent's client not found on the broker")
 	}
@@ -175,21 +186,26 @@ func TestBirthWillRebirthAndCleanShutdown(t *testing.T) {
 // above ours; the link must move past it so a late will of the old
 // session cannot be taken as newer than our birth.
 func TestClockBehind(t *testing.T) {
-	_, url := startBroker(t)
-	old, _ := json.Marshal(wire.State{V: 1, State: wire.StateLost, Epoch: 1_795_000_000_000})
-	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("seed"))
-	if tok := c.Connect(); !tok.WaitTimeout(5 * time.Second) {
-		t.Fatal("seed connect")
-	}
-	c.Publish(wire.StateTopic("pi1"), 1, true, old).WaitTimeout(5 * time.Second)
-	c.Disconnect(50)
+	for _, b := range brokers {
+		t.Run(b.name, func(t *testing.T) {
+			url := b.start(t)
+			const id = "pi.kitchen" // a '.' in the id changes the client id, not the topics
+			old, _ := json.Marshal(wire.State{V: 1, State: wire.StateLost, Epoch: 1_795_000_000_000})
+			c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("seed"))
+			if tok := c.Connect(); !tok.WaitTimeout(5 * time.Second) {
+				t.Fatal("seed connect")
+			}
+			c.Publish(wire.StateTopic(id), 1, true, old).WaitTimeout(5 * time.Second)
+			c.Disconnect(50)
 
-	w := watch(t, url, "pi1")
-	epoch1970 := time.Unix(5, 0)
-	run(t, Options{Brokers: []string{url}, ID: "pi1", Now: func() time.Time { return epoch1970 }})
-	w.waitFor(t, "online with an epoch above the old session's", func(s wire.State) bool {
-		return s.State == wire.StateOnline && s.Epoch > 1_795_000_000_000
-	})
+			w := watch(t, url, id)
+			epoch1970 := time.Unix(5, 0)
+			run(t, Options{Brokers: []string{url}, ID: id, Now: func() time.Time { return epoch1970 }})
+			w.waitFor(t, "online with an epoch above the old session's", func(s wire.State) bool {
+				return s.State == wire.StateOnline && s.Epoch > 1_795_000_000_000
+			})
+		})
+	}
 }
 
 func TestCommandsDelivered(t *testing.T) {
@@ -274,9 +290,14 @@ func TestBackoffFullJitter(t *testing.T) {
 // state (or marks its session lost); the link publishes its birth again,
 // same epoch, so hubs never keep a live Pi unknown or lost.
 func TestRebirthWhenStateDisturbed(t *testing.T) {
-	_, url := startBroker(t)
-	w := watch(t, url, "pi1")
-	l, _, _ := run(t, Options{Brokers: []string{url}, ID: "pi1", KeepAlive: 10 * time.Second})
+	for _, b := range brokers {
+		t.Run(b.name, func(t *testing.T) { testRebirthWhenStateDisturbed(t, b.start(t), "pi.kitchen") })
+	}
+}
+
+func testRebirthWhenStateDisturbed(t *testing.T, url, id string) {
+	w := watch(t, url, id)
+	l, _, _ := run(t, Options{Brokers: []string{url}, ID: id, KeepAlive: 10 * time.Second})
 	first := w.waitFor(t, "online", func(s wire.State) bool { return s.State == wire.StateOnline })
 	waitConnected(t, l)
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("stranger"))
@@ -295,18 +316,72 @@ func TestRebirthWhenStateDisturbed(t *testing.T) {
 			if n := w.births(first.Epoch); n <= before {
 				return fmt.Sprintf("%s: %d births of epoch %d seen, want a re-birth after the %d before", what, n, first.Epoch, before)
 			}
-			if st, ok := retainedState(t, url, "pi1"); !ok || st.State != wire.StateOnline || st.Epoch != first.Epoch {
+			if st, ok := retainedState(t, url, id); !ok || st.State != wire.StateOnline || st.Epoch != first.Epoch {
 				return fmt.Sprintf("%s: the broker retains %+v (present %v), want online with epoch %d", what, st, ok, first.Epoch)
 			}
 			return ""
 		})
 	}
 	before := w.births(first.Epoch)
-	c.Publish(wire.StateTopic("pi1"), 1, true, []byte{}).WaitTimeout(5 * time.Second)
+	c.Publish(wire.StateTopic(id), 1, true, []byte{}).WaitTimeout(5 * time.Second)
 	rebornAfter("after the state was deleted", before)
 
 	before = w.births(first.Epoch)
 	forged, _ := json.Marshal(wire.State{V: 1, State: wire.StateLost, Epoch: first.Epoch})
-	c.Publish(wire.StateTopic("pi1"), 1, true, forged).WaitTimeout(5 * time.Second)
+	c.Publish(wire.StateTopic(id), 1, true, forged).WaitTimeout(5 * time.Second)
 	rebornAfter("after a forged lost", before)
+}
+
+// TestSessionOnTheBroker: what the link asks of the broker. Its client id
+// comes from wire.ClientID (no '.', which nats-server refuses), and it
+// reads its own state at QoS 0 (retained replay and live copies are all
+// checkOwnState needs) and its commands at QoS 1.
+func TestSessionOnTheBroker(t *testing.T) {
+	const id = "pi.kitchen"
+	cid := wire.ClientID(wire.ClientAgent, id)
+	if cid != "pifleet-agent-pi~kitchen" {
+		t.Fatalf("client id %q, want pifleet-agent-pi~kitchen", cid)
+	}
+	want := map[string]byte{wire.StateTopic(id): 0, wire.CmdTopic(id): 1}
+	opts := func(url string) Options {
+		return Options{Brokers: []string{url}, ID: id, OnCommand: func([]byte) {}}
+	}
+
+	t.Run("mochi", func(t *testing.T) {
+		srv, url := startBroker(t)
+		l, _, _ := run(t, opts(url))
+		waitConnected(t, l)
+		cl, ok := srv.Clients.Get(cid)
+		if !ok {
+			t.Fatalf("no client %q on the broker", cid)
+		}
+		got := map[string]byte{}
+		for f, sub := range cl.State.Subscriptions.GetAll() {
+			got[f] = sub.Qos
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("subscriptions (filter: QoS): got %v, want %v", got, want)
+		}
+	})
+
+	t.Run("mosquitto", func(t *testing.T) {
+		m := testenv.StartMosquitto(t, "log_type subscribe\n")
+		l, _, _ := run(t, opts(m.URL))
+		waitConnected(t, l)
+		// Mosquitto logs "New client connected from … as <client id> (…)"
+		// and "<client id> <QoS> <filter>" for every subscription.
+		lines := []string{" as " + cid + " "}
+		for f, q := range want {
+			lines = append(lines, fmt.Sprintf("%s %d %s", cid, q, f))
+		}
+		testenv.Eventually(t, 10*time.Second, func() string {
+			log := m.Log.String()
+			for _, line := range lines {
+				if !strings.Contains(log, line) {
+					return fmt.Sprintf("mosquitto log has no %q:\n%s", line, log)
+				}
+			}
+			return ""
+		})
+	})
 }
