@@ -66,11 +66,15 @@ func (i Identity) CanRead(filter string) bool {
 }
 
 // ClientIDAllowed reports whether a client may use clientID. A device may
-// only use "pifleet-agent-<id>" or its bare id, so that it cannot take
-// over (and so disconnect) another device's session. Hubs are trusted.
+// only use its own wire.ClientID, its bare id, or "pifleet-agent-<id>"
+// with the '.' left in (agents before wire.ClientID, during a rollout), so
+// that it cannot take over (and so disconnect) another device's session:
+// no id holds a '~' and no wire.ClientID holds a '.', so none of these is
+// another device's. Hubs are trusted, but may not pose as an agent.
 func (i Identity) ClientIDAllowed(clientID string) bool {
+	agentPrefix := wire.ClientID(wire.ClientAgent, "")
 	if i.Role == RoleHub {
-		return !strings.HasPrefix(clientID, "pifleet-agent-")
+		return !strings.HasPrefix(clientID, agentPrefix)
 	}
-	return clientID == i.ID || clientID == "pifleet-agent-"+i.ID
+	return clientID == i.ID || clientID == wire.ClientID(wire.ClientAgent, i.ID) || clientID == agentPrefix+i.ID
 }

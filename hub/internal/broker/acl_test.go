@@ -10,6 +10,7 @@ import (
 func TestIdentityACL(t *testing.T) {
 	dev := Identity{RoleDevice, "pi-a"}
 	hub := Identity{RoleHub, "hub"}
+	dotted := Identity{RoleDevice, "pi.a"}
 	for _, tc := range []struct {
 		who   Identity
 		write bool
@@ -58,6 +59,9 @@ func TestIdentityACL(t *testing.T) {
 	}{
 		{dev, "pifleet-agent-pi-a", true}, {dev, "pi-a", true}, {dev, "pifleet-agent-pi-b", false},
 		{hub, "pifleet-hub-hub", true}, {hub, "pifleet-agent-pi-a", false},
+		{dotted, "pifleet-agent-pi~a", true}, {dotted, "pifleet-agent-pi.a", true}, {dotted, "pi.a", true},
+		{dotted, "pifleet-agent-pi-a", false}, {dotted, "pifleet-agent-pi~b", false}, {dev, "pifleet-agent-pi~a", false},
+		{hub, "pifleet-agent-pi~a", false},
 	} {
 		if got := tc.who.ClientIDAllowed(tc.cid); got != tc.want {
 			t.Errorf("%s client id %q: got %v, want %v", tc.who.ID, tc.cid, got, tc.want)

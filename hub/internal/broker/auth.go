@@ -14,6 +14,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // lookup finds an identity by id.
@@ -138,7 +139,7 @@ func (h *AuthHook) authenticate(cl *mqtt.Client, pk packets.Packet) (Identity, e
 		id = found
 	}
 	if !id.ClientIDAllowed(cl.ID) {
-		return Identity{}, fmt.Errorf("client id %q not allowed for %s %q (use pifleet-agent-%s)", cl.ID, id.Role, id.ID, id.ID)
+		return Identity{}, fmt.Errorf("client id %q not allowed for %s %q (use %s)", cl.ID, id.Role, id.ID, wire.ClientID(wire.ClientAgent, id.ID))
 	}
 	if pk.Connect.WillFlag && !id.CanWrite(pk.Connect.WillTopic) {
 		return Identity{}, fmt.Errorf("will topic %q is outside %s %q's topics", pk.Connect.WillTopic, id.Role, id.ID)

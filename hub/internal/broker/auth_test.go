@@ -275,7 +275,7 @@ func dropWithWill(t *testing.T, url string, f *fleetPKI, id, willTopic string, m
 		ProtocolVersion: 4,
 		Connect: packets.ConnectParams{
 			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30,
-			ClientIdentifier: "pifleet-agent-" + id,
+			ClientIdentifier: wire.ClientID(wire.ClientAgent, id),
 			UsernameFlag:     true, Username: []byte(id),
 			PasswordFlag: true, Password: []byte(pw),
 			WillFlag: true, WillTopic: willTopic, WillPayload: []byte("lost"), WillQos: 1,

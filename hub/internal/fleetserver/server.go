@@ -255,7 +255,7 @@ func (h *Hub) connect(ctx context.Context) error {
 	broker := h.BrokerURL()
 	opts := mqtt.NewClientOptions().
 		AddBroker(broker).
-		SetClientID("pifleet-hub-"+h.cfg.ID).
+		SetClientID(wire.ClientID(wire.ClientHub, h.cfg.ID)).
 		SetKeepAlive(h.cfg.KeepAlive).
 		SetCleanSession(true).
 		SetAutoReconnect(true).

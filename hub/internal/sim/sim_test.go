@@ -107,7 +107,7 @@ func TestSimAgainstBroker(t *testing.T) {
 		return ""
 	})
 	for _, cl := range srv.Clients.GetAll() {
-		if strings.HasPrefix(cl.ID, "pifleet-agent-t-") {
+		if strings.HasPrefix(cl.ID, wire.ClientID(wire.ClientAgent, "t-")) {
 			remotes[strings.Split(cl.Net.Remote, ":")[0]] = true
 		}
 	}
