@@ -38,6 +38,7 @@ const (
 // first replay may then be partial, which a heartbeat heals.
 func (e *Engine) warmUp(ctx context.Context, timeout time.Duration, srvTLS *tls.Config) error {
 	start := time.Now()
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	opts := paho.NewClientOptions().AddBroker(e.mqttURL).SetClientID("pifleet-engine-warmup").
@@ -75,6 +76,9 @@ func (e *Engine) warmUp(ctx context.Context, timeout time.Duration, srvTLS *tls.
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				return fmt.Errorf("nats engine: start cancelled: %w", parent.Err())
+			}
 			e.log.Warn("MQTT ready, but the retained-message view is not complete: the first subscriber may miss some retained states",
 				"replayed", got, "stored", want, "err", err, "waited", time.Since(start).Round(time.Millisecond))
 			return nil
