@@ -73,11 +73,11 @@ func (i identity) permissions() *server.Permissions {
 // may only use its own ids, so that it cannot take over (and so
 // disconnect) another device's session; hubs are trusted but may not pose
 // as an agent. nats-server refuses '.' in client ids, so a dotted id is
-// written with '~' as in wire.ClientID (pifleet-agent-pi~kitchen).
+// written with '~' as wire.ClientID does (pifleet-agent-pi~kitchen).
 func (i identity) clientIDAllowed(clientID string) bool {
+	agentPrefix := wire.ClientID(wire.ClientAgent, "")
 	if i.role == roleHub {
-		return !strings.HasPrefix(clientID, "pifleet-agent-")
+		return !strings.HasPrefix(clientID, agentPrefix)
 	}
-	esc := strings.ReplaceAll(i.id, ".", "~")
-	return clientID == esc || clientID == "pifleet-agent-"+esc
+	return clientID == strings.ReplaceAll(i.id, ".", "~") || clientID == wire.ClientID(wire.ClientAgent, i.id)
 }
