@@ -1,0 +1,260 @@
+package natsfeed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+
+	"github.com/pifleet/pifleet/internal/wire"
+)
+
+// Handler receives one retained record: its MQTT topic, its payload
+// (empty: the retained message was deleted; fn may keep the slice) and
+// whether it is part of a snapshot (a replayed claim) rather than live.
+// Run calls it from one goroutine, in stream order.
+type Handler func(topic string, payload []byte, retained bool)
+
+// Options configures a Feed. Conn or URL is required.
+type Options struct {
+	// Conn is used as is and not closed. It should reconnect forever
+	// (nats.MaxReconnects(-1)): Run ends when it is closed.
+	Conn *nats.Conn
+	// URL is dialed by Run when Conn is nil, with NATSOptions
+	// (credentials, TLS, name) after the feed's own: reconnect forever.
+	URL         string
+	NATSOptions []nats.Option
+
+	// Filters are the MQTT topic filters to read; default every device's
+	// state and status (wire.FilterAllStates, wire.FilterAllStatuses).
+	Filters []string
+	// OnSnapshot, when set, runs before the first record of each
+	// snapshot (the hub's Fleet.Resync).
+	OnSnapshot func()
+
+	Logger *slog.Logger
+}
+
+// Stats are the feed's counters.
+type Stats struct {
+	Snapshots      int64 `json:"snapshots"`        // snapshots delivered in full
+	SnapshotMsgs   int64 `json:"snapshot_msgs"`    // records passed with retained=true
+	LiveMsgs       int64 `json:"live_msgs"`        // records passed with retained=false
+	Forgotten      int64 `json:"forgotten"`        // topics gone during a break, passed as empty
+	Restarts       int64 `json:"restarts"`         // times the feed started over after a break or error
+	LastSnapshotMS int64 `json:"last_snapshot_ms"` // how long the last full snapshot took
+}
+
+// Feed reads retained device records from JetStream (see the package doc).
+type Feed struct {
+	opts     Options
+	subjects []string
+	log      *slog.Logger
+	warn     rate.Sometimes
+
+	snapshots, snapshotMsgs, liveMsgs, forgotten, restarts, lastSnapMS atomic.Int64
+
+	// known holds the topics fn last got a value for (Run's goroutine only).
+	known map[string]struct{}
+}
+
+// Backoff between attempts after an error (a break restarts at once).
+const (
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
+// New checks opts and builds a feed (nothing runs until Run).
+func New(opts Options) (*Feed, error) {
+	if opts.Conn == nil && opts.URL == "" {
+		return nil, errors.New("natsfeed: neither a NATS connection nor a URL")
+	}
+	if len(opts.Filters) == 0 {
+		opts.Filters = []string{wire.FilterAllStates, wire.FilterAllStatuses}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Feed{opts: opts, log: opts.Logger.With("component", "natsfeed"),
+		warn: rate.Sometimes{First: 5, Interval: time.Minute}, known: map[string]struct{}{}}
+	for _, filter := range opts.Filters {
+		s, err := filterSubject(filter)
+		if err != nil {
+			return nil, fmt.Errorf("natsfeed: %w", err)
+		}
+		f.subjects = append(f.subjects, s)
+	}
+	return f, nil
+}
+
+// Stats returns the feed's counters (safe at any time).
+func (f *Feed) Stats() Stats {
+	return Stats{Snapshots: f.snapshots.Load(), SnapshotMsgs: f.snapshotMsgs.Load(), LiveMsgs: f.liveMsgs.Load(),
+		Forgotten: f.forgotten.Load(), Restarts: f.restarts.Load(), LastSnapshotMS: f.lastSnapMS.Load()}
+}
+
+// Run feeds fn until ctx ends (then it returns nil) or the NATS connection
+// is closed for good. Errors on the way are logged and retried.
+func (f *Feed) Run(ctx context.Context, fn Handler) error {
+	nc := f.opts.Conn
+	if nc == nil {
+		var err error
+		nc, err = nats.Connect(f.opts.URL, append([]nats.Option{nats.Name("pifleet-hub-natsfeed"),
+			nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}, f.opts.NATSOptions...)...)
+		if err != nil {
+			return fmt.Errorf("natsfeed: connect to %s: %w", f.opts.URL, err)
+		}
+		defer nc.Close()
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("natsfeed: %w", err)
+	}
+	events := nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
+	defer nc.RemoveStatusListener(events)
+	backoff := minBackoff
+	for {
+		full, err := f.session(ctx, js, fn, events)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case nc.IsClosed():
+			return errors.New("natsfeed: the NATS connection was closed")
+		}
+		if full {
+			backoff = minBackoff // a snapshot got through: this is a new break, not a loop
+		}
+		f.restarts.Add(1)
+		f.warn.Do(func() { f.log.Warn("retained feed starting over", "err", err, "in", backoff) })
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// session reads one snapshot and then live records until a break, an
+// error or the end of ctx. full reports whether the snapshot completed.
+func (f *Feed) session(ctx context.Context, js jetstream.JetStream, fn Handler, events <-chan nats.Status) (full bool, err error) {
+	for len(events) > 0 {
+		<-events // a reconnect before this snapshot is covered by it
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cons, err := js.OrderedConsumer(cctx, RetainedStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: f.subjects, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("consume %s: %w", RetainedStream, err)
+	}
+	pending := cons.CachedInfo().NumPending
+	it, err := cons.Messages()
+	if err != nil {
+		return false, fmt.Errorf("consume %s: %w", RetainedStream, err)
+	}
+	brk := make(chan error, 1)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case s := <-events:
+			brk <- fmt.Errorf("NATS connection %s", s)
+		case <-done:
+		}
+		it.Stop()
+	}()
+
+	snap := f.startSnapshot(fn, pending)
+	var consumer string
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			select {
+			case err = <-brk:
+			default:
+			}
+			return snap == nil, err
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return snap == nil, fmt.Errorf("record from %s: %w", RetainedStream, err)
+		}
+		if consumer == "" {
+			consumer = meta.Consumer
+		} else if meta.Consumer != consumer {
+			return snap == nil, errors.New("the ordered consumer was re-created (stream leader change or missed heartbeats)")
+		}
+		f.deliver(fn, topicOf(msg), msg.Data(), snap)
+		if snap != nil && meta.NumPending == 0 {
+			snap = f.endSnapshot(fn, snap)
+		}
+	}
+}
+
+// snapshot tracks one snapshot in progress.
+type snapshot struct {
+	start time.Time
+	seen  map[string]struct{} // topics with a value in this snapshot
+}
+
+// startSnapshot begins a snapshot of pending records; nil when there are
+// none (the snapshot is complete at once).
+func (f *Feed) startSnapshot(fn Handler, pending uint64) *snapshot {
+	if f.opts.OnSnapshot != nil {
+		f.opts.OnSnapshot()
+	}
+	s := &snapshot{start: time.Now(), seen: map[string]struct{}{}}
+	if pending == 0 {
+		return f.endSnapshot(fn, s)
+	}
+	return s
+}
+
+// endSnapshot passes every topic that had a value before and is absent
+// from the snapshot as deleted, and returns nil (no snapshot in progress).
+func (f *Feed) endSnapshot(fn Handler, s *snapshot) *snapshot {
+	for topic := range f.known {
+		if _, ok := s.seen[topic]; !ok {
+			delete(f.known, topic)
+			f.forgotten.Add(1)
+			fn(topic, nil, true)
+		}
+	}
+	f.snapshots.Add(1)
+	f.lastSnapMS.Store(time.Since(s.start).Milliseconds())
+	return nil
+}
+
+func (f *Feed) deliver(fn Handler, topic string, payload []byte, snap *snapshot) {
+	if len(payload) == 0 {
+		delete(f.known, topic)
+	} else {
+		f.known[topic] = struct{}{}
+		if snap != nil {
+			snap.seen[topic] = struct{}{}
+		}
+	}
+	if snap != nil {
+		f.snapshotMsgs.Add(1)
+	} else {
+		f.liveMsgs.Add(1)
+	}
+	fn(topic, payload, snap != nil)
+}
+
+// topicOf is a record's MQTT topic: its header, else its subject mapped
+// back.
+func topicOf(m jetstream.Msg) string {
+	if t := m.Headers().Get(headerTopic); t != "" {
+		return t
+	}
+	return subjectTopic(m.Subject())
+}
