@@ -64,6 +64,10 @@ type Feed struct {
 	known map[string]struct{}
 }
 
+// heartbeat is how often the server tells an idle consumer it is alive;
+// two missed ones (the consumer's node was lost) start the feed over.
+const heartbeat = 2 * time.Second
+
 // Backoff between attempts after an error (a break restarts at once).
 const (
 	minBackoff = 250 * time.Millisecond
@@ -155,7 +159,7 @@ func (f *Feed) session(ctx context.Context, js jetstream.JetStream, fn Handler, 
 		return false, fmt.Errorf("consume %s: %w", RetainedStream, err)
 	}
 	pending := cons.CachedInfo().NumPending
-	it, err := cons.Messages()
+	it, err := cons.Messages(jetstream.PullHeartbeat(heartbeat))
 	if err != nil {
 		return false, fmt.Errorf("consume %s: %w", RetainedStream, err)
 	}
@@ -252,7 +256,10 @@ func (f *Feed) deliver(fn Handler, topic string, payload []byte, snap *snapshot)
 
 // topicOf is a record's MQTT topic: its header, else its subject mapped
 // back.
-func topicOf(m jetstream.Msg) string {
+func topicOf(m interface {
+	Headers() nats.Header
+	Subject() string
+}) string {
 	if t := m.Headers().Get(headerTopic); t != "" {
 		return t
 	}

@@ -94,13 +94,15 @@ func (n *node) natsURL() string { return "nats://127.0.0.1:" + strconv.Itoa(n.op
 func (n *node) mqttURL() string { return "tcp://127.0.0.1:" + strconv.Itoa(n.opts.MQTT.Port) }
 
 // pi publishes as one MQTT client (a client id may not contain '.' on
-// nats-server).
+// nats-server). It retries its connect: right after a node loss,
+// nats-server refuses MQTT connects until its session stream has a leader.
 func (n *node) pi(id string) mqtt.Client {
 	n.t.Helper()
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(n.mqttURL()).SetClientID(id).
-		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(30 * time.Second).SetOrderMatters(true))
+		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(30 * time.Second).SetOrderMatters(true).
+		SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond))
 	tok := c.Connect()
-	if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+	if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
 		n.t.Fatalf("MQTT connect %s to %s: %v", id, n.opts.ServerName, tok.Error())
 	}
 	n.t.Cleanup(func() { c.Disconnect(0) })
