@@ -181,9 +181,9 @@ func TestClusterConsumerNodeLost(t *testing.T) {
 	}
 	start := time.Now()
 	update := stateMsg("pi00003", wire.StateLost, 1)
-	retain(t, survivor.pi("pub2"), update)
+	publishes := retainStored(t, survivor.pi("pub2"), survivor.natsURL(), update)
 	s.wait(t, "the update after the node loss", func(s *sink) bool { return s.view[update.topic] == string(update.payload) })
-	t.Logf("consumer host %s stopped; the feed had the next update %v later: %+v", host, time.Since(start), f.Stats())
+	t.Logf("consumer host %s stopped; the feed had the next update %v later (stored at publish %d): %+v", host, time.Since(start), publishes, f.Stats())
 	want := map[string]string{}
 	for _, m := range fleet {
 		want[m.topic] = string(m.payload)

@@ -28,6 +28,11 @@
 //     would otherwise be missed, and records from the gap would pass as
 //     live. Topics that held a value before the break and are absent from
 //     the new snapshot are passed as empty payloads (forgotten).
+//   - Live is last-value per topic: the stream keeps one record per topic,
+//     so a record superseded before the consumer sent it is skipped (a
+//     burst of 100 states on one topic arrived as 58..90 in tests), in
+//     order and always ending with the newest. Distinct topics all arrive.
+//   - A lost consumer node is noticed by two missed 2-s heartbeats (~4 s).
 //   - Errors (no stream yet, no JetStream, timeouts) are logged sparingly
 //     and retried with a short backoff until the context ends.
 //

@@ -68,6 +68,10 @@ type Feed struct {
 // two missed ones (the consumer's node was lost) start the feed over.
 const heartbeat = 2 * time.Second
 
+// snapshotIdle is how long a snapshot may wait for its next record before
+// the feed asks the server whether any are left.
+const snapshotIdle = time.Second
+
 // Backoff between attempts after an error (a break restarts at once).
 const (
 	minBackoff = 250 * time.Millisecond
@@ -179,7 +183,19 @@ func (f *Feed) session(ctx context.Context, js jetstream.JetStream, fn Handler, 
 	snap := f.startSnapshot(fn, pending)
 	var consumer string
 	for {
-		msg, err := it.Next()
+		var opts []jetstream.NextOpt
+		if snap != nil {
+			opts = append(opts, jetstream.NextMaxWait(snapshotIdle))
+		}
+		msg, err := it.Next(opts...)
+		if snap != nil && errors.Is(err, nats.ErrTimeout) {
+			// The records still pending when the last one was sent were
+			// removed since (deleted ones): nothing says "0 pending" now.
+			if ci, err := cons.Info(ctx); err == nil && ci.NumPending == 0 {
+				snap = f.endSnapshot(fn, snap)
+			}
+			continue
+		}
 		if err != nil {
 			select {
 			case err = <-brk:

@@ -134,8 +134,16 @@ func stateMsg(id string, s wire.Lifecycle, epoch uint64) msg {
 }
 
 func statusMsg(id string, epoch, seq uint64) msg {
+	// About the size of a real Pi's status (~1 KB).
 	b, _ := json.Marshal(wire.Status{V: wire.ProtocolVersion, ID: id, Hostname: id, AgentVersion: "test", Seq: seq, Epoch: epoch,
-		HeartbeatS: 30, Interfaces: []wire.Interface{}, Addresses: []wire.Address{}})
+		HeartbeatS: 30, Labels: []string{"site=lab", "rack=3"},
+		Interfaces: []wire.Interface{{Name: "lo", Up: true, Loopback: true}, {Name: "eth0", MAC: "dc:a6:32:01:02:03", Up: true, DefaultRoute: true},
+			{Name: "wlan0", MAC: "dc:a6:32:01:02:04", Up: true, SSID: "lab-wifi"}},
+		Addresses: []wire.Address{{Address: "127.0.0.1", Prefix: 8, Family: wire.IPv4, Interface: "lo", Loopback: true},
+			{Address: "192.168.1.23", Prefix: 24, Family: wire.IPv4, Interface: "eth0", Primary: true},
+			{Address: "2001:db8::dea6:32ff:fe01:203", Prefix: 64, Family: wire.IPv6, Interface: "eth0", Primary: true},
+			{Address: "fe80::dea6:32ff:fe01:203", Prefix: 64, Family: wire.IPv6, Interface: "eth0", LinkLocal: true},
+			{Address: "192.168.7.40", Prefix: 24, Family: wire.IPv4, Interface: "wlan0"}}})
 	return msg{wire.StatusTopic(id), b}
 }
 
@@ -352,4 +360,33 @@ func (s *sink) records() []rec {
 
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// retainStored publishes m retained via c until the stream at url holds
+// it, and returns how many publishes that took: nats-server acks a
+// retained publish whose store failed (no stream leader yet, after a node
+// loss) and only logs the failure.
+func retainStored(t testing.TB, c mqtt.Client, url string, m msg) int {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	subj, _ := filterSubject(m.topic)
+	for attempt, deadline := 1, time.Now().Add(60*time.Second); time.Now().Before(deadline); attempt++ {
+		retain(t, c, m)
+		for wait := time.Now().Add(2 * time.Second); time.Now().Before(wait); time.Sleep(20 * time.Millisecond) {
+			s, err := js.Stream(context.Background(), RetainedStream)
+			if err != nil {
+				continue
+			}
+			if r, err := s.GetLastMsgForSubject(context.Background(), subj); err == nil && string(r.Data) == string(m.payload) {
+				return attempt
+			}
+		}
+	}
+	t.Fatalf("%s never stored %s", RetainedStream, m.topic)
+	return 0
 }
