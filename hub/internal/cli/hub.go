@@ -30,7 +30,7 @@ func init() {
 }
 
 type hubFlags struct {
-	id, broker, mqttListen, mqttData, httpListen, tokenFile, logLevel, debugListen string
+	id, broker, engine, mqttListen, mqttData, httpListen, tokenFile, logLevel, debugListen string
 }
 
 func runHub(ctx context.Context, env Env, args []string) error {
@@ -40,6 +40,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	host, _ := os.Hostname()
 	fs.StringVar(&f.id, "id", "hub", "hub id (unique among hubs sharing a broker)")
 	fs.StringVar(&f.broker, "broker", "", "external MQTT broker URL (mqtt://host:1883); empty: run the embedded broker")
+	fs.StringVar(&f.engine, "engine", fleetserver.EngineMochi, "embedded engine: mochi (MQTT), or nats (nats-server: MQTT for the Pis, JetStream for state; the coming default)")
 	fs.StringVar(&f.mqttListen, "mqtt-listen", "127.0.0.1:1883", "address of the embedded MQTT broker")
 	fs.StringVar(&f.mqttData, "mqtt-data", "", "directory where the embedded broker keeps retained messages across restarts, so a restarted hub still knows the offline Pis (default <state-dir>/broker; off: memory only)")
 	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API")
@@ -82,7 +83,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		f.mqttData = ""
 	}
 	return hubd.Run(ctx, hubd.Config{
-		Server: fleetserver.Config{ID: f.id, Version: Version, BrokerURL: f.broker, MQTTListen: f.mqttListen,
+		Server: fleetserver.Config{ID: f.id, Version: Version, BrokerURL: f.broker, Engine: f.engine, MQTTListen: f.mqttListen,
 			HTTPListen: f.httpListen, HTTPToken: token, Logger: log, ConfigureMQTT: topts.Apply,
 			BrokerOptions: broker.Options{DataDir: f.mqttData}},
 		Security: sec, Commands: cf.config(), Slack: slackCfg, DebugListen: f.debugListen, Host: host,

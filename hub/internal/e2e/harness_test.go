@@ -71,16 +71,18 @@ func (p *proc) exitCode() int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-// brokerKind is one of the two brokers every scenario runs against.
+// brokerKind is one of the brokers every scenario runs against.
 type brokerKind struct {
 	name string
 	// external returns a broker URL, or "" for the hub's embedded broker.
 	external func(t testing.TB) string
+	engine   string // the embedded engine (--engine); "": the default
 }
 
 var brokers = []brokerKind{
-	{"embedded", func(testing.TB) string { return "" }},
-	{"mosquitto", func(t testing.TB) string { return testenv.StartMosquitto(t, "").URL }},
+	{name: "embedded", external: func(testing.TB) string { return "" }},
+	{name: "mosquitto", external: func(t testing.TB) string { return testenv.StartMosquitto(t, "").URL }},
+	{name: "nats", external: func(testing.TB) string { return "" }, engine: "nats"},
 }
 
 // fleetEnv is a hub (and maybe an external broker) for one test.
@@ -94,6 +96,7 @@ type fleetEnv struct {
 	httpPort  int
 	mqttData  string // embedded broker's --mqtt-data; empty: the default, <state-dir>/broker
 	stateDir  string // the hub's --state-dir, kept across its restarts
+	engine    string // the embedded engine (--engine); "": the default
 	hub       *proc
 }
 
@@ -103,6 +106,7 @@ func newEnv(t testing.TB, b brokerKind, opts ...func(*fleetEnv)) *fleetEnv {
 		agentBin: testenv.Binary(t, "./agent", "pifleet-agent"),
 		httpPort: testenv.FreePort(t),
 		stateDir: t.TempDir(),
+		engine:   b.engine,
 	}
 	if url := b.external(t); url != "" {
 		e.brokerURL, e.external = url, true
@@ -125,6 +129,9 @@ func (e *fleetEnv) startHub() {
 		args = append(args, "--broker", e.brokerURL)
 	} else {
 		args = append(args, "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", e.mqttPort))
+		if e.engine != "" {
+			args = append(args, "--engine", e.engine)
+		}
 		if e.mqttData != "" {
 			args = append(args, "--mqtt-data", e.mqttData)
 		}

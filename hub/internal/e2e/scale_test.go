@@ -32,9 +32,11 @@ const (
 
 func TestScaleEmbedded(t *testing.T) { testScale(t, brokers[0], nil, false) }
 
+func TestScaleNATS(t *testing.T) { testScale(t, brokers[2], nil, false) }
+
 func TestScaleMosquitto(t *testing.T) {
 	m := testenv.StartMosquitto(t, "")
-	testScale(t, brokerKind{"mosquitto", func(testing.TB) string { return m.URL }}, m, true)
+	testScale(t, brokerKind{name: "mosquitto", external: func(testing.TB) string { return m.URL }}, m, true)
 }
 
 // TestScaleMosquittoTinyQueues: Mosquitto told to queue almost nothing
@@ -43,7 +45,7 @@ func TestScaleMosquitto(t *testing.T) {
 // within one heartbeat and the silence limit.
 func TestScaleMosquittoTinyQueues(t *testing.T) {
 	m := testenv.StartMosquitto(t, "max_queued_messages 2\nmax_inflight_messages 1\n")
-	testScale(t, brokerKind{"mosquitto-tiny", func(testing.TB) string { return m.URL }}, m, false)
+	testScale(t, brokerKind{name: "mosquitto-tiny", external: func(testing.TB) string { return m.URL }}, m, false)
 }
 
 // testScale runs the scenario; with strictDrops, Mosquitto must not drop a

@@ -10,15 +10,21 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/nats-io/nats.go"
 
 	"github.com/pifleet/pifleet/hub/internal/api"
 	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/hub/internal/natsengine"
+	"github.com/pifleet/pifleet/hub/internal/natsfeed"
+	"github.com/pifleet/pifleet/internal/credentials"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -36,6 +42,12 @@ type Config struct {
 	ConfigureMQTT func(o *mqtt.ClientOptions) error
 	// BrokerOptions are passed to the embedded broker (hooks, TLS).
 	BrokerOptions broker.Options
+	// Engine is the embedded engine: EngineMochi (default) or EngineNATS.
+	Engine string
+	// NATS configures the embedded nats-server (TLS, credentials); its
+	// listen address, store (BrokerOptions.DataDir/nats) and logger come
+	// from the fields above.
+	NATS natsengine.Options
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -44,9 +56,22 @@ type Config struct {
 	Ready func(h *Hub)
 }
 
+// The embedded engines.
+const (
+	EngineMochi = "mochi" // mochi-mqtt: MQTT only
+	EngineNATS  = "nats"  // nats-server: MQTT for the Pis, JetStream for state
+)
+
 func (c *Config) ensureDefaults() error {
 	if c.ID == "" {
 		c.ID = "hub"
+	}
+	switch c.Engine {
+	case "":
+		c.Engine = EngineMochi
+	case EngineMochi, EngineNATS:
+	default:
+		return fmt.Errorf("engine %q: want %s or %s", c.Engine, EngineMochi, EngineNATS)
 	}
 	if err := wire.ValidateID(c.ID); err != nil {
 		return fmt.Errorf("hub id: %w", err)
@@ -93,6 +118,7 @@ type Hub struct {
 	Engine *chat.Engine
 
 	broker   *broker.Broker
+	nats     atomic.Pointer[natsengine.Engine] // set while the embedded nats engine runs
 	clientMu sync.Mutex
 	client   mqtt.Client // guarded by clientMu
 	epoch    uint64
@@ -119,8 +145,11 @@ func (h *Hub) ID() string { return h.cfg.ID }
 
 // BrokerURL is the broker the hub uses.
 func (h *Hub) BrokerURL() string {
-	if h.broker != nil {
+	switch {
+	case h.broker != nil:
 		return h.broker.URL()
+	case h.nats.Load() != nil:
+		return h.nats.Load().MQTTURL()
 	}
 	return h.cfg.BrokerURL
 }
@@ -157,31 +186,12 @@ func (h *Hub) AddStats(name string, fn func() any) {
 // Run runs the hub until ctx ends.
 func (h *Hub) Run(ctx context.Context) error {
 	if h.cfg.BrokerURL == "" {
-		bo := h.cfg.BrokerOptions
-		bo.Listen = h.cfg.MQTTListen
-		if bo.Logger == nil {
-			// mochi is chatty at info level (every listener start/stop).
-			bo.Logger = slog.New(newQuietHandler(h.cfg.Logger.Handler()))
-		}
-		b, err := broker.Start(bo)
-		if err != nil {
-			return err
-		}
-		h.broker = b
-		stopped := make(chan struct{}) // the broker is closed: ingest stops
-		defer func() {
-			if err := b.Close(); err != nil {
-				h.log.Warn("stopping the embedded broker", "err", err)
-			}
-			close(stopped)
-		}()
-		// The hub reads the fleet inside its own broker: no queue to
-		// overflow (broker.Subscribe). The broker's client goroutines
-		// hand each message to one ingest goroutine, in arrival order;
-		// when it falls behind they wait (backpressure to the Pis, never a
-		// drop), and no Pi's connection ever runs the hub's own work
-		// (decoding, alert callbacks).
-		h.Fleet.Resync(h.cfg.Now())
+		// The hub reads the fleet inside its own engine: no MQTT queue to
+		// overflow. The engine hands each message to one ingest goroutine,
+		// in arrival order; when it falls behind the engine waits
+		// (backpressure, never a drop), and no Pi's connection ever runs
+		// the hub's own work (decoding, alert callbacks).
+		stopped := make(chan struct{}) // the engine is closed: ingest stops
 		in := make(chan inbound, ingestQueue)
 		go func() {
 			for {
@@ -199,12 +209,21 @@ func (h *Hub) Run(ctx context.Context) error {
 			case <-stopped:
 			}
 		}
-		for _, f := range []string{wire.FilterAllStates, wire.FilterAllStatuses} {
-			if err := b.Subscribe(f, enqueue); err != nil {
-				return fmt.Errorf("embedded broker: subscribe %s: %w", f, err)
-			}
+		var stop func()
+		var err error
+		if h.cfg.Engine == EngineNATS {
+			stop, err = h.startNATS(ctx, enqueue)
+		} else {
+			stop, err = h.startMochi(enqueue)
 		}
-		h.log.Info("embedded MQTT broker listening", "url", b.URL())
+		if err != nil {
+			close(stopped)
+			return err
+		}
+		defer func() {
+			stop()
+			close(stopped)
+		}()
 	}
 	ln, err := net.Listen("tcp", h.cfg.HTTPListen)
 	if err != nil {
@@ -243,6 +262,108 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
+// startMochi starts the embedded mochi broker and subscribes the fleet
+// inside it (broker.Subscribe); stop closes it.
+func (h *Hub) startMochi(enqueue func(topic string, payload []byte, retained bool)) (stop func(), err error) {
+	bo := h.cfg.BrokerOptions
+	bo.Listen = h.cfg.MQTTListen
+	if bo.Logger == nil {
+		// mochi is chatty at info level (every listener start/stop).
+		bo.Logger = slog.New(newQuietHandler(h.cfg.Logger.Handler()))
+	}
+	b, err := broker.Start(bo)
+	if err != nil {
+		return nil, err
+	}
+	stop = func() {
+		if err := b.Close(); err != nil {
+			h.log.Warn("stopping the embedded broker", "err", err)
+		}
+	}
+	h.Fleet.Resync(h.cfg.Now())
+	for _, f := range []string{wire.FilterAllStates, wire.FilterAllStatuses} {
+		if err := b.Subscribe(f, enqueue); err != nil {
+			stop()
+			return nil, fmt.Errorf("embedded broker: subscribe %s: %w", f, err)
+		}
+	}
+	h.broker = b
+	h.log.Info("embedded MQTT broker listening", "url", b.URL())
+	return stop, nil
+}
+
+// startNATS starts the embedded nats-server and reads the fleet from
+// JetStream (natsfeed: every Pi's last state and status, then every
+// update, on any node), not from MQTT's per-node retained replay; stop
+// ends the feed and closes the engine.
+func (h *Hub) startNATS(ctx context.Context, enqueue func(topic string, payload []byte, retained bool)) (stop func(), err error) {
+	o := h.cfg.NATS
+	o.MQTTListen = h.cfg.MQTTListen
+	if o.NATSListen == "" {
+		o.NATSListen = "127.0.0.1:0" // only the hub's own feed uses it
+	}
+	if o.StateDir == "" && h.cfg.BrokerOptions.DataDir != "" {
+		o.StateDir = filepath.Join(h.cfg.BrokerOptions.DataDir, "nats")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(newQuietHandler(h.cfg.Logger.Handler()))
+	}
+	e, err := natsengine.Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := e.ConnectNATS(nats.Name(wire.ClientID(wire.ClientHub, h.cfg.ID)))
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("nats engine: the hub's own connection: %w", err)
+	}
+	feed, err := natsfeed.New(natsfeed.Options{Conn: nc, Logger: h.log,
+		OnSnapshot: func() { h.Fleet.Resync(h.cfg.Now()) }})
+	if err != nil {
+		nc.Close()
+		e.Close()
+		return nil, err
+	}
+	feedCtx, cancel := context.WithCancel(ctx)
+	feedDone := make(chan struct{})
+	go func() {
+		defer close(feedDone)
+		if err := feed.Run(feedCtx, enqueue); err != nil {
+			h.log.Error("fleet feed from the nats engine stopped", "err", err)
+		}
+	}()
+	h.nats.Store(e)
+	h.AddStats("natsfeed", func() any { return feed.Stats() })
+	h.log.Info("embedded nats engine listening", "mqtt", e.MQTTURL())
+	return func() {
+		h.nats.Store(nil)
+		cancel()
+		<-feedDone
+		nc.Close()
+		if err := e.Close(); err != nil {
+			h.log.Warn("stopping the embedded nats engine", "err", err)
+		}
+	}, nil
+}
+
+// SetCredentials swaps the embedded engine's logins (SIGHUP); it fails
+// when no engine with logins runs.
+func (h *Hub) SetCredentials(c *credentials.File) error {
+	e := h.nats.Load()
+	if e == nil {
+		return errors.New("no embedded nats engine is running")
+	}
+	return e.SetCredentials(c)
+}
+
+// Refused counts logins the embedded nats engine refused.
+func (h *Hub) Refused() int64 {
+	if e := h.nats.Load(); e != nil {
+		return e.Refused()
+	}
+	return 0
+}
+
 func (h *Hub) presence(state wire.Lifecycle) []byte {
 	b, _ := json.Marshal(wire.HubPresence{V: wire.ProtocolVersion, Hub: h.cfg.ID, State: state, Epoch: h.epoch, Time: h.cfg.Now().UTC(), Version: h.cfg.Version})
 	return b
@@ -268,7 +389,7 @@ func (h *Hub) connect(ctx context.Context) error {
 		SetOnConnectHandler(func(c mqtt.Client) {
 			h.log.Info("connected to MQTT broker", "broker", broker)
 			c.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOnline))
-			if h.broker == nil {
+			if h.cfg.BrokerURL != "" { // the embedded engines feed the fleet themselves
 				h.subscribeFleet(c)
 			}
 			h.onConnMu.Lock()

@@ -8,7 +8,9 @@ import (
 
 	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/fleetserver"
+	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/hub/internal/slackbot"
+	"github.com/pifleet/pifleet/internal/credentials"
 	"github.com/pifleet/pifleet/internal/sdnotify"
 )
 
@@ -39,14 +41,23 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Server.BrokerURL == "" && !fleetserver.IsLoopback(cfg.Server.MQTTListen) && cfg.Security.Credentials == "" {
 		return fmt.Errorf("refusing to open the embedded broker on %s to anyone: set --mqtt-credentials (scripts/provision makes it), or listen on 127.0.0.1", cfg.Server.MQTTListen)
 	}
-	brokerTLS, hooks, authHook, err := cfg.Security.Build(log)
-	if err != nil {
-		return err
+	var reloader credentialSetter // what SIGHUP reloads; nil: nothing
+	if cfg.Server.Engine == fleetserver.EngineNATS {
+		no, err := natsOptions(cfg.Security)
+		if err != nil {
+			return err
+		}
+		cfg.Server.NATS = no
+	} else {
+		brokerTLS, hooks, authHook, err := cfg.Security.Build(log)
+		if err != nil {
+			return err
+		}
+		if authHook != nil {
+			reloader = authHook
+		}
+		cfg.Server.BrokerOptions.TLS, cfg.Server.BrokerOptions.Hooks = brokerTLS, hooks
 	}
-	if authHook != nil {
-		go reloadCredentialsOnHUP(ctx, log, cfg.Security.Credentials, authHook)
-	}
-	cfg.Server.BrokerOptions.TLS, cfg.Server.BrokerOptions.Hooks = brokerTLS, hooks
 	if cfg.Notifier == nil {
 		cfg.Notifier = sdnotify.New()
 	}
@@ -60,6 +71,12 @@ func Run(ctx context.Context, cfg Config) error {
 	h, err := fleetserver.New(cfg.Server)
 	if err != nil {
 		return err
+	}
+	if cfg.Server.Engine == fleetserver.EngineNATS && cfg.Security.Credentials != "" {
+		reloader = h // the engine's logins, once it runs
+	}
+	if reloader != nil {
+		go reloadCredentialsOnHUP(ctx, log, cfg.Security.Credentials, reloader)
 	}
 	late, err := wireCommands(cfg.Commands, log, h)
 	if err != nil {
@@ -89,4 +106,24 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log.Info("pifleet hub stopped")
 	return nil
+}
+
+// natsOptions turns the embedded broker's TLS and login flags into the
+// nats engine's options: the same flags, the same credentials file.
+func natsOptions(s broker.SecurityFlags) (natsengine.Options, error) {
+	var o natsengine.Options
+	switch {
+	case s.TLSCert != "" || s.TLSKey != "":
+		o.TLS = &natsengine.TLSFiles{CertFile: s.TLSCert, KeyFile: s.TLSKey, ClientCAFile: s.ClientCA}
+	case s.ClientCA != "":
+		return o, errors.New("--mqtt-client-ca needs --mqtt-tls-cert and --mqtt-tls-key")
+	}
+	if s.Credentials != "" {
+		c, err := credentials.Load(s.Credentials)
+		if err != nil {
+			return o, err
+		}
+		o.Credentials, o.AllowPlaintext = c, s.AllowPlaintext
+	}
+	return o, nil
 }

@@ -7,14 +7,20 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/internal/credentials"
 )
+
+// credentialSetter is an engine whose logins can be swapped while it runs:
+// the mochi broker's auth hook or the fleet server's nats engine.
+type credentialSetter interface {
+	SetCredentials(*credentials.File) error
+	Refused() int64
+}
 
 // reloadCredentialsOnHUP re-reads the credentials file on SIGHUP
 // (`systemctl reload pifleet-hub`), so newly provisioned Pis can log in
 // without a hub restart. A bad file is logged and the old one kept.
-func reloadCredentialsOnHUP(ctx context.Context, log *slog.Logger, path string, hook *broker.AuthHook) {
+func reloadCredentialsOnHUP(ctx context.Context, log *slog.Logger, path string, hook credentialSetter) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
