@@ -8,8 +8,9 @@
 #   are back online after a hub restart (heard live again, not only claimed
 #   by a retained state: /api/summary's online − unconfirmed).
 #
-#   scripts/bench-fleet.sh                 # 10,000 Pis, embedded + mosquitto
+#   scripts/bench-fleet.sh                 # 10,000 Pis: embedded, mosquitto, nats
 #   PIS=19000 MODES=embedded scripts/bench-fleet.sh
+#   MODES=nats scripts/bench-fleet.sh      # the hub with --engine nats (embedded nats-server)
 #
 # Engine-neutral: it talks to the hub's HTTP API and counts processes only,
 # so the same script measures whatever engine the hub embeds.
@@ -23,7 +24,7 @@ PROCS=${PROCS:-2}              # sim processes (≤ ~19,000 sockets each: 20,000
 RATE=${RATE:-250}              # connects/s per sim process
 HEARTBEAT=${HEARTBEAT:-30s}
 KEEPALIVE=${KEEPALIVE:-10s}
-MODES=${MODES:-embedded mosquitto}
+MODES=${MODES:-embedded mosquitto nats}
 WAIT=${WAIT:-180}              # seconds each step may take before it counts as failed
 WINDOW=${WINDOW:-60}           # seconds of steady state to measure CPU over
 MQTT_PORT=${MQTT_PORT:-21883}
@@ -94,6 +95,8 @@ run() { # mode
     mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
     brokerpid=$!; PIDS+=("$brokerpid"); sleep 0.5
     broker="mqtt://127.0.0.1:$MQTT_PORT"; extra=(--broker "$broker")
+  elif [ "$mode" = nats ]; then # the embedded nats-server (hub --engine nats)
+    broker="mqtt://127.0.0.1:$MQTT_PORT"; extra=(--mqtt-listen "127.0.0.1:$MQTT_PORT" --engine nats)
   else
     broker="mqtt://127.0.0.1:$MQTT_PORT"; extra=(--mqtt-listen "127.0.0.1:$MQTT_PORT")
   fi

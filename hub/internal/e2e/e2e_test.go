@@ -101,12 +101,15 @@ func TestAgentRestartHigherEpochAndStaleWillIgnored(t *testing.T) {
 		second := e.waitDevice("pi-restart", 20*time.Second, "online again", func(d api.Device) bool { return d.Online && d.Epoch > first.Epoch })
 		// A late death of the first session must not kill the second.
 		c := e.client()
+		// Retained, as a will is: on the nats engine the hub reads the
+		// fleet from the retained store (natsfeed), so a non-retained
+		// state never reaches it.
 		stale, _ := json.Marshal(wire.State{V: 1, State: wire.StateLost, Epoch: first.Epoch, Time: time.Now()})
-		publish(t, c, wire.StateTopic("pi-restart"), stale, false)
+		publish(t, c, wire.StateTopic("pi-restart"), stale, true)
 		// Then prove the hub processed it: a later marker message on another
 		// device must be visible, and pi-restart must still be online.
 		marker, _ := json.Marshal(wire.State{V: 1, State: wire.StateOnline, Epoch: 1})
-		publish(t, c, wire.StateTopic("marker"), marker, false)
+		publish(t, c, wire.StateTopic("marker"), marker, true)
 		e.waitDevice("marker", 10*time.Second, "marker seen", func(d api.Device) bool { return d.Online })
 		d, _, err := e.device("pi-restart")
 		if err != nil || !d.Online || d.Epoch != second.Epoch {
@@ -167,13 +170,16 @@ func TestGarbageOnEveryTopic(t *testing.T) {
 			wire.CmdTopic("pi-bad"), wire.ResultTopic("pi-bad", "hub", "c1"), wire.HubPresenceTopic("hub"),
 			"pifleet/v1/devices/pi-bad/unknown", "pifleet/v1/other",
 		}
+		// Live and retained: an MQTT hub hears both, a hub on the nats
+		// engine reads the fleet from the retained store only.
 		for _, tp := range topics {
 			for _, g := range garbage {
 				publish(t, c, tp, g, false)
+				publish(t, c, tp, g, true)
 			}
 		}
 		marker, _ := json.Marshal(wire.State{V: 1, State: wire.StateOnline, Epoch: 1})
-		publish(t, c, wire.StateTopic("marker"), marker, false)
+		publish(t, c, wire.StateTopic("marker"), marker, true)
 		e.waitDevice("marker", 10*time.Second, "marker seen after the garbage", func(d api.Device) bool { return d.Online })
 		d, _, err := e.device("pi-good")
 		if err != nil || !d.Online || d.Epoch != good.Epoch || len(d.Addresses) != len(good.Addresses) {
