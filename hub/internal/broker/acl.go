@@ -49,12 +49,14 @@ func (i Identity) CanWrite(topic string) bool {
 // CanRead reports whether the identity may subscribe to filter, or
 // receive a message on topic (mochi asks both ways).
 //
-// A device reads only its own command topic and hub presence (public: it
-// carries the hub's public key). A hub reads everything under pifleet/v1/.
+// A device reads only its own command topic, its own state (the agent
+// checks its retained state on connect: a stale will, a deletion or a
+// forgery is answered with a fresh birth) and hub presence (public). A hub
+// reads everything under pifleet/v1/.
 func (i Identity) CanRead(filter string) bool {
 	switch i.Role {
 	case RoleDevice:
-		if filter == wire.CmdTopic(i.ID) || filter == wire.FilterAllHubs {
+		if filter == wire.CmdTopic(i.ID) || filter == wire.StateTopic(i.ID) || filter == wire.FilterAllHubs {
 			return true
 		}
 		p, err := wire.ParseTopic(filter)

@@ -62,6 +62,7 @@ func MosquittoConfig(c *credentials.File, p MosquittoPaths) (MosquittoFiles, err
 	fmt.Fprintf(&acl, "pattern write %s/devices/%%u/%s\n", root, wire.LeafStatus)
 	fmt.Fprintf(&acl, "pattern write %s/devices/%%u/%s/#\n", root, wire.LeafResult)
 	fmt.Fprintf(&acl, "pattern read %s/devices/%%u/%s\n", root, wire.LeafCmd)
+	fmt.Fprintf(&acl, "pattern read %s/devices/%%u/%s\n", root, wire.LeafState) // its own retained state: stale-will and re-birth checks
 	fmt.Fprintf(&acl, "pattern read %s\n", wire.FilterAllHubs)
 	for _, h := range c.Hubs {
 		fmt.Fprintf(&acl, "\n# Hub %s: reads everything, alone sends commands.\nuser %s\n", h.ID, h.ID)

@@ -216,6 +216,30 @@ func runPolicy(t *testing.T, f *fleetPKI, tg target) {
 		}
 	})
 
+	t.Run("device reads its own retained state, not another's", func(t *testing.T) {
+		// The agent reads its own retained state on connect: a stale will
+		// of its previous session, or a state deleted or forged by someone
+		// else, is what it answers with a fresh birth (internal/link).
+		retain := func(id, payload string) {
+			t.Helper()
+			d := mustConnect(t, tg.url, f.as(id), "pifleet-agent-"+id)
+			defer d.Disconnect(50)
+			tok := d.Publish(wire.StateTopic(id), 1, true, payload)
+			if !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+				t.Fatalf("publish %s: %v", id, tok.Error())
+			}
+		}
+		for _, id := range []string{"pi-b", "pi-a"} {
+			retain(id, "retained "+id)
+			defer retain(id, "") // the later cases must not see these
+		}
+		a := mustConnect(t, tg.url, f.as("pi-a"), "pifleet-agent-pi-a")
+		a.sub(t, wire.StateTopic("pi-b"), wire.StateTopic("pi-a"))
+		if m := a.next(t); m.Topic() != wire.StateTopic("pi-a") || string(m.Payload()) != "retained pi-a" {
+			t.Errorf("pi-a got %s %q first, want its own retained state: it read pi-b's", m.Topic(), m.Payload())
+		}
+	})
+
 	t.Run("only the hub sends commands", func(t *testing.T) {
 		hub := mustConnect(t, tg.url, f.as("hub"), "hub")
 		hub.sub(t, wire.Root+"/#")
