@@ -203,3 +203,14 @@ func TestTLSHandshake(t *testing.T) {
 		t.Errorf("handshake at 1970: got %v, want the unset-clock explanation", err)
 	}
 }
+
+func TestIsLoopbackAddr(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:1883": true, "[::1]:8080": true, "localhost:1": true, "127.0.0.7:0": true,
+		"0.0.0.0:1883": false, ":1883": false, "192.0.2.1:8883": false, "hub.lan:8883": false, "127.0.0.1": false,
+	} {
+		if got := transport.IsLoopbackAddr(addr); got != want {
+			t.Errorf("IsLoopbackAddr(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/transport"
 )
 
 // SecurityFlags are the embedded broker's TLS and credentials settings as
@@ -35,7 +36,7 @@ func (s *SecurityFlags) Register(fs *flag.FlagSet) {
 // SetCredentials on SIGHUP and its Refused counter.
 func (s *SecurityFlags) Build(log *slog.Logger) (cfg *tls.Config, hooks []mqtt.Hook, hook *AuthHook, err error) {
 	if s.TLSCert != "" || s.TLSKey != "" {
-		cfg, err = ServerTLSConfig(TLSFiles{CertFile: s.TLSCert, KeyFile: s.TLSKey, ClientCAFile: s.ClientCA})
+		cfg, err = transport.ServerFiles{CertFile: s.TLSCert, KeyFile: s.TLSKey, ClientCAFile: s.ClientCA}.ServerTLS()
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -330,7 +330,7 @@ func startMochi(t *testing.T, f *fleetPKI, requireTLS, useTLS bool) (*broker.Bro
 	}
 	o := broker.Options{Listen: "127.0.0.1:0", Hooks: []mqtt.Hook{hook}}
 	if useTLS {
-		cfg, err := broker.ServerTLSConfig(broker.TLSFiles{CertFile: f.serverCert, KeyFile: f.srvKey, ClientCAFile: f.ca})
+		cfg, err := transport.ServerFiles{CertFile: f.serverCert, KeyFile: f.srvKey, ClientCAFile: f.ca}.ServerTLS()
 		if err != nil {
 			t.Fatal(err)
 		}

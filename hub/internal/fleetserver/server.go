@@ -25,6 +25,7 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/hub/internal/natsfeed"
 	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/transport"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -91,23 +92,10 @@ func (c *Config) ensureDefaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if !IsLoopback(c.HTTPListen) && c.HTTPToken == "" {
+	if !transport.IsLoopbackAddr(c.HTTPListen) && c.HTTPToken == "" {
 		return fmt.Errorf("refusing to serve the HTTP API on %s without a bearer token: set --http-token-file, or listen on 127.0.0.1", c.HTTPListen)
 	}
 	return nil
-}
-
-// IsLoopback reports whether a listen address binds only loopback.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Hub is a running hub.

@@ -9,14 +9,14 @@ import (
 	"net/http/pprof"
 	"time"
 
-	"github.com/pifleet/pifleet/hub/internal/fleetserver"
+	"github.com/pifleet/pifleet/internal/transport"
 )
 
 // serveDebug serves Go's profiler on a loopback address until ctx ends:
 // how the fleet-scale numbers in the README were found (go tool pprof
 // http://127.0.0.1:6060/debug/pprof/profile?seconds=20).
 func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
-	if !fleetserver.IsLoopback(addr) {
+	if !transport.IsLoopbackAddr(addr) {
 		return fmt.Errorf("--debug-listen %s: the profiler shows memory contents; it listens on loopback only (e.g. 127.0.0.1:6060)", addr)
 	}
 	ln, err := net.Listen("tcp", addr)

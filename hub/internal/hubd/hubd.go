@@ -12,6 +12,7 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/slackbot"
 	"github.com/pifleet/pifleet/internal/credentials"
 	"github.com/pifleet/pifleet/internal/sdnotify"
+	"github.com/pifleet/pifleet/internal/transport"
 )
 
 // Config is the hub: what `pifleet hub`'s flags say.
@@ -38,7 +39,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Server.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := cfg.Server.Logger
-	if cfg.Server.BrokerURL == "" && !fleetserver.IsLoopback(cfg.Server.MQTTListen) && cfg.Security.Credentials == "" {
+	if cfg.Server.BrokerURL == "" && !transport.IsLoopbackAddr(cfg.Server.MQTTListen) && cfg.Security.Credentials == "" {
 		return fmt.Errorf("refusing to open the embedded broker on %s to anyone: set --mqtt-credentials (scripts/provision makes it), or listen on 127.0.0.1", cfg.Server.MQTTListen)
 	}
 	var reloader credentialSetter // what SIGHUP reloads; nil: nothing
@@ -114,7 +115,7 @@ func natsOptions(s broker.SecurityFlags) (natsengine.Options, error) {
 	var o natsengine.Options
 	switch {
 	case s.TLSCert != "" || s.TLSKey != "":
-		o.TLS = &natsengine.TLSFiles{CertFile: s.TLSCert, KeyFile: s.TLSKey, ClientCAFile: s.ClientCA}
+		o.TLS = &transport.ServerFiles{CertFile: s.TLSCert, KeyFile: s.TLSKey, ClientCAFile: s.ClientCA}
 	case s.ClientCA != "":
 		return o, errors.New("--mqtt-client-ca needs --mqtt-tls-cert and --mqtt-tls-key")
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/transport"
 )
 
 // Options configure the engine. The zero value works: loopback listeners
@@ -39,7 +40,7 @@ type Options struct {
 	// them). Default "pifleet-hub".
 	ServerName string
 	// TLS, when set, makes the MQTT listener speak TLS only.
-	TLS *TLSFiles
+	TLS *transport.ServerFiles
 	// Credentials, when set, is who may log in and what each identity may
 	// publish and read. nil: anyone may connect and do anything, so both
 	// listeners must then be on loopback.
@@ -132,7 +133,7 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 func (o *Options) check() error {
 	if o.Credentials == nil {
 		for _, a := range []string{o.MQTTListen, o.NATSListen} {
-			if !isLoopback(a) {
+			if !transport.IsLoopbackAddr(a) {
 				return fmt.Errorf("refusing to open the embedded broker on %s to anyone: set credentials, or listen on 127.0.0.1", a)
 			}
 		}
@@ -171,7 +172,7 @@ func (e *Engine) serverOptions(o *Options) (*server.Options, *tls.Config, error)
 	}
 	var tlsCfg *tls.Config
 	if o.TLS != nil {
-		if tlsCfg, err = serverTLS(*o.TLS); err != nil {
+		if tlsCfg, err = o.TLS.ServerTLS(); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -208,18 +209,6 @@ func freeAddr(addr, what string) (string, int, error) {
 	ln.Close()
 	host, _, _ := net.SplitHostPort(addr)
 	return host, ta.Port, nil
-}
-
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // dialHost is where a client on this machine reaches a listener on host.

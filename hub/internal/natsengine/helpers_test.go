@@ -97,8 +97,8 @@ func (f *fleetPKI) withCert(id string) transport.Options {
 	return transport.Options{CAFile: f.ca, CertFile: f.cert[id], KeyFile: f.key[id]}
 }
 
-func (f *fleetPKI) tls() *natsengine.TLSFiles {
-	return &natsengine.TLSFiles{CertFile: f.serverCert, KeyFile: f.srvKey, ClientCAFile: f.ca}
+func (f *fleetPKI) tls() *transport.ServerFiles {
+	return &transport.ServerFiles{CertFile: f.serverCert, KeyFile: f.srvKey, ClientCAFile: f.ca}
 }
 
 // start runs an engine on free loopback ports and closes it at the end.
