@@ -16,16 +16,20 @@ import (
 const maxPartial = 8 << 10
 
 // collector turns the demultiplexed streams into redacted, ordered,
-// capped output. Redaction works on whole lines so a secret split across
-// two writes is still found; a partial line is let out when the other
-// stream writes (to keep the order) or when it grows past maxPartial.
+// capped output. Each stream is redacted on its own text, whole lines at
+// a time, so a secret split across writes, or around a write on the other
+// stream, is still found; a line whose end may begin a secret (Redactor.
+// MayContinue) is held until the next line, so a secret broken over two
+// lines is found too. A partial line waits for its line break (or
+// maxPartial, or the end): lines of one stream keep their order, and
+// whole lines of the two streams appear in the order they were completed.
 // StdCopy calls it from one goroutine, so it needs no lock.
 type collector struct {
 	red       *Redactor
 	emit      Emit
 	limit     int
 	partial   map[wire.Stream]*strings.Builder
-	last      wire.Stream
+	held      map[wire.Stream]string // complete lines, already redacted, waiting for the next line
 	out       strings.Builder
 	bytes     int64
 	truncated bool
@@ -33,7 +37,8 @@ type collector struct {
 
 func newCollector(red *Redactor, emit Emit, limit int) *collector {
 	return &collector{red: red, emit: emit, limit: limit,
-		partial: map[wire.Stream]*strings.Builder{wire.Stdout: {}, wire.Stderr: {}}}
+		partial: map[wire.Stream]*strings.Builder{wire.Stdout: {}, wire.Stderr: {}},
+		held:    map[wire.Stream]string{}}
 }
 
 type streamWriter struct {
@@ -50,15 +55,18 @@ func (c *collector) writer(s wire.Stream) io.Writer { return streamWriter{c, s} 
 
 func (c *collector) write(s wire.Stream, p []byte) {
 	c.bytes += int64(len(p))
-	if c.last != "" && c.last != s {
-		c.flushStream(c.last)
-	}
-	c.last = s
 	b := c.partial[s]
 	b.Write(p)
 	buf := b.String()
 	if i := strings.LastIndexByte(buf, '\n'); i >= 0 {
-		c.send(s, buf[:i+1])
+		text := c.red.Redact(c.held[s] + buf[:i+1])
+		c.held[s] = ""
+		if c.red.MayContinue(text) {
+			// Hold the last line: the next one may finish a secret.
+			j := strings.LastIndexByte(text[:len(text)-1], '\n') + 1
+			text, c.held[s] = text[:j], text[j:]
+		}
+		c.send(s, text)
 		b.Reset()
 		b.WriteString(buf[i+1:])
 	}
@@ -67,11 +75,12 @@ func (c *collector) write(s wire.Stream, p []byte) {
 	}
 }
 
+// flushStream lets out what stream s holds: held lines and a partial one.
 func (c *collector) flushStream(s wire.Stream) {
-	if b := c.partial[s]; b.Len() > 0 {
-		c.send(s, b.String())
-		b.Reset()
-	}
+	text := c.held[s] + c.partial[s].String()
+	c.held[s] = ""
+	c.partial[s].Reset()
+	c.send(s, c.red.Redact(text))
 }
 
 func (c *collector) flush() {
@@ -80,10 +89,9 @@ func (c *collector) flush() {
 }
 
 func (c *collector) send(s wire.Stream, text string) {
-	if c.truncated {
+	if c.truncated || text == "" {
 		return
 	}
-	text = c.red.Redact(text)
 	if room := c.limit - c.out.Len(); len(text) > room {
 		text = text[:room]
 		for len(text) > 0 && !utf8.ValidString(text) {

@@ -22,33 +22,88 @@ var (
 	reSTSToken = regexp.MustCompile(`(?:IQoJb3JpZ2lu|FwoGZXIvYXdz|FQoGZXIvYXdz)[A-Za-z0-9/+=]{20,}`)
 )
 
-// Redactor removes secrets from output lines.
+// Redactor removes secrets from output text.
+//
+// A literal secret (a value of the credentials file) is found however a
+// tool prints it: in any letter case, with each '/' escaped as `\/` (JSON),
+// and split by one line break anywhere in it. The collector gives it the
+// text of a stream with both sides of such a break (MayContinue).
 type Redactor struct {
-	literals []string // longest first, so a value containing another is redacted whole
+	literals []*regexp.Regexp // longest secret first, so a value containing another is redacted whole
+	lower    []string         // the secrets in lower case, for MayContinue
 }
 
 // NewRedactor returns a redactor that also removes each literal (values
 // shorter than 8 bytes are ignored: they would hide ordinary words).
 func NewRedactor(literals []string) *Redactor {
-	r := &Redactor{}
+	var ls []string
 	for _, l := range literals {
 		if len(l) >= 8 {
-			r.literals = append(r.literals, l)
+			ls = append(ls, l)
 		}
 	}
-	sort.Slice(r.literals, func(i, j int) bool { return len(r.literals[i]) > len(r.literals[j]) })
+	sort.Slice(ls, func(i, j int) bool { return len(ls[i]) > len(ls[j]) })
+	r := &Redactor{}
+	for _, l := range ls {
+		r.literals = append(r.literals, literalPattern(l))
+		r.lower = append(r.lower, strings.ToLower(l))
+	}
 	return r
+}
+
+// literalPattern matches l case-insensitively, with '/' optionally
+// escaped as `\/` and at most one line break (\n or \r\n) between any
+// two of its characters.
+func literalPattern(l string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("(?i)")
+	for i, c := range l {
+		if i > 0 {
+			b.WriteString(`(?:\r?\n)?`)
+		}
+		if c == '/' {
+			b.WriteString(`\\?/`)
+			continue
+		}
+		b.WriteString(regexp.QuoteMeta(string(c)))
+	}
+	return regexp.MustCompile(b.String())
 }
 
 // Redact returns s with secrets replaced by Redacted.
 func (r *Redactor) Redact(s string) string {
-	for _, l := range r.literals {
-		s = strings.ReplaceAll(s, l, Redacted)
+	if len(r.literals) > 0 {
+		// A literal's pattern runs only where its first characters
+		// appear, in any case, escaping or line breaking: the patterns of
+		// long secrets (session tokens) are slow to run over every
+		// megabyte of ordinary output.
+		flat := strings.NewReplacer(`\/`, "/", "\r", "", "\n", "").Replace(strings.ToLower(s))
+		for i, re := range r.literals {
+			if strings.Contains(flat, r.lower[i][:min(8, len(r.lower[i]))]) {
+				s = re.ReplaceAllLiteralString(s, Redacted)
+			}
+		}
 	}
 	s = reLabeled.ReplaceAllString(s, "${1}"+Redacted)
 	s = reSTSToken.ReplaceAllString(s, Redacted)
 	s = reKeyID.ReplaceAllStringFunc(s, func(k string) string { return k[:4] + Redacted })
 	return s
+}
+
+// MayContinue reports whether text (a stream's output up to a line break)
+// ends with the first characters of a literal secret, at least 4 of them:
+// the next line could hold the rest, so the collector holds text back.
+func (r *Redactor) MayContinue(text string) bool {
+	tail := strings.ToLower(strings.TrimRight(text, "\r\n"))
+	tail = strings.ReplaceAll(tail, `\/`, "/")
+	for _, l := range r.lower {
+		for k := min(len(l)-1, len(tail)); k >= 4; k-- {
+			if strings.HasSuffix(tail, l[:k]) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // EnvFile is a parsed KEY=VALUE credential file.

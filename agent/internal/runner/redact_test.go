@@ -73,14 +73,14 @@ func TestCollectorOrderRedactionAndCap(t *testing.T) {
 	c.write(wire.Stderr, []byte("key AKIAIOSF"))
 	c.write(wire.Stderr, []byte("ODNN7EXAMPLE\n"))
 	c.write(wire.Stdout, []byte("three"))
-	c.write(wire.Stderr, []byte("err\n")) // flushes the partial stdout line first
+	c.write(wire.Stderr, []byte("err\n")) // a whole line: out before stdout's partial one
 	c.flush()
-	want := []rec{{wire.Stdout, "one\n"}, {wire.Stdout, "two\n"}, {wire.Stderr, "key AKIA[REDACTED]\n"}, {wire.Stdout, "three"}, {wire.Stderr, "err\n"}}
+	want := []rec{{wire.Stdout, "one\n"}, {wire.Stdout, "two\n"}, {wire.Stderr, "key AKIA[REDACTED]\n"}, {wire.Stderr, "err\n"}, {wire.Stdout, "three"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	out, n, trunc := c.result()
-	if out != "one\ntwo\nkey AKIA[REDACTED]\nthreeerr\n" || n != 42 || trunc {
+	if out != "one\ntwo\nkey AKIA[REDACTED]\nerr\nthree" || n != 42 || trunc {
 		t.Errorf("result = %q, %d bytes, truncated %v", out, n, trunc)
 	}
 
@@ -90,6 +90,69 @@ func TestCollectorOrderRedactionAndCap(t *testing.T) {
 	out, n, trunc = c.result()
 	if len(out) != 10 || n != 200 || !trunc {
 		t.Errorf("capped: got %d bytes kept, %d counted, truncated %v; want 10, 200, true", len(out), n, trunc)
+	}
+}
+
+// TestRedactionForms: a literal secret comes back redacted however a tool
+// (or a hostile image) prints it — split over writes and around a write on
+// the other stream, broken over two lines, in another letter case, with
+// '/' escaped as in JSON — and ordinary output is not held back.
+func TestRedactionForms(t *testing.T) {
+	const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	type w struct {
+		s wire.Stream
+		d string
+	}
+	for _, tc := range []struct {
+		name   string
+		writes []w
+		want   string // the whole result
+	}{
+		{"whole", []w{{wire.Stdout, "k=" + secret + "\n"}}, "k=[REDACTED]\n"},
+		{"half, one byte on stderr, the rest", []w{{wire.Stdout, "a " + secret[:20]}, {wire.Stderr, "!"}, {wire.Stdout, secret[20:] + " b\n"}}, "a [REDACTED] b\n!"},
+		{"split over two lines", []w{{wire.Stdout, "a " + secret[:13] + "\n"}, {wire.Stdout, secret[13:] + " b\n"}}, "a [REDACTED] b\n"},
+		{"split over two lines with CRLF, in three writes", []w{{wire.Stdout, "a " + secret[:7]}, {wire.Stdout, secret[7:30] + "\r\n" + secret[30:]}, {wire.Stdout, "\n"}}, "a [REDACTED]\n"},
+		{"upper case", []w{{wire.Stderr, strings.ToUpper(secret) + "\n"}}, "[REDACTED]\n"},
+		{"lower case", []w{{wire.Stderr, strings.ToLower(secret) + "\n"}}, "[REDACTED]\n"},
+		{"JSON-escaped slashes", []w{{wire.Stdout, `{"k":"` + strings.ReplaceAll(secret, "/", `\/`) + `"}` + "\n"}}, `{"k":"[REDACTED]"}` + "\n"},
+		{"escaped and split over lines", []w{{wire.Stdout, strings.ReplaceAll(secret[:15], "/", `\/`) + "\n"}, {wire.Stdout, strings.ReplaceAll(secret[15:], "/", `\/`) + "\n"}}, "[REDACTED]\n"},
+		{"ends without a line break", []w{{wire.Stdout, "x " + secret[:9]}, {wire.Stdout, secret[9:]}}, "x [REDACTED]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var streamed strings.Builder
+			c := newCollector(NewRedactor([]string{secret}), func(_ wire.Stream, d string) { streamed.WriteString(d) }, 1<<20)
+			for _, x := range tc.writes {
+				c.write(x.s, []byte(x.d))
+			}
+			c.flush()
+			out, _, _ := c.result()
+			if out != tc.want {
+				t.Errorf("result = %q, want %q", out, tc.want)
+			}
+			low := strings.ToLower(streamed.String())
+			for _, part := range []string{secret[:12], secret[12:26], secret[26:]} {
+				if strings.Contains(low, strings.ToLower(strings.ReplaceAll(part, "/", ""))) {
+					t.Errorf("streamed output %q holds a piece of the secret (%q)", streamed.String(), part)
+				}
+			}
+		})
+	}
+
+	// Ordinary lines go out at once; only a line ending in the start of a
+	// secret waits for the next one.
+	var got []string
+	c := newCollector(NewRedactor([]string{secret}), func(_ wire.Stream, d string) { got = append(got, d) }, 1<<20)
+	c.write(wire.Stdout, []byte("region eu-west-1\n"))
+	if len(got) != 1 {
+		t.Errorf("an ordinary line was held back: emitted %q", got)
+	}
+	c.write(wire.Stdout, []byte("key "+secret[:6]+"\n"))
+	if len(got) != 1 {
+		t.Errorf("a line ending in the start of the secret went out at once: %q", got)
+	}
+	c.write(wire.Stdout, []byte("unrelated\n"))
+	if len(got) != 2 || got[1] != "key "+secret[:6]+"\nunrelated\n" {
+		t.Errorf("after the next line: emitted %q, want the held line with it", got)
 	}
 }
 
