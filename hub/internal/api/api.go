@@ -89,6 +89,10 @@ type Server struct {
 	// every request except /healthz.
 	Token  string
 	Logger *slog.Logger
+	// Health says whether the hub does its job (reaches its broker) and
+	// why, for GET /healthz: 200 and "ok" or 503 and "not ok", then the
+	// text. nil: always ok.
+	Health func() (ok bool, text string)
 	// Extra lets other parts of the hub add routes (e.g. /metrics).
 	Extra map[string]http.Handler
 	// Counters lets other parts of the hub (commands, Slack) show their
@@ -112,7 +116,7 @@ func (s *Server) Handler() http.Handler {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /api/devices", s.devices)
 	mux.HandleFunc("GET /api/devices/{id}", s.device)
 	mux.HandleFunc("GET /api/summary", s.summary)
@@ -322,4 +326,21 @@ type Error struct {
 
 func writeErr(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, Error{Error: strings.TrimSuffix(msg, ".")})
+}
+
+// healthz answers a health check: the status code carries the verdict,
+// the text the reasons (broker connection, the last message's age).
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.Health == nil {
+		io.WriteString(w, "ok\n")
+		return
+	}
+	ok, text := s.Health()
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "not ok\n"+text)
+		return
+	}
+	io.WriteString(w, "ok\n"+text)
 }

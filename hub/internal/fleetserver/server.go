@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,6 +117,9 @@ type Hub struct {
 	onConn   []func(mqtt.Client)
 
 	rejectLog logLimit // warnings about rejected messages
+
+	everConnected atomic.Bool  // the hub's MQTT session came up at least once
+	lastMessage   atomic.Int64 // unix nanoseconds of the last Pi message applied
 }
 
 // New builds a hub (nothing runs until Run).
@@ -220,7 +224,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.onConnMu.Lock()
 	counters := maps.Clone(h.counters)
 	h.onConnMu.Unlock()
-	srv := &http.Server{Handler: (&api.Server{Fleet: h.Fleet, Engine: h.Engine, Token: h.cfg.HTTPToken, Logger: h.log, Counters: counters}).Handler(),
+	srv := &http.Server{Handler: (&api.Server{Fleet: h.Fleet, Engine: h.Engine, Token: h.cfg.HTTPToken, Logger: h.log, Counters: counters, Health: h.Health}).Handler(),
 		ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
@@ -375,6 +379,7 @@ func (h *Hub) connect(ctx context.Context) error {
 		SetBinaryWill(wire.HubPresenceTopic(h.cfg.ID), h.presence(wire.StateLost), 1, true).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { h.log.Warn("MQTT connection lost; reconnecting", "err", err) }).
 		SetOnConnectHandler(func(c mqtt.Client) {
+			h.everConnected.Store(true)
 			h.log.Info("connected to MQTT broker", "broker", broker)
 			c.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOnline))
 			if h.cfg.BrokerURL != "" { // the embedded engines feed the fleet themselves
@@ -454,6 +459,7 @@ func (h *Hub) ingest(_ mqtt.Client, m mqtt.Message) {
 }
 
 func (h *Hub) apply(topic string, payload []byte, retained bool) {
+	h.lastMessage.Store(h.cfg.Now().UnixNano())
 	err := h.Fleet.ApplyMessage(topic, payload, retained)
 	if err == nil || errors.Is(err, fleet.ErrStale) {
 		if err != nil {
@@ -613,4 +619,32 @@ func (h *Hub) subscribe(c mqtt.Client, filters map[string]byte, cb mqtt.MessageH
 		}
 		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
 	}
+}
+
+// Health says whether the hub does its job — its MQTT session to the
+// broker is up — and, one line each, the broker connection, the age of
+// the last message from a Pi, and the fleet's size: for GET /healthz and
+// systemd's STATUS.
+func (h *Hub) Health() (ok bool, text string) {
+	broker := h.BrokerURL()
+	c := h.MQTT()
+	var b strings.Builder
+	switch {
+	case c != nil && c.IsConnectionOpen():
+		ok = true
+		fmt.Fprintf(&b, "broker: connected to %s\n", broker)
+	case h.everConnected.Load():
+		fmt.Fprintf(&b, "broker: connection to %s lost; reconnecting\n", broker)
+	default:
+		fmt.Fprintf(&b, "broker: %s not reached yet\n", broker)
+	}
+	if last := h.lastMessage.Load(); last == 0 {
+		b.WriteString("last message from a Pi: none yet\n")
+	} else {
+		age := h.cfg.Now().Sub(time.Unix(0, last)).Round(time.Second)
+		fmt.Fprintf(&b, "last message from a Pi: %s ago\n", age)
+	}
+	st := h.Fleet.Summary()
+	fmt.Fprintf(&b, "devices: %d, %d online\n", st.Total, st.Online)
+	return ok, b.String()
 }

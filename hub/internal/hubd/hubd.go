@@ -64,7 +64,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ready := cfg.Server.Ready
 	cfg.Server.Ready = func(h *fleetserver.Hub) {
-		notifySystemd(ctx, cfg.Notifier, log)
+		notifySystemd(ctx, cfg.Notifier, log, h.Health)
 		if ready != nil {
 			ready(h)
 		}
