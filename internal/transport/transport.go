@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,8 +86,13 @@ func ParseBroker(raw string) (*url.URL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker URL %q: %w", raw, err)
 	}
-	if u.Host == "" {
+	if u.Host == "" || u.Hostname() == "" && u.Scheme != "unix" {
 		return nil, fmt.Errorf("broker URL %q: no host (want mqtts://host:8883 or mqtt://host:1883)", raw)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("broker URL %q: port %q is not 1–65535", raw, p)
+		}
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "mqtt", "tcp":
@@ -112,6 +118,28 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// CheckBroker parses a broker URL (ParseBroker) and checks it against
+// these settings: TLS files with a plaintext URL, or plaintext off this
+// machine without AllowPlaintext, are errors. It reads no file, so a
+// program can check its --broker at start and exit on a mistake that no
+// retry would fix.
+func (o Options) CheckBroker(raw string) (*url.URL, error) {
+	u, err := ParseBroker(raw)
+	if err != nil {
+		return nil, err
+	}
+	if IsTLSScheme(u.Scheme) {
+		return u, nil
+	}
+	if o.CAFile != "" || o.CertFile != "" {
+		return nil, fmt.Errorf("broker %s is plaintext but TLS files are configured: use mqtts://%s", u.Redacted(), u.Host)
+	}
+	if u.Scheme != "unix" && !o.AllowPlaintext && !isLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("broker %s: plaintext MQTT off this machine would send credentials and commands in the clear; use mqtts:// (or --allow-plaintext in a lab)", u.Redacted())
+	}
+	return u, nil
+}
+
 // Apply sets TLS and credentials on opts. It adds o.Broker when opts names
 // no broker yet, fills in default ports, and fails — naming the file or
 // setting to fix — when a file is missing or unreadable, when TLS material
@@ -130,21 +158,12 @@ func (o Options) Apply(opts *mqtt.ClientOptions) error {
 	}
 	anyTLS := false
 	for i, s := range opts.Servers {
-		u, err := ParseBroker(s.String())
+		u, err := o.CheckBroker(s.String())
 		if err != nil {
 			return err
 		}
 		opts.Servers[i] = u
-		if IsTLSScheme(u.Scheme) {
-			anyTLS = true
-			continue
-		}
-		if o.CAFile != "" || o.CertFile != "" {
-			return fmt.Errorf("broker %s is plaintext but TLS files are configured: use mqtts://%s", u.Redacted(), u.Host)
-		}
-		if u.Scheme != "unix" && !o.AllowPlaintext && !isLoopback(u.Hostname()) {
-			return fmt.Errorf("broker %s: plaintext MQTT off this machine would send credentials and commands in the clear; use mqtts:// (or --allow-plaintext in a lab)", u.Redacted())
-		}
+		anyTLS = anyTLS || IsTLSScheme(u.Scheme)
 	}
 	if anyTLS {
 		cfg, err := o.TLSConfig()

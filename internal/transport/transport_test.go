@@ -214,3 +214,32 @@ func TestIsLoopbackAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckBroker: the mistakes no reconnect fixes are errors at once.
+func TestCheckBroker(t *testing.T) {
+	for _, tc := range []struct {
+		o    transport.Options
+		url  string
+		want string // "" = accepted
+	}{
+		{transport.Options{}, "mqtt://127.0.0.1", ""},
+		{transport.Options{}, "mqtts://hub.example", ""},
+		{transport.Options{AllowPlaintext: true}, "mqtt://192.0.2.1:1883", ""},
+		{transport.Options{}, "ftp://127.0.0.1:1883", `scheme "ftp" not supported`},
+		{transport.Options{}, "mqtt://", "no host"},
+		{transport.Options{}, "mqtt://:1883", "no host"},
+		{transport.Options{}, "mqtt://127.0.0.1:0", "is not 1–65535"},
+		{transport.Options{}, "mqtt://127.0.0.1:65536", "is not 1–65535"},
+		{transport.Options{}, "mqtt://127.0.0.1:abc", "invalid port"},
+		{transport.Options{}, "mqtt://192.0.2.1:1883", "plaintext MQTT off this machine"},
+		{transport.Options{CAFile: "/ca.pem"}, "mqtt://127.0.0.1", "plaintext but TLS files are configured"},
+	} {
+		_, err := tc.o.CheckBroker(tc.url)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("CheckBroker(%q) = %v, want accepted", tc.url, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("CheckBroker(%q) = %v, want an error with %q", tc.url, err, tc.want)
+		}
+	}
+}

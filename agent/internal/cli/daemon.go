@@ -113,8 +113,14 @@ func (f *daemonFlags) config(cf commandFlags, topts transport.Options, log *slog
 	}
 	brokers := splitList(f.brokers)
 	for _, b := range brokers {
+		// A mistake no retry fixes (no scheme, a wrong one, no host, a
+		// bad port, plaintext off this machine) ends the agent with one
+		// line, instead of a reconnect loop that never succeeds.
 		if !strings.Contains(b, "://") {
 			return daemon.Config{}, fmt.Errorf("--broker %q: want a URL such as mqtt://host:1883", b)
+		}
+		if _, err := topts.CheckBroker(b); err != nil {
+			return daemon.Config{}, fmt.Errorf("--broker: %w", err)
 		}
 	}
 	return daemon.Config{

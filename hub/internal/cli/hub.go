@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,10 +73,16 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	if f.broker != "" && !strings.Contains(f.broker, "://") {
 		return fmt.Errorf("--broker %q: want a URL such as mqtt://host:1883", f.broker)
 	}
+	if f.broker != "" {
+		if _, err := topts.CheckBroker(f.broker); err != nil {
+			return fmt.Errorf("--broker: %w", err)
+		}
+	}
 	token, err := readSecretFile(f.tokenFile)
 	if err != nil {
 		return fmt.Errorf("--http-token-file: %w", err)
 	}
+	warnWeakToken(log, f.tokenFile, token)
 	switch f.mqttData {
 	case "":
 		f.mqttData = filepath.Join(cf.stateDir, "broker")
@@ -95,6 +102,25 @@ func usageErr(err error) error {
 		return nil
 	}
 	return ErrUsage
+}
+
+// MinTokenLen is the shortest HTTP API token taken without a warning
+// (scripts/provision and `openssl rand -hex 32` make 64 characters).
+const MinTokenLen = 16
+
+// warnWeakToken warns about an API token file others can read, or a
+// token short enough to guess; the hub still starts (an empty file is
+// refused by readSecretFile).
+func warnWeakToken(log *slog.Logger, path, token string) {
+	if path == "" {
+		return
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("HTTP API token file is readable by other users; chmod 600 it", "file", path, "mode", fi.Mode().Perm().String())
+	}
+	if len(token) < MinTokenLen {
+		log.Warn(fmt.Sprintf("HTTP API token is only %d characters: easy to guess; use at least %d (openssl rand -hex 32)", len(token), MinTokenLen), "file", path)
+	}
 }
 
 // readSecretFile reads a one-line secret; "" for no file. The secret is
