@@ -16,6 +16,14 @@ type Tool struct {
 	// Image is the local Docker image that has the CLI; it is never pulled
 	// on every run.
 	Image string `json:"image"`
+	// ImageID pins Image to one image ("sha256:…", as `docker image
+	// inspect --format '{{.Id}}'` prints it): the agent refuses to run
+	// the tool when the tag names another image. Empty: the agent takes
+	// the image the tag names at its first run and refuses a later change
+	// unless AllowImageChange (someone else on the Docker Engine re-tagged
+	// it, and the tool gets the credentials).
+	ImageID          string `json:"image_id,omitempty"`
+	AllowImageChange bool   `json:"allow_image_change,omitempty"`
 	// Entrypoint is the program and leading arguments run in the image
 	// (argv is appended; no shell).
 	Entrypoint []string `json:"entrypoint"`

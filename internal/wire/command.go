@@ -128,6 +128,10 @@ type Final struct {
 	// Output is the whole redacted output (capped) so that a hub that
 	// missed chunks still has it.
 	Output string `json:"output,omitempty"`
+	// ImageID is the Docker image the command ran in ("sha256:…"), when
+	// it got as far as checking it (added 2026-12-06; optional, so
+	// version 1 readers ignore it).
+	ImageID string `json:"image_id,omitempty"`
 }
 
 // Notice is an informational record on ResultTopic, published QoS 1 and

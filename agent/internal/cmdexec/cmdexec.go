@@ -207,7 +207,7 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out ResultSink) {
 	res := h.o.Runner.Run(ctx, job, ch.add)
 	seq := ch.close()
 	f := wire.Final{ID: cmd.ID, Seq: seq + 1, Outcome: res.Outcome, ExitCode: res.ExitCode,
-		DurationMS: res.Duration.Milliseconds(), Bytes: res.Bytes, Truncated: res.Truncated, Output: res.Output}
+		DurationMS: res.Duration.Milliseconds(), Bytes: res.Bytes, Truncated: res.Truncated, Output: res.Output, ImageID: res.ImageID}
 	if res.Err != nil && res.Outcome != wire.OutcomeExited {
 		f.Error = res.Err.Error()
 	}

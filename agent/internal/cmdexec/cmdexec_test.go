@@ -76,7 +76,7 @@ func (r *countingRunner) Run(ctx context.Context, job runner.Job, emit runner.Em
 	r.jobs = append(r.jobs, job)
 	r.mu.Unlock()
 	emit(wire.Stdout, "ran "+strings.Join(job.Argv, " ")+"\n")
-	return runner.Result{Outcome: wire.OutcomeExited, Output: "ran\n", Bytes: 4}
+	return runner.Result{Outcome: wire.OutcomeExited, Output: "ran\n", Bytes: 4, ImageID: "sha256:feedface"}
 }
 
 func (r *countingRunner) count() int {
@@ -251,6 +251,9 @@ func TestAcceptsAllowedCommands(t *testing.T) {
 			}
 			if len(chunks) != 1 || chunks[0].Seq != 1 || finals[0].Seq != 2 || chunks[0].ID != "ok1" || chunks[0].Device != "pi1" {
 				t.Errorf("chunks %+v final seq %d; want chunk 1 then final 2", chunks, finals[0].Seq)
+			}
+			if finals[0].ImageID != "sha256:feedface" {
+				t.Errorf("final image_id %q, want the runner's image", finals[0].ImageID)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ package runner_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/pifleet/pifleet/agent/internal/runner"
@@ -449,4 +451,51 @@ func BenchmarkDockerRunnerVsCLI(b *testing.B) {
 	b.ReportMetric(float64(rt.Milliseconds())/float64(b.N), "runner-ms/op")
 	b.ReportMetric(float64(ct.Milliseconds())/float64(b.N), "cli-ms/op")
 	b.ReportMetric(float64(rt)/float64(ct), "ratio")
+}
+
+// TestDockerRetaggedImageRefused: another user of the same Engine points
+// the tool's tag at another image; the agent refuses to run it (the tool
+// would get the credentials) and says which image, and runs it once the
+// policy allows the change; each result names the image it ran in.
+func TestDockerRetaggedImageRefused(t *testing.T) {
+	cl := runnertest.RequireDocker(t)
+	ctx := context.Background()
+	base := runnertest.Busybox(t)
+	tag := fmt.Sprintf("pifleet-test/retag:%d", os.Getpid())
+	if err := cl.ImageTag(ctx, base, tag); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.ImageRemove(ctx, tag, image.RemoveOptions{}) })
+	baseInfo, err := cl.ImageInspect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := newRunner(t, runner.Options{})
+	tool := policy.Tool{Image: tag, Entrypoint: []string{"sh", "-c"}}
+	if res := r.Run(ctx, runner.Job{ID: "i1", Tool: tool, Argv: []string{"true"}}, nil); res.Outcome != wire.OutcomeExited || res.ImageID != baseInfo.ID {
+		t.Fatalf("first run: %v %v, image %q want %q", res.Outcome, res.Err, res.ImageID, baseInfo.ID)
+	}
+
+	// Another image under the same tag: a container of the base committed
+	// with a label (no registry needed).
+	c, err := cl.ContainerCreate(ctx, &container.Config{Image: base, Cmd: []string{"true"}}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	committed, err := cl.ContainerCommit(ctx, c.ID, container.CommitOptions{Reference: tag, Changes: []string{"LABEL pifleet.test=retag"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.ImageRemove(ctx, committed.ID, image.RemoveOptions{Force: true}) })
+
+	res := r.Run(ctx, runner.Job{ID: "i2", Tool: tool, Argv: []string{"true"}}, nil)
+	if !errors.Is(res.Err, runner.ErrImageChanged) || !strings.Contains(res.Err.Error(), strings.TrimPrefix(committed.ID, "sha256:")[:12]) {
+		t.Errorf("after the re-tag: %v %v, want refused naming the new image", res.Outcome, res.Err)
+	}
+	tool.AllowImageChange = true
+	if res := r.Run(ctx, runner.Job{ID: "i3", Tool: tool, Argv: []string{"true"}}, nil); res.Outcome != wire.OutcomeExited || res.ImageID != committed.ID {
+		t.Errorf("allowed change: %v %v, image %q want %q", res.Outcome, res.Err, res.ImageID, committed.ID)
+	}
 }

@@ -98,7 +98,7 @@ func TestContainerConfig(t *testing.T) {
 		what      string
 		got, want any
 	}{
-		{"image", cfg.Image, fakeImage},
+		{"image (the id checked, not the tag)", cfg.Image, "sha256:" + fakeImage},
 		{"entrypoint", []string(cfg.Entrypoint), []string{"tool"}},
 		{"cmd (argv, no shell)", []string(cfg.Cmd), argv},
 		{"env (sorted, allowed only)", cfg.Env, []string{"AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "AWS_CONFIG_FILE=/aws/config", "AWS_PAGER=", "AWS_SHARED_CREDENTIALS_FILE=/aws/credentials"}},
@@ -377,4 +377,48 @@ func TestSweep(t *testing.T) {
 	if _, err := r.Sweep(context.Background()); !errors.Is(err, runner.ErrEngine) {
 		t.Errorf("Sweep with a failing list: got %v, want an engine error", err)
 	}
+}
+
+// TestImagePinning: a tag re-tagged to another image on the same Engine
+// is refused (it would get the credentials), unless the policy allows the
+// change; a pinned image_id is enforced; each result names its image.
+func TestImagePinning(t *testing.T) {
+	run := func(r *runner.Runner, tool policy.Tool) runner.Result {
+		t.Helper()
+		var out output
+		return r.Run(context.Background(), runner.Job{ID: "img", Tool: tool}, out.emit)
+	}
+	t.Run("re-tagged", func(t *testing.T) {
+		f := enginetest.New(fakeImage)
+		r := fakeRunner(t, f, runner.Options{})
+		if res := run(r, fakeTool); res.Outcome != wire.OutcomeExited || res.ImageID != "sha256:"+fakeImage {
+			t.Fatalf("first run: %v %q %v", res.Outcome, res.ImageID, res.Err)
+		}
+		f.Retag(fakeImage, "sha256:0123456789abcdef0123456789abcdef")
+		res := run(r, fakeTool)
+		if res.Outcome != wire.OutcomeError || !errors.Is(res.Err, runner.ErrImageChanged) || !strings.Contains(res.Err.Error(), "0123456789ab") {
+			t.Errorf("after a re-tag: %v %v, want refused naming the new image", res.Outcome, res.Err)
+		}
+		allow := fakeTool
+		allow.AllowImageChange = true
+		if res := run(r, allow); res.Outcome != wire.OutcomeExited || res.ImageID != "sha256:0123456789abcdef0123456789abcdef" {
+			t.Errorf("allow_image_change: %v %q %v, want run in the new image", res.Outcome, res.ImageID, res.Err)
+		}
+		if n := len(f.Created()); n != 2 {
+			t.Errorf("%d containers created, want 2 (the refused run makes none)", n)
+		}
+	})
+	t.Run("pinned", func(t *testing.T) {
+		f := enginetest.New(fakeImage)
+		r := fakeRunner(t, f, runner.Options{})
+		pinned := fakeTool
+		pinned.ImageID = "sha256:" + fakeImage
+		if res := run(r, pinned); res.Outcome != wire.OutcomeExited {
+			t.Fatalf("pinned, same image: %v %v", res.Outcome, res.Err)
+		}
+		pinned.ImageID = "sha256:feedfacefeedfacefeedface"
+		if res := run(r, pinned); !errors.Is(res.Err, runner.ErrImageChanged) || !strings.Contains(res.Err.Error(), "feedfacefeed") {
+			t.Errorf("pinned, other image: %v, want refused naming the pin", res.Err)
+		}
+	})
 }

@@ -142,6 +142,11 @@ type Runner struct {
 
 	negMu      sync.Mutex
 	negotiated bool
+
+	imgMu      sync.Mutex
+	firstImage map[string]string // tag → the image id it named at its first run (checkImage)
+	refusedMu  sync.Mutex
+	refused    map[string]bool // tag@id refusals already logged
 }
 
 // negotiate settles the API version once, before any other call. The
@@ -183,6 +188,8 @@ type Job struct {
 	Tool    policy.Tool
 	Argv    []string
 	Timeout time.Duration // 0 or more than Options.Timeout: Options.Timeout
+
+	imageID string // the image Tool.Image named when it was checked (run)
 }
 
 // Result is how a job ended. Output is the redacted output, capped at
@@ -195,7 +202,8 @@ type Result struct {
 	Bytes     int64
 	Truncated bool
 	Output    string
-	Err       error // why Outcome is error or timeout
+	ImageID   string // the image the command ran in ("sha256:…"), when it got that far
+	Err       error  // why Outcome is error or timeout
 }
 
 // Emit receives redacted output in the order the command wrote it.
@@ -237,14 +245,22 @@ func (r *Runner) run(ctx context.Context, job Job, emit Emit) Result {
 	if err := r.negotiate(ctx); err != nil {
 		return fail(err)
 	}
-	if err := r.ensureImage(ctx, job.Tool.Image, emit); err != nil {
+	id, err := r.ensureImage(ctx, job.Tool.Image, emit)
+	if err != nil {
 		return fail(err)
 	}
+	if err := r.checkImage(job.Tool, id); err != nil {
+		return fail(err)
+	}
+	// Run the image checked, not whatever the tag names a moment later.
+	job.imageID = id
 	timeout := r.o.Timeout
 	if job.Timeout > 0 && job.Timeout < timeout {
 		timeout = job.Timeout
 	}
-	return r.runContainer(ctx, job, env, red, emit, timeout)
+	res := r.runContainer(ctx, job, env, red, emit, timeout)
+	res.ImageID = id
+	return res
 }
 
 // environment returns the container's environment and the values to
@@ -286,19 +302,73 @@ func engineErr(what string, err error) error {
 	return fmt.Errorf("%w: %s: %v", ErrEngine, what, err)
 }
 
-// ensureImage checks the image is present, pulling it only when allowed.
-func (r *Runner) ensureImage(ctx context.Context, ref string, emit Emit) error {
-	actx, cancel := r.apiCtx(ctx)
-	defer cancel()
-	_, err := r.o.Engine.ImageInspect(actx, ref)
-	if err == nil {
+// ErrImageChanged is returned when a tool's image is not the one the
+// policy pins, or not the one the tag named at this agent's first run.
+var ErrImageChanged = errors.New("image changed")
+
+// checkImage refuses an image id that is not the tool's pin, or, without
+// a pin, not the one its tag named at this agent's first run of it
+// (unless the policy allows changes). The first refusal of each new id is
+// logged at ERROR; every run it affects is refused with the reason.
+func (r *Runner) checkImage(t policy.Tool, id string) error {
+	if t.ImageID != "" {
+		if id != t.ImageID {
+			return r.imageRefused(t.Image, id, fmt.Errorf("%w: image %s is %s, not %s as the policy pins (image_id): refusing to run it with the tool's credentials", ErrImageChanged, t.Image, short(id), short(t.ImageID)))
+		}
 		return nil
 	}
+	r.imgMu.Lock()
+	defer r.imgMu.Unlock()
+	first, seen := r.firstImage[t.Image]
+	if !seen || t.AllowImageChange {
+		if r.firstImage == nil {
+			r.firstImage = map[string]string{}
+		}
+		r.firstImage[t.Image] = id
+		return nil
+	}
+	if id != first {
+		return r.imageRefused(t.Image, id, fmt.Errorf("%w: image %s was %s at this agent's first run and is now %s (re-tagged on this Docker Engine?): refusing to run it with the tool's credentials; pin image_id or set allow_image_change in the policy", ErrImageChanged, t.Image, short(first), short(id)))
+	}
+	return nil
+}
+
+// imageRefused logs err once per (reference, id).
+func (r *Runner) imageRefused(ref, id string, err error) error {
+	r.refusedMu.Lock()
+	defer r.refusedMu.Unlock()
+	if r.refused == nil {
+		r.refused = map[string]bool{}
+	}
+	if k := ref + "@" + id; !r.refused[k] {
+		r.refused[k] = true
+		r.log.Error("refusing a changed image", "err", err)
+	}
+	return err
+}
+
+// short is an image id as docker prints it by default (12 hex digits).
+func short(id string) string {
+	if h, ok := strings.CutPrefix(id, "sha256:"); ok && len(h) > 12 {
+		return h[:12]
+	}
+	return id
+}
+
+// ensureImage checks the image is present, pulling it only when allowed,
+// and returns its id.
+func (r *Runner) ensureImage(ctx context.Context, ref string, emit Emit) (string, error) {
+	actx, cancel := r.apiCtx(ctx)
+	defer cancel()
+	info, err := r.o.Engine.ImageInspect(actx, ref)
+	if err == nil {
+		return info.ID, nil
+	}
 	if !cerrdefs.IsNotFound(err) {
-		return engineErr("inspect image "+ref, err)
+		return "", engineErr("inspect image "+ref, err)
 	}
 	if !r.o.AllowPull {
-		return fmt.Errorf("image %s is not on this Pi: load it (docker load / docker build, see agent/Dockerfile.awscli) or allow pulls", ref)
+		return "", fmt.Errorf("image %s is not on this Pi: load it (docker load / docker build, see agent/Dockerfile.awscli) or allow pulls", ref)
 	}
 	r.pulls.Lock()
 	defer r.pulls.Unlock()
@@ -307,19 +377,29 @@ func (r *Runner) ensureImage(ctx context.Context, ref string, emit Emit) error {
 	defer cancel()
 	rc, err := r.o.Engine.ImagePull(pctx, ref, image.PullOptions{})
 	if err != nil {
-		return engineErr("pull "+ref, err)
+		return "", engineErr("pull "+ref, err)
 	}
 	defer rc.Close()
 	if err := pullProgress(rc, func(s string) { emit(wire.Stderr, s+"\n") }); err != nil {
-		return fmt.Errorf("pull %s: %w", ref, err)
+		return "", fmt.Errorf("pull %s: %w", ref, err)
 	}
-	return nil
+	ictx, cancel := r.apiCtx(ctx)
+	defer cancel()
+	info, err = r.o.Engine.ImageInspect(ictx, ref)
+	if err != nil {
+		return "", engineErr("inspect image "+ref, err)
+	}
+	return info.ID, nil
 }
 
 func (r *Runner) containerConfig(job Job, env []string) (*container.Config, *container.HostConfig) {
 	t := job.Tool
+	img := t.Image
+	if job.imageID != "" {
+		img = job.imageID
+	}
 	cfg := &container.Config{
-		Image:           t.Image,
+		Image:           img,
 		Entrypoint:      t.Entrypoint,
 		Cmd:             job.Argv,
 		Env:             env,

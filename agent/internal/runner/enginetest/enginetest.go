@@ -96,6 +96,7 @@ type Fake struct {
 
 	mu      sync.Mutex
 	images  map[string]bool
+	ids     map[string]string // Retag: the image id a reference now names
 	scripts []Script
 	ctrs    map[string]*ctr // by id
 	all     []*ctr          // every container ever made
@@ -212,7 +213,22 @@ func (f *Fake) ImageInspect(_ context.Context, ref string, _ ...client.ImageInsp
 	if !f.images[ref] {
 		return image.InspectResponse{}, fmt.Errorf("no such image: %s: %w", ref, cerrdefs.ErrNotFound)
 	}
+	if id, ok := f.ids[ref]; ok {
+		return image.InspectResponse{ID: id}, nil
+	}
 	return image.InspectResponse{ID: "sha256:" + ref}, nil
+}
+
+// Retag points ref at another image id (what `docker tag` by another user
+// of the engine does); until then an image's id is "sha256:" + ref.
+func (f *Fake) Retag(ref, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ids == nil {
+		f.ids = map[string]string{}
+	}
+	f.images[ref] = true
+	f.ids[ref] = id
 }
 
 // ImagePull implements runner.Engine: the image is there afterwards.
