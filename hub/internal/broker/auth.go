@@ -14,6 +14,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/loglimit"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -48,7 +49,7 @@ type AuthHook struct {
 	log        *slog.Logger
 	clients    sync.Map // *mqtt.Client -> Identity
 	refused    atomic.Int64
-	denyLog    logLimiter
+	denyLog    loglimit.Limit
 }
 
 // NewAuthHook returns a hook for the given credentials.
@@ -62,7 +63,8 @@ func NewAuthHook(o AuthOptions) (*AuthHook, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &AuthHook{requireTLS: o.RequireTLS, log: o.Logger.With("component", "broker-auth")}
+	h := &AuthHook{requireTLS: o.RequireTLS, log: o.Logger.With("component", "broker-auth"),
+		denyLog: loglimit.Limit{Per: time.Minute, Burst: 20}}
 	h.creds.Store(o.Credentials)
 	return h, nil
 }
@@ -159,7 +161,7 @@ func (h *AuthHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	id := v.(Identity)
 	if write {
 		if !id.CanWrite(topic) {
-			if h.denyLog.allow() {
+			if ok, _ := h.denyLog.Allow(time.Now()); ok {
 				h.log.Warn("publish denied", "id", id.ID, "role", id.Role, "topic", topic)
 			}
 			return false
@@ -171,24 +173,3 @@ func (h *AuthHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 
 // OnDisconnect implements mqtt.Hook.
 func (h *AuthHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.clients.Delete(cl) }
-
-// logLimiter lets a log line through at most 20 times a minute, so a
-// misbehaving device cannot flood the hub's log.
-type logLimiter struct {
-	mu     sync.Mutex
-	start  time.Time
-	budget int
-}
-
-func (l *logLimiter) allow() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := time.Now(); now.Sub(l.start) > time.Minute {
-		l.start, l.budget = now, 20
-	}
-	if l.budget <= 0 {
-		return false
-	}
-	l.budget--
-	return true
-}

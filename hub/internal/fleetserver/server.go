@@ -26,6 +26,7 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/hub/internal/natsfeed"
 	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/loglimit"
 	"github.com/pifleet/pifleet/internal/transport"
 	"github.com/pifleet/pifleet/internal/wire"
 )
@@ -116,7 +117,7 @@ type Hub struct {
 	counters map[string]func() any // AddStats; guarded by onConnMu
 	onConn   []func(mqtt.Client)
 
-	rejectLog logLimit // warnings about rejected messages
+	rejectLog loglimit.Limit // warnings about rejected messages
 
 	everConnected atomic.Bool  // the hub's MQTT session came up at least once
 	lastMessage   atomic.Int64 // unix nanoseconds of the last Pi message applied
@@ -129,7 +130,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 	f := fleet.New(cfg.Now)
 	return &Hub{cfg: cfg, log: cfg.Logger.With("component", "hub"), Fleet: f, Engine: chat.New(f, cfg.Now),
-		rejectLog: logLimit{per: time.Minute, burst: 20}}, nil
+		rejectLog: loglimit.Limit{Per: time.Minute, Burst: 20}}, nil
 }
 
 // ID is the hub's id.
@@ -502,8 +503,8 @@ func (h *Hub) sweep(ctx context.Context) {
 }
 
 func (h *Hub) allowLog() bool {
-	ok, _ := h.rejectLog.allow(h.cfg.Now())
-	if ok && h.rejectLog.exhausted() {
+	ok, _ := h.rejectLog.Allow(h.cfg.Now())
+	if ok && h.rejectLog.Exhausted() {
 		h.log.Warn("too many rejected messages; muting this log for a minute (see /api/stats)")
 	}
 	return ok
@@ -522,11 +523,11 @@ func trunc(s string, n int) string {
 // at 10,000 Pis a restart wrote thousands of such lines.
 type quietHandler struct {
 	slog.Handler
-	lim *logLimit
+	lim *loglimit.Limit
 }
 
 func newQuietHandler(h slog.Handler) quietHandler {
-	return quietHandler{Handler: h, lim: &logLimit{per: time.Minute, burst: 10}}
+	return quietHandler{Handler: h, lim: &loglimit.Limit{Per: time.Minute, Burst: 10}}
 }
 
 func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -535,10 +536,10 @@ func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 
 func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelError {
-		ok, muted := q.lim.allow(r.Time)
+		ok, muted := q.lim.Allow(r.Time)
 		if muted > 0 {
 			m := slog.NewRecord(r.Time, slog.LevelWarn, "embedded broker warnings were muted", 0)
-			m.AddAttrs(slog.Int("muted", muted), slog.Duration("per", q.lim.per))
+			m.AddAttrs(slog.Int("muted", muted), slog.Duration("per", q.lim.Per))
 			_ = q.Handler.Handle(ctx, m)
 		}
 		if !ok {
@@ -554,41 +555,6 @@ func (q quietHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (q quietHandler) WithGroup(name string) slog.Handler {
 	return quietHandler{q.Handler.WithGroup(name), q.lim}
-}
-
-// logLimit lets burst records through per period and counts the rest.
-type logLimit struct {
-	per   time.Duration
-	burst int
-
-	mu    sync.Mutex
-	start time.Time
-	n     int
-	muted int
-}
-
-// exhausted reports whether the current period's burst is used up.
-func (l *logLimit) exhausted() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.n >= l.burst
-}
-
-// allow reports whether a record at now may be written, and how many
-// were muted in the period that just ended (to be reported once).
-func (l *logLimit) allow(now time.Time) (ok bool, mutedBefore int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.start) >= l.per {
-		mutedBefore = l.muted
-		l.start, l.n, l.muted = now, 0, 0
-	}
-	if l.n < l.burst {
-		l.n++
-		return true, mutedBefore
-	}
-	l.muted++
-	return false, mutedBefore
 }
 
 // subscribe subscribes and checks every SUBACK return code (paho does not

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/loglimit"
 )
 
 // engineUser is the engine's own login (the hub's NATS connection and the
@@ -27,7 +27,7 @@ type authenticator struct {
 	secret   string // engineUser's password, new at every start
 	log      *slog.Logger
 	refused  atomic.Int64
-	limitLog logLimiter
+	limitLog loglimit.Limit
 }
 
 // Check implements server.Authentication. It runs in the connection's read
@@ -62,7 +62,7 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 
 func (a *authenticator) refuse(c server.ClientAuthentication, cid, user string, err error) {
 	a.refused.Add(1)
-	if a.limitLog.allow() {
+	if ok, _ := a.limitLog.Allow(time.Now()); ok {
 		// The username is logged (it is an id, not a secret); the password never.
 		a.log.Warn("connection refused", "client", cid, "username", user, "remote", c.RemoteAddress(), "err", err)
 	}
@@ -140,25 +140,4 @@ func mqttClientID(c server.ClientAuthentication) (cid string, isMQTT bool, err e
 		return "", true, errors.New("this nats-server has no client.mqtt.cid field: cannot check MQTT client ids")
 	}
 	return f.String(), true, nil
-}
-
-// logLimiter lets a log line through at most 20 times a minute, so a
-// misbehaving device cannot flood the hub's log.
-type logLimiter struct {
-	mu     sync.Mutex
-	start  time.Time
-	budget int
-}
-
-func (l *logLimiter) allow() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := time.Now(); now.Sub(l.start) > time.Minute {
-		l.start, l.budget = now, 20
-	}
-	if l.budget <= 0 {
-		return false
-	}
-	l.budget--
-	return true
 }

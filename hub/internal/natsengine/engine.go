@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/loglimit"
 	"github.com/pifleet/pifleet/internal/transport"
 )
 
@@ -186,7 +187,7 @@ func (e *Engine) serverOptions(o *Options) (*server.Options, *tls.Config, error)
 		NoSigs:     true,
 	}
 	if o.Credentials != nil {
-		e.auth = &authenticator{secret: e.secret, log: e.log}
+		e.auth = &authenticator{secret: e.secret, log: e.log, limitLog: loglimit.Limit{Per: time.Minute, Burst: 20}}
 		e.auth.creds.Store(o.Credentials)
 		sopts.CustomClientAuthentication = e.auth
 	}

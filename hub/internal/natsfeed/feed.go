@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/time/rate"
 
+	"github.com/pifleet/pifleet/internal/loglimit"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -56,7 +56,7 @@ type Feed struct {
 	opts     Options
 	subjects []string
 	log      *slog.Logger
-	warn     rate.Sometimes
+	warn     loglimit.Limit
 
 	snapshots, snapshotMsgs, liveMsgs, forgotten, restarts, lastSnapMS atomic.Int64
 
@@ -90,7 +90,7 @@ func New(opts Options) (*Feed, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := &Feed{opts: opts, log: opts.Logger.With("component", "natsfeed"),
-		warn: rate.Sometimes{First: 5, Interval: time.Minute}, known: map[string]struct{}{}}
+		warn: loglimit.Limit{Per: time.Minute, Burst: 5}, known: map[string]struct{}{}}
 	for _, filter := range opts.Filters {
 		s, err := filterSubject(filter)
 		if err != nil {
@@ -139,7 +139,9 @@ func (f *Feed) Run(ctx context.Context, fn Handler) error {
 			backoff = minBackoff // a snapshot got through: this is a new break, not a loop
 		}
 		f.restarts.Add(1)
-		f.warn.Do(func() { f.log.Warn("retained feed starting over", "err", err, "in", backoff) })
+		if ok, muted := f.warn.Allow(time.Now()); ok {
+			f.log.Warn("retained feed starting over", "err", err, "in", backoff, "muted_before", muted)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
