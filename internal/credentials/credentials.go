@@ -3,6 +3,7 @@ package credentials
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -94,6 +95,36 @@ func (c *File) Find(id string) (e Entry, hub, ok bool) {
 		}
 	}
 	return Entry{}, false, false
+}
+
+// Login checks one login against the file, as both embedded engines do:
+// a client certificate verified against the fleet CA (verifiedCN, its CN)
+// names the identity, and a username given with it must be the same;
+// otherwise the username is the id and the password must match its hash
+// (an entry without one may only use its certificate). It returns the id
+// and whether it is a hub; the error says what was wrong, for the log.
+func (c *File) Login(user, password, verifiedCN string) (id string, hub bool, err error) {
+	if verifiedCN != "" {
+		_, hub, ok := c.Find(verifiedCN)
+		if !ok {
+			return "", false, fmt.Errorf("client certificate CN %q is not in the credentials file", verifiedCN)
+		}
+		if user != "" && user != verifiedCN {
+			return "", false, fmt.Errorf("username %q does not match certificate CN %q", user, verifiedCN)
+		}
+		return verifiedCN, hub, nil
+	}
+	e, hub, ok := c.Find(user)
+	if !ok {
+		return "", false, errors.New("unknown username")
+	}
+	if e.PasswordHash == "" {
+		return "", false, errors.New("this identity must use its client certificate")
+	}
+	if match, err := CheckPassword(e.PasswordHash, password); err != nil || !match {
+		return "", false, errors.New("wrong password")
+	}
+	return user, hub, nil
 }
 
 // Set adds or replaces an entry in the hub or device list.

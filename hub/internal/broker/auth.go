@@ -18,18 +18,6 @@ import (
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
-// lookup finds an identity by id.
-func lookup(c *credentials.File, id string) (Identity, credentials.Entry, bool) {
-	e, hub, ok := c.Find(id)
-	if !ok {
-		return Identity{}, credentials.Entry{}, false
-	}
-	if hub {
-		return Identity{RoleHub, id}, e, true
-	}
-	return Identity{RoleDevice, id}, e, true
-}
-
 // AuthOptions configure the AuthHook.
 type AuthOptions struct {
 	Credentials *credentials.File
@@ -114,31 +102,17 @@ func (h *AuthHook) authenticate(cl *mqtt.Client, pk packets.Packet) (Identity, e
 	if h.requireTLS && !isTLS {
 		return Identity{}, errors.New("plaintext connection refused: TLS required")
 	}
-	user := string(pk.Connect.Username)
-	var id Identity
+	cn := ""
 	if isTLS && len(tc.ConnectionState().VerifiedChains) > 0 {
-		cn := tc.ConnectionState().PeerCertificates[0].Subject.CommonName
-		found, _, ok := lookup(creds, cn)
-		if !ok {
-			return Identity{}, fmt.Errorf("client certificate CN %q is not in the credentials file", cn)
-		}
-		if user != "" && user != cn {
-			return Identity{}, fmt.Errorf("username %q does not match certificate CN %q", user, cn)
-		}
-		id = found
-	} else {
-		found, e, ok := lookup(creds, user)
-		if !ok {
-			return Identity{}, errors.New("unknown username")
-		}
-		if e.PasswordHash == "" {
-			return Identity{}, errors.New("this identity must use its client certificate")
-		}
-		match, err := credentials.CheckPassword(e.PasswordHash, string(pk.Connect.Password))
-		if err != nil || !match {
-			return Identity{}, errors.New("wrong password")
-		}
-		id = found
+		cn = tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	name, hub, err := creds.Login(string(pk.Connect.Username), string(pk.Connect.Password), cn)
+	if err != nil {
+		return Identity{}, err
+	}
+	id := Identity{RoleDevice, name}
+	if hub {
+		id.Role = RoleHub
 	}
 	if !id.ClientIDAllowed(cl.ID) {
 		return Identity{}, fmt.Errorf("client id %q not allowed for %s %q (use %s)", cl.ID, id.Role, id.ID, wire.ClientID(wire.ClientAgent, id.ID))

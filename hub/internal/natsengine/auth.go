@@ -73,48 +73,22 @@ func (a *authenticator) refuse(c server.ClientAuthentication, cid, user string, 
 // then the client id must fit the identity.
 func (a *authenticator) authenticate(c server.ClientAuthentication, cid string) (identity, error) {
 	creds := a.creds.Load()
-	user := c.GetOpts().Username
-	var id identity
+	cn := ""
 	if cs := c.GetTLSConnectionState(); cs != nil && len(cs.VerifiedChains) > 0 {
-		cn := cs.PeerCertificates[0].Subject.CommonName
-		found, _, ok := lookup(creds, cn)
-		if !ok {
-			return identity{}, fmt.Errorf("client certificate CN %q is not in the credentials file", cn)
-		}
-		if user != "" && user != cn {
-			return identity{}, fmt.Errorf("username %q does not match certificate CN %q", user, cn)
-		}
-		id = found
-	} else {
-		found, e, ok := lookup(creds, user)
-		if !ok {
-			return identity{}, errors.New("unknown username")
-		}
-		if e.PasswordHash == "" {
-			return identity{}, errors.New("this identity must use its client certificate")
-		}
-		match, err := credentials.CheckPassword(e.PasswordHash, c.GetOpts().Password)
-		if err != nil || !match {
-			return identity{}, errors.New("wrong password")
-		}
-		id = found
+		cn = cs.PeerCertificates[0].Subject.CommonName
+	}
+	name, hub, err := creds.Login(c.GetOpts().Username, c.GetOpts().Password, cn)
+	if err != nil {
+		return identity{}, err
+	}
+	id := identity{roleDevice, name}
+	if hub {
+		id.role = roleHub
 	}
 	if !id.clientIDAllowed(cid) {
 		return identity{}, fmt.Errorf("client id %q not allowed for %s %q", cid, id.role, id.id)
 	}
 	return id, nil
-}
-
-// lookup finds an identity by id.
-func lookup(c *credentials.File, id string) (identity, credentials.Entry, bool) {
-	e, hub, ok := c.Find(id)
-	if !ok {
-		return identity{}, credentials.Entry{}, false
-	}
-	if hub {
-		return identity{roleHub, id}, e, true
-	}
-	return identity{roleDevice, id}, e, true
 }
 
 // mqttClientID returns the MQTT client id of c, and whether c is an MQTT

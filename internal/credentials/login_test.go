@@ -1,0 +1,48 @@
+package credentials_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pifleet/pifleet/internal/credentials"
+)
+
+// TestLogin is the rule both embedded engines apply (their policy suites
+// run it against real brokers): a verified certificate's CN first, else
+// username and password.
+func TestLogin(t *testing.T) {
+	h, err := credentials.HashPassword("pi-a-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &credentials.File{Version: credentials.Version,
+		Hubs:    []credentials.Entry{{ID: "hub"}},
+		Devices: []credentials.Entry{{ID: "pi-a", PasswordHash: h}, {ID: "pi-c"}}}
+	for _, tc := range []struct {
+		user, pw, cn string
+		id           string
+		hub          bool
+		err          string
+	}{
+		{"pi-a", "pi-a-password", "", "pi-a", false, ""},
+		{"pi-a", "wrong", "", "", false, "wrong password"},
+		{"pi-zz", "pi-a-password", "", "", false, "unknown username"},
+		{"pi-c", "", "", "", false, "must use its client certificate"},
+		{"", "", "pi-c", "pi-c", false, ""},
+		{"pi-c", "", "pi-c", "pi-c", false, ""},
+		{"pi-a", "", "pi-c", "", false, "does not match certificate CN"},
+		{"", "", "pi-x", "", false, "not in the credentials file"},
+		{"", "", "hub", "hub", true, ""},
+	} {
+		id, hub, err := f.Login(tc.user, tc.pw, tc.cn)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("Login(%q, %q, cn %q) = %q, %v; want an error with %q", tc.user, tc.pw, tc.cn, id, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || id != tc.id || hub != tc.hub {
+			t.Errorf("Login(%q, %q, cn %q) = %q hub=%v %v; want %q hub=%v", tc.user, tc.pw, tc.cn, id, hub, err, tc.id, tc.hub)
+		}
+	}
+}
