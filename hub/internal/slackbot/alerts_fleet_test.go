@@ -117,6 +117,7 @@ func TestTwoThousandPisLostAreOneSlackMessage(t *testing.T) {
 	w.State(id(7), wire.StateOnline, 2, false)
 	clock.Set(t0.Add(5 * time.Minute))
 	waitPosts(t, ws, sbt.KindPost, 2, inAlerts)
+	waitCounted(t, s, 2)
 	s.stop(t)
 
 	all := ws.Find(sbt.KindPost, inAlerts)
@@ -200,6 +201,7 @@ func TestHubRestartIsOneSlackMessage(t *testing.T) {
 	w.State(id(1), wire.StateLost, 2, false)
 	clock.Set(t0.Add(230 * time.Second))
 	waitPosts(t, ws, sbt.KindPost, 2, inAlerts)
+	waitCounted(t, s, 2)
 	s.stop(t)
 
 	all := ws.Find(sbt.KindPost, inAlerts)
@@ -209,4 +211,17 @@ func TestHubRestartIsOneSlackMessage(t *testing.T) {
 	if st := s.bot.Stats(); st.AlertsDropped != 0 || st.AlertsPosted != 2 {
 		t.Errorf("stats %+v, want none dropped, 2 posted", st)
 	}
+}
+
+// waitCounted waits until the bot counted n alerts as posted. Slack has a
+// post before the bot has read Slack's answer and counted it: stopping the
+// bot in between would cut that answer off.
+func waitCounted(t *testing.T, s *session, n uint64) {
+	t.Helper()
+	testenv.Eventually(t, wait, func() string {
+		if got := s.bot.Stats().AlertsPosted; got < n {
+			return fmt.Sprintf("%d alerts counted as posted, want %d", got, n)
+		}
+		return ""
+	})
 }
