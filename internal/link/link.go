@@ -236,13 +236,16 @@ func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error)
 	if err := tok.Error(); err != nil {
 		return nil, fmt.Errorf("connect %s: %w", broker, err)
 	}
-	// Our own state at QoS 0: checkOwnState needs only the retained
-	// replay and the live copies, which arrive at QoS 0 too, and a QoS 1
-	// subscription costs some brokers far more (nats-server: a replicated
-	// JetStream consumer per connection).
+	// Both at QoS 0. Our own state: checkOwnState needs only the
+	// retained replay and the live copies. Commands: the hub sends a
+	// command again until this Pi acknowledges it (wire.NoticeAccepted)
+	// and the id store makes every copy after the first a no-op, so
+	// QoS 1 would add nothing but cost: some brokers make every QoS 1
+	// subscription far dearer (nats-server: a replicated JetStream
+	// consumer per connection).
 	subs := map[string]byte{wire.StateTopic(l.o.ID): 0}
 	if l.o.OnCommand != nil {
-		subs[wire.CmdTopic(l.o.ID)] = 1
+		subs[wire.CmdTopic(l.o.ID)] = 0
 	}
 	tok = c.SubscribeMultiple(subs, l.route(c, epoch))
 	if !tok.WaitTimeout(l.o.ConnectTimeout) || tok.Error() != nil {

@@ -335,14 +335,14 @@ func testRebirthWhenStateDisturbed(t *testing.T, url, id string) {
 // TestSessionOnTheBroker: what the link asks of the broker. Its client id
 // comes from wire.ClientID (no '.', which nats-server refuses), and it
 // reads its own state at QoS 0 (retained replay and live copies are all
-// checkOwnState needs) and its commands at QoS 1.
+// checkOwnState needs) and its commands at QoS 0 (the hub re-sends until acknowledged).
 func TestSessionOnTheBroker(t *testing.T) {
 	const id = "pi.kitchen"
 	cid := wire.ClientID(wire.ClientAgent, id)
 	if cid != "pifleet-agent-pi~kitchen" {
 		t.Fatalf("client id %q, want pifleet-agent-pi~kitchen", cid)
 	}
-	want := map[string]byte{wire.StateTopic(id): 0, wire.CmdTopic(id): 1}
+	want := map[string]byte{wire.StateTopic(id): 0, wire.CmdTopic(id): 0}
 	opts := func(url string) Options {
 		return Options{Brokers: []string{url}, ID: id, OnCommand: func([]byte) {}}
 	}

@@ -160,6 +160,14 @@ const (
 	// signature, this device), at most about once a minute per id. The
 	// first delivery's records, and its retained Final, are untouched.
 	NoticeDuplicate NoticeReason = "duplicate"
+	// NoticeAccepted: the Pi got the command, it verified and passed every
+	// check, its id is recorded, and it is starting (added 2026-12-06).
+	// This is the hub's acknowledgement: commands travel at QoS 0 to the
+	// Pi, and the hub sends the same signed command again until any
+	// record for its id (this notice, a duplicate notice, a chunk or the
+	// final) comes back or it expires. Sent once per id; a hub that
+	// predates it logs it as a notice of an unknown reason.
+	NoticeAccepted NoticeReason = "accepted"
 )
 
 // Kinds of result records.

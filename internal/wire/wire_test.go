@@ -58,7 +58,8 @@ var examples = map[string]any{
 	"chunk": Chunk{V: 1, Kind: KindChunk, ID: "c-01", Device: "pi-kitchen", Seq: 1, Stream: Stdout, Data: "{\n  \"Reservations\": []\n}\n"},
 	"final": Final{V: 1, Kind: KindFinal, ID: "c-01", Device: "pi-kitchen", Seq: 2, Outcome: OutcomeExited, ExitCode: 0, DurationMS: 1830, Bytes: 24,
 		Output: "{\n  \"Reservations\": []\n}\n", ImageID: "sha256:5f3c3b2a9d1e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a"},
-	"notice": Notice{V: 1, Kind: KindNotice, ID: "c-01", Device: "pi-kitchen", Reason: NoticeDuplicate},
+	"notice":          Notice{V: 1, Kind: KindNotice, ID: "c-01", Device: "pi-kitchen", Reason: NoticeDuplicate},
+	"notice_accepted": Notice{V: 1, Kind: KindNotice, ID: "c-01", Device: "pi-kitchen", Reason: NoticeAccepted},
 }
 
 func TestGoldenJSON(t *testing.T) {

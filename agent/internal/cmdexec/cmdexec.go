@@ -197,6 +197,13 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out ResultSink) {
 		return
 	}
 	h.Stats.Ran.Add(1)
+	// The hub's acknowledgement: it stops sending this command again.
+	// Commands reach the Pi at QoS 0; should this notice be lost, the
+	// next copy gets a duplicate notice instead.
+	ack := wire.Notice{V: wire.ProtocolVersion, Kind: wire.KindNotice, ID: cmd.ID, Device: h.o.Device, Reason: wire.NoticeAccepted}
+	if err := out.PublishNotice(replyTo, cmd.ID, ack); err != nil {
+		log.Warn("publish accepted notice (the hub sends the command again until it hears of it)", "err", err)
+	}
 	log.Info("running", "tool", job.Tool.Image, "argv_words", len(job.Argv))
 	ch := newChunker(h.o.ChunkBytes, h.o.FlushEvery, func(c wire.Chunk) {
 		c.V, c.Kind, c.ID, c.Device = wire.ProtocolVersion, wire.KindChunk, cmd.ID, h.o.Device

@@ -52,10 +52,17 @@ func (s *sink) PublishNotice(hub, id string, n wire.Notice) error {
 	return nil
 }
 
-func (s *sink) noticesSnapshot() []wire.Notice {
+// noticesSnapshot returns the notices published so far with the reason.
+func (s *sink) noticesSnapshot(reason wire.NoticeReason) []wire.Notice {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]wire.Notice(nil), s.notices...)
+	var ns []wire.Notice
+	for _, n := range s.notices {
+		if n.Reason == reason {
+			ns = append(ns, n)
+		}
+	}
+	return ns
 }
 
 func (s *sink) snapshot() ([]wire.Chunk, []wire.Final) {
@@ -290,7 +297,7 @@ func TestRedeliveredRunsOnceAcrossRestart(t *testing.T) {
 		t.Fatalf("%d finals, want 1 (a redelivery must not overwrite the retained final)", len(finals))
 	}
 	// Five redeliveries, one notice: the others fall in its rate limit.
-	if n := s.noticesSnapshot(); len(n) != 1 || f.h.Stats.Replayed.Load() != 5 || f.h.Stats.NoticesLimited.Load() != 4 {
+	if n := s.noticesSnapshot(wire.NoticeDuplicate); len(n) != 1 || f.h.Stats.Replayed.Load() != 5 || f.h.Stats.NoticesLimited.Load() != 4 {
 		t.Fatalf("notices %+v, Replayed %d, NoticesLimited %d; want 1 notice for 5 redeliveries",
 			n, f.h.Stats.Replayed.Load(), f.h.Stats.NoticesLimited.Load())
 	}
@@ -305,7 +312,7 @@ func TestRedeliveredRunsOnceAcrossRestart(t *testing.T) {
 		t.Errorf("Replayed after restart = %d, want 1", got)
 	}
 	// The restarted agent's rate limit starts afresh: it tells the hub.
-	if n := s.noticesSnapshot(); len(n) != 2 || f.h.Stats.Notices.Load() != 1 {
+	if n := s.noticesSnapshot(wire.NoticeDuplicate); len(n) != 2 || f.h.Stats.Notices.Load() != 1 {
 		t.Errorf("after restart: notices %+v, Notices %d; want a second notice", n, f.h.Stats.Notices.Load())
 	}
 	// A different command still runs.

@@ -18,6 +18,10 @@
 // is recorded before the run, so a crash mid-run never reruns it (at most
 // once, and exactly once when the agent stays up).
 //
+// A command that passes every check is acknowledged before it runs with a
+// wire.Notice{Reason: accepted} (QoS 1, not retained): commands reach the
+// Pi at QoS 0 and the hub sends one again until it hears of its id.
+//
 // Such a duplicate is reported to the hub as a wire.Notice{Reason:
 // duplicate}, published not retained on the same result topic (it leaves
 // the retained Final alone, and the hub never takes it for a result) —

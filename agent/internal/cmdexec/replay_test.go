@@ -41,14 +41,23 @@ func TestDuplicateIsNoticedNotRerun(t *testing.T) {
 		t.Fatalf("runs %d, chunks %d, finals %+v; want one run and the first final alone", f.run.count(), len(chunks), finals)
 	}
 	want := wire.Notice{V: wire.ProtocolVersion, Kind: wire.KindNotice, ID: "dup1", Device: "pi1", Reason: wire.NoticeDuplicate}
-	if n := s.noticesSnapshot(); len(n) != 1 || n[0] != want {
+	if n := s.noticesSnapshot(wire.NoticeDuplicate); len(n) != 1 || n[0] != want {
 		t.Fatalf("notices %+v, want exactly %+v", n, want)
+	}
+	ack := want
+	ack.Reason = wire.NoticeAccepted
+	if n := s.noticesSnapshot(wire.NoticeAccepted); len(n) != 1 || n[0] != ack {
+		t.Fatalf("accepted notices %+v, want exactly one %+v (the hub's acknowledgement, once per id)", n, ack)
 	}
 	s.mu.Lock()
 	hubs := append([]string(nil), s.hubs...)
+	firstNotice := s.notices[0]
 	s.mu.Unlock()
-	if len(hubs) != 2 || hubs[1] != "hub1" {
-		t.Errorf("records went to hubs %v, want the notice on hub1's result topic", hubs)
+	if firstNotice.Reason != wire.NoticeAccepted {
+		t.Errorf("first notice %+v, want the accepted one (published before the run)", firstNotice)
+	}
+	if len(hubs) != 3 || hubs[2] != "hub1" {
+		t.Errorf("records went to hubs %v, want accepted, final and the duplicate notice on hub1's result topic", hubs)
 	}
 	if st := &f.h.Stats; st.Replayed.Load() != 1 || st.Notices.Load() != 1 || st.Ran.Load() != 1 || st.Rejected.Load() != 0 {
 		t.Errorf("Replayed %d Notices %d Ran %d Rejected %d; want 1 1 1 0", st.Replayed.Load(), st.Notices.Load(), st.Ran.Load(), st.Rejected.Load())
@@ -90,7 +99,7 @@ func TestForgedReplayGetsNoNotice(t *testing.T) {
 	}
 	for name, p := range forged {
 		f.deliver(t, &s, p)
-		if n := s.noticesSnapshot(); len(n) != 0 {
+		if n := s.noticesSnapshot(wire.NoticeDuplicate); len(n) != 0 {
 			t.Fatalf("%s: got notices %+v, want none", name, n)
 		}
 	}
@@ -102,7 +111,7 @@ func TestForgedReplayGetsNoNotice(t *testing.T) {
 	}
 	// The genuine command replayed after all that is still noticed.
 	f.deliver(t, &s, f.payload(c, true))
-	if n := s.noticesSnapshot(); len(n) != 1 {
+	if n := s.noticesSnapshot(wire.NoticeDuplicate); len(n) != 1 {
 		t.Errorf("genuine replay: %d notices, want 1", len(n))
 	}
 }
@@ -120,7 +129,7 @@ func TestNoticeRateLimit(t *testing.T) {
 	}
 	count := func(id string) int {
 		n := 0
-		for _, x := range s.noticesSnapshot() {
+		for _, x := range s.noticesSnapshot(wire.NoticeDuplicate) {
 			if x.ID == id {
 				n++
 			}
@@ -230,7 +239,9 @@ func TestDuplicateNoticeOverBroker(t *testing.T) {
 			t.Fatalf("publish command: %v", tok.Error())
 		}
 	}
+	// notices counts duplicate notices; accepted the acknowledgements.
 	kinds := func() (finals, notices int, final []byte) {
+		accepted := 0
 		for _, m := range hubGot() {
 			r, err := wire.DecodeResult(m.payload)
 			switch {
@@ -239,12 +250,17 @@ func TestDuplicateNoticeOverBroker(t *testing.T) {
 			case r.Final != nil:
 				finals++
 				final = m.payload
+			case r.Notice != nil && r.Notice.Reason == wire.NoticeAccepted:
+				accepted++
 			case r.Notice != nil:
 				notices++
 				if m.topic != wire.ResultTopic("pi1", "hub1", "bk1") || r.Notice.Reason != wire.NoticeDuplicate || r.Notice.ID != "bk1" {
 					t.Errorf("notice %+v on %s", *r.Notice, m.topic)
 				}
 			}
+		}
+		if accepted > 1 {
+			t.Errorf("%d accepted notices for one command id, want at most 1", accepted)
 		}
 		return
 	}

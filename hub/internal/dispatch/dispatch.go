@@ -58,8 +58,12 @@ type Options struct {
 	OnLateResult func(Result)
 	// OnChunk, when set, sees each chunk as it arrives (live streaming).
 	OnChunk func(device, id string, c wire.Chunk)
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Resend is the wait before each further copy of a command its Pi
+	// has not acknowledged yet, the last repeated until it expires
+	// (1 s, 2 s, 4 s, 8 s). Pis read commands at QoS 0: see wire.NoticeAccepted.
+	Resend []time.Duration
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 func (o *Options) ensureDefaults() error {
@@ -100,6 +104,9 @@ func (o *Options) ensureDefaults() error {
 	if o.OnLateResult == nil {
 		o.OnLateResult = func(Result) {}
 	}
+	if len(o.Resend) == 0 {
+		o.Resend = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+	}
 	return nil
 }
 
@@ -138,6 +145,9 @@ type Stats struct {
 	// BadRecords: result messages dropped because their topic or payload
 	// did not parse (logged too).
 	BadRecords int64
+	// Resent: further copies of commands sent because their Pi had not
+	// acknowledged them yet; Accepted: acknowledgements (wire.NoticeAccepted).
+	Resent, Accepted int64
 }
 
 // Dispatcher sends commands and collects their results.
@@ -166,6 +176,18 @@ type flight struct {
 	// progress streams output lines to whoever asked (Slack edits its
 	// placeholder with them); nil after a restart.
 	progress func(string)
+	// unacked is closed when the Pi acknowledged the command (any record
+	// for its id) or the flight ends: it stops the re-sends. nil after a
+	// restart (nothing re-sends those).
+	unacked chan struct{}
+}
+
+// acked stops f's re-sends (d.mu held).
+func (f *flight) acked() {
+	if f.unacked != nil {
+		close(f.unacked)
+		f.unacked = nil
+	}
 }
 
 // record is what survives a restart in the state file.
@@ -363,9 +385,10 @@ func (d *Dispatcher) send(ctx context.Context, req chat.Request, tool, dev strin
 		return nil, fmt.Errorf("encode command: %w", err)
 	}
 	ch := make(chan Result, 1)
+	unacked := make(chan struct{})
 	f := &flight{rec: record{ID: cmd.ID, Device: dev, Tool: tool, Argv: dec.Argv, Expires: cmd.Expires,
 		Request: Request{User: req.User, Channel: req.Channel, Source: req.Source, Text: req.Text, Thread: req.Thread}},
-		chunks: map[uint64]wire.Chunk{}, done: ch,
+		chunks: map[uint64]wire.Chunk{}, done: ch, unacked: unacked,
 		progress: func(line string) { chat.Progress(ctx, dev+": "+line) }}
 	d.mu.Lock()
 	d.pruneLocked(time.Hour)
@@ -375,12 +398,48 @@ func (d *Dispatcher) send(ctx context.Context, req chat.Request, tool, dev strin
 	if err := d.o.Publisher.Publish(wire.CmdTopic(dev), 1, false, b); err != nil {
 		d.mu.Lock()
 		delete(d.inflight, cmd.ID)
+		f.acked()
 		d.saveLocked()
 		d.mu.Unlock()
 		return nil, fmt.Errorf("send to %s: %w", dev, err)
 	}
 	d.log.Info("command sent", "id", cmd.ID, "device", dev, "tool", tool, "verb", dec.Verb, "user", req.User)
+	go d.resend(cmd.ID, dev, b, d.o.TTL, unacked)
 	return ch, nil
+}
+
+// resend publishes the signed command b again on the Options.Resend
+// schedule until the Pi acknowledges it (unacked closed) or ttl has
+// passed (the Pi would refuse it as expired). Copies are harmless: the
+// Pi runs an id once and answers a copy with at most a duplicate notice.
+func (d *Dispatcher) resend(id, dev string, b []byte, ttl time.Duration, unacked <-chan struct{}) {
+	end := time.Now().Add(ttl)
+	for i := 0; ; i++ {
+		wait := d.o.Resend[min(i, len(d.o.Resend)-1)]
+		if time.Until(end) < wait {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-unacked:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		select {
+		case <-unacked: // acknowledged while the timer fired
+			return
+		default:
+		}
+		d.mu.Lock()
+		d.stats.Resent++
+		d.mu.Unlock()
+		if err := d.o.Publisher.Publish(wire.CmdTopic(dev), 1, false, b); err != nil {
+			d.log.Warn("send again", "id", id, "device", dev, "err", err)
+			continue
+		}
+		d.log.Info("command sent again: its Pi has not acknowledged it yet", "id", id, "device", dev, "copy", i+2)
+	}
 }
 
 // stopWaiting detaches Handle from flights that have not finished, so
@@ -455,7 +514,7 @@ func (d *Dispatcher) notice(topic string, pt wire.ParsedTopic, n wire.Notice) {
 		d.log.Warn("notice does not match its topic", "topic", topic)
 		return
 	}
-	if n.Reason != wire.NoticeDuplicate {
+	if n.Reason != wire.NoticeDuplicate && n.Reason != wire.NoticeAccepted {
 		d.log.Info("notice of an unknown reason from a Pi", "id", n.ID, "device", pt.Device, "reason", n.Reason)
 		return
 	}
@@ -463,13 +522,23 @@ func (d *Dispatcher) notice(topic string, pt wire.ParsedTopic, n wire.Notice) {
 	f, ok := d.inflight[n.ID]
 	inflight := ok && f.rec.Device == pt.Device
 	if inflight {
+		f.acked()
+	}
+	switch {
+	case n.Reason == wire.NoticeAccepted:
+		d.stats.Accepted++
+	case inflight:
 		d.stats.Duplicates++
-	} else {
+	default:
 		d.stats.StrayDuplicates++
 	}
 	d.mu.Unlock()
+	if n.Reason == wire.NoticeAccepted {
+		d.log.Debug("Pi accepted command "+n.ID, "id", n.ID, "device", pt.Device, "in_flight", inflight)
+		return
+	}
 	if inflight {
-		d.log.Info("Pi reports a redelivery/replay of command "+n.ID+", already handled; still waiting for its result",
+		d.log.Debug("Pi got another copy of command "+n.ID+" (a re-send crossed its acknowledgement), already handled; still waiting for its result",
 			"id", n.ID, "device", pt.Device)
 		return
 	}
@@ -484,9 +553,12 @@ func (d *Dispatcher) chunk(pt wire.ParsedTopic, c wire.Chunk) {
 	d.mu.Lock()
 	f, ok := d.inflight[c.ID]
 	var progress func(string)
-	if ok && f.rec.Device == pt.Device && len(f.chunks) < 100000 {
-		f.chunks[c.Seq] = c
-		progress = f.progress
+	if ok && f.rec.Device == pt.Device {
+		f.acked()
+		if len(f.chunks) < 100000 {
+			f.chunks[c.Seq] = c
+			progress = f.progress
+		}
 	}
 	d.mu.Unlock()
 	if line := lastLine(c.Data); progress != nil && line != "" {
@@ -518,6 +590,7 @@ func (d *Dispatcher) final(topic string, pt wire.ParsedTopic, fin wire.Final) {
 	var done chan Result
 	if ok {
 		delete(d.inflight, fin.ID)
+		f.acked()
 		d.saveLocked()
 		res = Result{ID: fin.ID, Device: pt.Device, Tool: f.rec.Tool, Argv: f.rec.Argv, Final: fin,
 			Output: reassemble(f.chunks, fin), Request: f.rec.Request}
@@ -584,6 +657,7 @@ func (d *Dispatcher) pruneLocked(age time.Duration) int {
 	for id, f := range d.inflight {
 		if f.rec.Expires.Before(cut) && f.done == nil {
 			delete(d.inflight, id)
+			f.acked()
 			n++
 		}
 	}

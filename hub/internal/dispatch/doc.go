@@ -1,7 +1,14 @@
 // Package dispatch is the hub side of cloud commands: it checks a chat
 // request against the policy, signs a command per target Pi with the
-// hub's ed25519 key, publishes it (QoS 1) on each Pi's command topic, and
+// hub's ed25519 key, publishes it on each Pi's command topic, and
 // collects the results that come back on wire.ResultFilter(hub).
+//
+// Pis read commands at QoS 0, so delivery is the dispatcher's job: it
+// sends the same signed command again (Options.Resend: 1 s, 2 s, 4 s, then
+// every 8 s) until any record for its id comes back — the Pi's
+// acknowledgement (wire.NoticeAccepted), a duplicate notice, a chunk or
+// the final — or the command's TTL has passed. Copies are harmless: the
+// Pi runs an id once.
 //
 // Targets are one id, a comma list, a label or "all" (resolved by the
 // fleet view). An offline Pi is refused by default rather than queued: a
@@ -24,7 +31,8 @@
 //
 // A wire.Notice (reason duplicate: the Pi got a command id it had already
 // handled, and did not run it again) is only logged and counted in Stats:
-// at info level for a command in flight (a QoS 1 redelivery; the wait goes
-// on for the real Final), as a warning for one that is not (someone
+// at debug level for a command in flight (a re-sent copy crossed the
+// acknowledgement; the wait goes on for the real Final), as a warning for
+// one that is not (someone
 // replayed an old command). It never ends a Pi's part and clears nothing.
 package dispatch

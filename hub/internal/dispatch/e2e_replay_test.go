@@ -135,3 +135,43 @@ func TestDockerDuplicateNotice(t *testing.T) {
 		return ""
 	})
 }
+
+// Pis read commands at QoS 0, so a command published while its Pi is
+// away is gone; the hub sends it again until the Pi acknowledges it. The
+// Pi comes back a moment later, runs it once and acknowledges once.
+func TestDockerResendReachesAPiThatWasAway(t *testing.T) {
+	e := newE2E(t)
+	e.hubOpts = func(o *Options) { o.AllowOffline = true }
+	a := e.startAgent("pi1")
+	h := e.startHub("a")
+	e.waitOnline("pi1", true)
+	a.stop()
+	e.waitOnline("pi1", false)
+
+	answer := make(chan chat.Reply, 1)
+	go func() { answer <- ask(h, "job", "U2", "pi1", "echo", "back") }()
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if len(h.d.Pending()) != 1 {
+			return "the command is not in flight yet"
+		}
+		return ""
+	})
+	a2 := e.startAgent("pi1") // the same data dir: the same id store
+	r := <-answer
+	if r.Problem || !strings.Contains(r.Text, "[back]") {
+		t.Fatalf("reply %q, want the command's output", r.Text)
+	}
+	st := h.d.Stats()
+	if st.Resent < 1 || st.Accepted != 1 {
+		t.Errorf("Stats %+v, want at least one copy re-sent and exactly one acknowledgement", st)
+	}
+	if n := a2.count("msg=running"); n != 1 {
+		t.Errorf("the agent ran the command %d times, want once:\n%s", n, a2.log.String())
+	}
+	// Nothing is sent after the acknowledgement.
+	sent := st.Resent
+	time.Sleep(3 * time.Second)
+	if now := h.d.Stats().Resent; now != sent {
+		t.Errorf("%d copies re-sent after the Pi acknowledged, want none", now-sent)
+	}
+}

@@ -43,6 +43,7 @@ type e2e struct {
 	agentBin  string
 	fleet     *fleet.Fleet
 	instance  string
+	hubOpts   func(*Options) // applied by startHub, when set
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -147,10 +148,14 @@ func (e *e2e) startHub(name string) *hub {
 	}
 	h := &hub{late: make(chan Result, 10)}
 	logs := &testenv.SyncBuffer{}
-	h.d, err = New(Options{Hub: "hub1", Key: e.key, Fleet: FromFleet(e.fleet), Publisher: Paho(func() mqtt.Client { return h.client }),
+	o := Options{Hub: "hub1", Key: e.key, Fleet: FromFleet(e.fleet), Publisher: Paho(func() mqtt.Client { return h.client }),
 		Logger: slog.New(slog.NewTextHandler(io.MultiWriter(tlog{e.t, name}, logs), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Policy: pol, StateFile: filepath.Join(e.dir, "hub-state.json"), Wait: 90 * time.Second,
-		OnLateResult: func(r Result) { h.late <- r }})
+		OnLateResult: func(r Result) { h.late <- r }}
+	if e.hubOpts != nil {
+		e.hubOpts(&o)
+	}
+	h.d, err = New(o)
 	if err != nil {
 		e.t.Fatal(err)
 	}

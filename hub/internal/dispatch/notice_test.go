@@ -2,11 +2,13 @@ package dispatch
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/internal/testenv"
@@ -17,8 +19,8 @@ func notice(dev, id string) wire.Notice {
 	return wire.Notice{V: 1, Kind: wire.KindNotice, ID: id, Device: dev, Reason: wire.NoticeDuplicate}
 }
 
-// A Pi's duplicate notice arriving before the real final (a QoS 1
-// redelivery of a command still running) is logged and counted; the wait
+// A Pi's duplicate notice arriving before the real final (a re-sent copy
+// of a command still running) is logged and counted; the wait
 // goes on and the real final still ends it.
 func TestNoticeBeforeFinalDoesNotEndTheWait(t *testing.T) {
 	p := &pub{}
@@ -26,7 +28,7 @@ func TestNoticeBeforeFinalDoesNotEndTheWait(t *testing.T) {
 	var mu sync.Mutex
 	var late []Result
 	d, _ := newTestDispatcher(t, p, staticFleet{"pi1": true}, func(o *Options) {
-		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		o.OnLateResult = func(r Result) { mu.Lock(); late = append(late, r); mu.Unlock() }
 	})
 	stillPending := make(chan bool, 1)
@@ -46,8 +48,8 @@ func TestNoticeBeforeFinalDoesNotEndTheWait(t *testing.T) {
 		t.Errorf("Stats = %+v, want 2 duplicates of a command in flight", st)
 	}
 	id := p.commands()[0].ID
-	if n := strings.Count(logs.String(), "Pi reports a redelivery/replay of command "+id+", already handled"); n != 2 {
-		t.Errorf("%d info lines about the notices, want 2:\n%s", n, logs.String())
+	if n := strings.Count(logs.String(), "level=DEBUG msg=\"Pi got another copy of command "+id+" "); n != 2 {
+		t.Errorf("%d debug lines about the notices, want 2:\n%s", n, logs.String())
 	}
 	waitClears(t, p, 1)
 	if c := p.clears(); len(c) != 1 || c[0] != wire.ResultTopic("pi1", "hub1", id) {
@@ -106,5 +108,65 @@ func TestNoticeFromAnotherDeviceIsStray(t *testing.T) {
 	}
 	if got := d.Pending(); len(got) != 1 || got[0] != id {
 		t.Errorf("pending %v, want [%s]", got, id)
+	}
+}
+
+// Pis read commands at QoS 0: the hub sends a command again until the Pi
+// acknowledges it, then stops. The copies are the same signed command.
+func TestResendUntilAccepted(t *testing.T) {
+	p := &pub{}
+	d, _ := newTestDispatcher(t, p, staticFleet{"pi1": true}, func(o *Options) { o.Resend = []time.Duration{20 * time.Millisecond} })
+	var mu sync.Mutex
+	copies := 0
+	p.onCmd = func(c wire.Command) {
+		mu.Lock()
+		copies++
+		n := copies
+		mu.Unlock()
+		if n < 3 {
+			return // lost on the way to the Pi
+		}
+		accepted := wire.Notice{V: 1, Kind: wire.KindNotice, ID: c.ID, Device: "pi1", Reason: wire.NoticeAccepted}
+		send(d, "pi1", c.ID, accepted)
+		time.Sleep(100 * time.Millisecond) // a run longer than several re-send periods
+		send(d, "pi1", c.ID, final("pi1", c.ID, 1, 0, "ok\n"))
+	}
+	r := d.Handle(context.Background(), chat.Request{User: "U2"}, []string{"pi1", "s3", "ls"})
+	if r.Problem || !strings.Contains(r.Text, "pi1: ✅ exit 0") {
+		t.Fatalf("reply %q, want exit 0", r.Text)
+	}
+	cmds := p.commands()
+	if len(cmds) != 3 {
+		t.Fatalf("%d copies sent, want 3 (two lost, the third accepted, none after)", len(cmds))
+	}
+	for _, c := range cmds[1:] {
+		if c.ID != cmds[0].ID || string(c.Sig) != string(cmds[0].Sig) {
+			t.Errorf("copy %+v differs from the first %+v", c, cmds[0])
+		}
+	}
+	if st := d.Stats(); st.Resent != 2 || st.Accepted != 1 {
+		t.Errorf("Stats %+v, want Resent 2, Accepted 1", st)
+	}
+}
+
+// A command nobody acknowledges is sent again only until it expires.
+func TestResendStopsAtExpiry(t *testing.T) {
+	p := &pub{}
+	d, _ := newTestDispatcher(t, p, staticFleet{"pi1": true}, func(o *Options) {
+		o.Resend = []time.Duration{10 * time.Millisecond}
+		o.TTL = 200 * time.Millisecond
+		o.Wait = 10 * time.Millisecond
+	})
+	d.Handle(context.Background(), chat.Request{User: "U2"}, []string{"pi1", "s3", "ls"})
+	testenv.Eventually(t, 10*time.Second, func() string {
+		n := len(p.commands())
+		time.Sleep(300 * time.Millisecond)
+		if m := len(p.commands()); m != n || m < 2 {
+			return fmt.Sprintf("%d copies, then %d: still sending, or never sent again", n, m)
+		}
+		return ""
+	})
+	if n := len(p.commands()); n > 21 {
+		t.Errorf("%d copies in a 200 ms TTL at 10 ms apart, want at most 21", n)
 	}
 }
