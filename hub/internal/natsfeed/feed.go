@@ -158,8 +158,13 @@ func (f *Feed) session(ctx context.Context, js jetstream.JetStream, fn Handler, 
 		<-events // a reconnect before this snapshot is covered by it
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// MaxResetAttempts: nats.go re-creates a lost ordered consumer by
+	// itself, by default for ever (seen in CI: a feed that never got
+	// another record after the consumer's node was stopped, with nothing
+	// logged). A few tries, then the error comes back here and Run starts
+	// over with a fresh consumer, a snapshot and a log line.
 	cons, err := js.OrderedConsumer(cctx, RetainedStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: f.subjects, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+		FilterSubjects: f.subjects, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, MaxResetAttempts: 3})
 	cancel()
 	if err != nil {
 		return false, fmt.Errorf("consume %s: %w", RetainedStream, err)

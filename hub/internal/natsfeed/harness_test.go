@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -268,6 +269,9 @@ func (s *sink) wait(t testing.TB, what string, cond func(s *sink) bool) {
 func runFeed(t testing.TB, opts Options, s *sink) *Feed {
 	t.Helper()
 	opts.OnSnapshot = s.onSnapshot
+	if opts.Logger == nil { // the feed's warnings explain a failure
+		opts.Logger = slog.New(slog.NewTextHandler(testLog{t}, nil))
+	}
 	f, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -282,6 +286,14 @@ func runFeed(t testing.TB, opts Options, s *sink) *Feed {
 		}
 	})
 	return f
+}
+
+// testLog writes to the test's log while it runs.
+type testLog struct{ t testing.TB }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // proxy forwards TCP connections to target until paused; pausing cuts
