@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,7 +20,8 @@ import (
 // Handler receives one retained record: its MQTT topic, its payload
 // (empty: the retained message was deleted; fn may keep the slice) and
 // whether it is part of a snapshot (a replayed claim) rather than live.
-// Run calls it from one goroutine, in stream order.
+// Run calls it from one goroutine, in stream order (with Options.Live,
+// from a second one too).
 type Handler func(topic string, payload []byte, retained bool)
 
 // Options configures a Feed. Conn or URL is required.
@@ -37,6 +40,15 @@ type Options struct {
 	// OnSnapshot, when set, runs before the first record of each
 	// snapshot (the hub's Fleet.Resync).
 	OnSnapshot func()
+	// Live also subscribes to the same subjects on core NATS and passes
+	// every non-empty message at once (retained=false), from a second
+	// goroutine, besides the stream's copy. Core NATS needs no JetStream
+	// leader, so updates keep flowing while a node's loss moves the
+	// stream's leader (seconds); the stream's copy still comes. The
+	// handler then sees most records twice and may see an older one
+	// after a newer: the hub's fleet view orders them by epoch and
+	// sequence. Deletes (empty) come only from the stream.
+	Live bool
 
 	Logger *slog.Logger
 }
@@ -49,6 +61,8 @@ type Stats struct {
 	Forgotten      int64 `json:"forgotten"`        // topics gone during a break, passed as empty
 	Restarts       int64 `json:"restarts"`         // times the feed started over after a break or error
 	LastSnapshotMS int64 `json:"last_snapshot_ms"` // how long the last full snapshot took
+	CoreMsgs       int64 `json:"core_msgs"`        // records passed from core NATS (Options.Live)
+	CoreDropped    int64 `json:"core_dropped"`     // core messages the client dropped (slow consumer); the stream still brings them
 }
 
 // Feed reads retained device records from JetStream (see the package doc).
@@ -58,7 +72,10 @@ type Feed struct {
 	log      *slog.Logger
 	warn     loglimit.Limit
 
-	snapshots, snapshotMsgs, liveMsgs, forgotten, restarts, lastSnapMS atomic.Int64
+	snapshots, snapshotMsgs, liveMsgs, forgotten, restarts, lastSnapMS, coreMsgs atomic.Int64
+	coreSubs                                                                     []*nats.Subscription
+
+	mu sync.Mutex // guards coreSubs
 
 	// known holds the topics fn last got a value for (Run's goroutine only).
 	known map[string]struct{}
@@ -103,8 +120,14 @@ func New(opts Options) (*Feed, error) {
 
 // Stats returns the feed's counters (safe at any time).
 func (f *Feed) Stats() Stats {
-	return Stats{Snapshots: f.snapshots.Load(), SnapshotMsgs: f.snapshotMsgs.Load(), LiveMsgs: f.liveMsgs.Load(),
-		Forgotten: f.forgotten.Load(), Restarts: f.restarts.Load(), LastSnapshotMS: f.lastSnapMS.Load()}
+	st := Stats{Snapshots: f.snapshots.Load(), SnapshotMsgs: f.snapshotMsgs.Load(), LiveMsgs: f.liveMsgs.Load(),
+		Forgotten: f.forgotten.Load(), Restarts: f.restarts.Load(), LastSnapshotMS: f.lastSnapMS.Load(), CoreMsgs: f.coreMsgs.Load()}
+	for _, sub := range f.subs() {
+		if n, err := sub.Dropped(); err == nil {
+			st.CoreDropped += int64(n)
+		}
+	}
+	return st
 }
 
 // Run feeds fn until ctx ends (then it returns nil) or the NATS connection
@@ -126,6 +149,13 @@ func (f *Feed) Run(ctx context.Context, fn Handler) error {
 	}
 	events := nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
 	defer nc.RemoveStatusListener(events)
+	if f.opts.Live {
+		stop, err := f.runCore(nc, fn)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	backoff := minBackoff
 	for {
 		full, err := f.session(ctx, js, fn, events)
@@ -287,4 +317,58 @@ func topicOf(m interface {
 		return t
 	}
 	return subjectTopic(m.Subject())
+}
+
+// coreBuffer is how many core messages may wait for the handler; beyond
+// it the client drops them (counted), and the stream brings them anyway.
+const coreBuffer = 16384
+
+// runCore subscribes to the feed's subjects on core NATS and passes every
+// non-empty message to fn from its own goroutine until stop.
+func (f *Feed) runCore(nc *nats.Conn, fn Handler) (stop func(), err error) {
+	ch := make(chan *nats.Msg, coreBuffer)
+	var subs []*nats.Subscription
+	for _, s := range f.subjects {
+		sub, err := nc.ChanSubscribe(strings.TrimPrefix(s, retainedPrefix), ch)
+		if err != nil {
+			for _, sub := range subs {
+				sub.Unsubscribe()
+			}
+			return nil, fmt.Errorf("natsfeed: core subscription: %w", err)
+		}
+		subs = append(subs, sub)
+	}
+	f.mu.Lock()
+	f.coreSubs = subs
+	f.mu.Unlock()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case m := <-ch:
+				if len(m.Data) == 0 {
+					continue // deletes come from the stream alone
+				}
+				f.coreMsgs.Add(1)
+				fn(subjectTopic(m.Subject), m.Data, false)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		for _, sub := range subs {
+			sub.Unsubscribe()
+		}
+		close(done)
+		<-finished
+	}, nil
+}
+
+func (f *Feed) subs() []*nats.Subscription {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.coreSubs
 }

@@ -212,3 +212,38 @@ func TestResumeAfterBreak(t *testing.T) {
 		})
 	}
 }
+
+// With Live, records also come straight from core NATS: every one of a
+// burst (the stream skips superseded ones), and a delete only from the
+// stream. A record whose retained store never happens (published while
+// no JetStream leader could take it) still reaches the hub this way.
+func TestLiveFromCore(t *testing.T) {
+	n := newNode(t, "n1", t.TempDir(), 0, nil)
+	pub := n.pi("pub")
+	s := newSink()
+	f := runFeed(t, Options{URL: n.natsURL(), Live: true}, s)
+	s.wait(t, "the snapshot", func(*sink) bool { return f.Stats().Snapshots == 1 })
+	var burst []msg
+	for e := uint64(1); e <= 100; e++ {
+		burst = append(burst, stateMsg("pi.one", wire.StateOnline, e))
+	}
+	retain(t, pub, burst...)
+	s.wait(t, "all 100 from core NATS", func(*sink) bool { return f.Stats().CoreMsgs == 100 })
+	seen := map[string]bool{}
+	for _, r := range s.records()[1:] { // after the snapshot marker
+		if r.topic != wire.StateTopic("pi.one") {
+			t.Fatalf("record on %q, want %q (a '.' in an id maps back)", r.topic, wire.StateTopic("pi.one"))
+		}
+		seen[r.payload] = true
+	}
+	for _, m := range burst {
+		if !seen[string(m.payload)] {
+			t.Fatalf("state %s never arrived", m.payload)
+		}
+	}
+	retain(t, pub, msg{topic: wire.StateTopic("pi.one")}) // delete
+	s.wait(t, "the delete from the stream", func(s *sink) bool { _, ok := s.view[wire.StateTopic("pi.one")]; return !ok })
+	if st := f.Stats(); st.CoreMsgs != 100 || st.CoreDropped != 0 {
+		t.Errorf("stats %+v: want the 100 states from core, no delete from core, none dropped", st)
+	}
+}
