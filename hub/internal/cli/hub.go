@@ -13,6 +13,7 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/fleetserver"
 	"github.com/pifleet/pifleet/hub/internal/hubd"
+	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/hub/internal/slackbot"
 	"github.com/pifleet/pifleet/internal/flagenv"
 	"github.com/pifleet/pifleet/internal/transport"
@@ -32,6 +33,7 @@ func init() {
 
 type hubFlags struct {
 	id, broker, engine, mqttListen, mqttData, httpListen, tokenFile, logLevel, debugListen string
+	clusterName, clusterListen, clusterRoutes                                              string
 }
 
 func runHub(ctx context.Context, env Env, args []string) error {
@@ -47,6 +49,9 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API")
 	fs.StringVar(&f.tokenFile, "http-token-file", "", "file holding the API bearer token (required off loopback)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.clusterListen, "cluster-listen", "", "with --engine nats: this hub's cluster route listener (host:port, e.g. 0.0.0.0:6222); several hubs then share one fleet (see README, Outgrow one machine)")
+	fs.StringVar(&f.clusterRoutes, "cluster-routes", "", "with --cluster-listen: every hub's route URL, this one's too (nats://hub1:6222,nats://hub2:6222,nats://hub3:6222)")
+	fs.StringVar(&f.clusterName, "cluster-name", "pifleet", "with --cluster-listen: the cluster's name, the same on every hub")
 	fs.StringVar(&f.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (default: off)")
 	slackCfg := slackbot.ConfigFromEnv(env.Getenv)
 	slackCfg.Flags(fs)
@@ -89,7 +94,19 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	case "off":
 		f.mqttData = ""
 	}
-	return hubd.Run(ctx, hubd.Config{
+	var cluster *natsengine.Cluster
+	switch {
+	case f.clusterListen != "":
+		cluster = &natsengine.Cluster{Name: f.clusterName, Listen: f.clusterListen}
+		for _, r := range strings.Split(f.clusterRoutes, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				cluster.Routes = append(cluster.Routes, r)
+			}
+		}
+	case f.clusterRoutes != "":
+		return errors.New("--cluster-routes needs --cluster-listen")
+	}
+	return hubd.Run(ctx, hubd.Config{Cluster: cluster,
 		Server: fleetserver.Config{ID: f.id, Version: Version, BrokerURL: f.broker, Engine: f.engine, MQTTListen: f.mqttListen,
 			HTTPListen: f.httpListen, HTTPToken: token, Logger: log, ConfigureMQTT: topts.Apply,
 			BrokerOptions: broker.Options{DataDir: f.mqttData}},

@@ -244,3 +244,12 @@ func (p *proc) alive() bool {
 		return true
 	}
 }
+
+// startAgentWith starts an agent with its own --broker list (comma
+// separated: it moves to the next when one dies).
+func (e *fleetEnv) startAgentWith(id, brokers string, extra ...string) *proc {
+	save := e.brokerURL
+	defer func() { e.brokerURL = save }()
+	e.brokerURL = brokers
+	return e.startAgent(id, extra...)
+}

@@ -295,6 +295,9 @@ func (h *Hub) startNATS(ctx context.Context, enqueue func(topic string, payload 
 	if o.NATSListen == "" {
 		o.NATSListen = "127.0.0.1:0" // only the hub's own feed uses it
 	}
+	if o.Cluster != nil && o.ServerName == "" {
+		o.ServerName = wire.ClientID(wire.ClientHub, h.cfg.ID) // one per node, stable across restarts
+	}
 	if o.StateDir == "" && h.cfg.BrokerOptions.DataDir != "" {
 		o.StateDir = filepath.Join(h.cfg.BrokerOptions.DataDir, "nats")
 	}
@@ -310,7 +313,7 @@ func (h *Hub) startNATS(ctx context.Context, enqueue func(topic string, payload 
 		e.Close()
 		return nil, fmt.Errorf("nats engine: the hub's own connection: %w", err)
 	}
-	feed, err := natsfeed.New(natsfeed.Options{Conn: nc, Logger: h.log,
+	feed, err := natsfeed.New(natsfeed.Options{Conn: nc, Logger: h.log, Live: true,
 		OnSnapshot: func() { h.Fleet.Resync(h.cfg.Now()) }})
 	if err != nil {
 		nc.Close()
@@ -535,7 +538,9 @@ func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level < slog.LevelError {
+	// A cluster node that is down makes the others log a route error
+	// every second per route connection: limited like the warnings.
+	if r.Level < slog.LevelError || strings.HasPrefix(r.Message, "Error trying to connect to route") {
 		ok, muted := q.lim.Allow(r.Time)
 		if muted > 0 {
 			m := slog.NewRecord(r.Time, slog.LevelWarn, "embedded broker warnings were muted", 0)

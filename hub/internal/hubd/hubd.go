@@ -23,6 +23,8 @@ type Config struct {
 	// Security is the embedded broker's TLS and logins; hubd builds them
 	// into Server.BrokerOptions and re-reads the credentials on SIGHUP.
 	Security broker.SecurityFlags
+	// Cluster joins the embedded nats engine to other hubs' (nil: alone).
+	Cluster  *natsengine.Cluster
 	Commands CommandsConfig
 	Slack    slackbot.Config
 	// DebugListen serves Go's profiler on this loopback address; "": off.
@@ -48,8 +50,12 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
+		no.Cluster = cfg.Cluster
 		cfg.Server.NATS = no
 	} else {
+		if cfg.Cluster != nil {
+			return errors.New("a cluster (--cluster-listen, --cluster-routes) needs --engine nats")
+		}
 		brokerTLS, hooks, authHook, err := cfg.Security.Build(log)
 		if err != nil {
 			return err

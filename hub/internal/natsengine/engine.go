@@ -49,6 +49,9 @@ type Options struct {
 	// AllowPlaintext accepts Credentials without TLS (loopback tests):
 	// otherwise passwords would cross the network in the clear.
 	AllowPlaintext bool
+	// Cluster, when set, joins this engine to the other nodes listed (see
+	// Cluster). ServerName must then differ per node.
+	Cluster *Cluster
 	// WarmupTimeout bounds the wait for the retained-message view to be
 	// complete (see Start), default 30 s.
 	WarmupTimeout time.Duration
@@ -132,6 +135,11 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 
 // check refuses settings that would open the fleet to anyone.
 func (o *Options) check() error {
+	if o.Cluster != nil {
+		if err := o.Cluster.validate(o); err != nil {
+			return err
+		}
+	}
 	if o.Credentials == nil {
 		for _, a := range []string{o.MQTTListen, o.NATSListen} {
 			if !transport.IsLoopbackAddr(a) {
@@ -185,6 +193,11 @@ func (e *Engine) serverOptions(o *Options) (*server.Options, *tls.Config, error)
 		StoreDir:   store,
 		MQTT:       server.MQTTOpts{Host: mqttHost, Port: mqttPort, TLSConfig: tlsCfg},
 		NoSigs:     true,
+	}
+	if o.Cluster != nil {
+		if err := o.Cluster.apply(o, sopts); err != nil {
+			return nil, nil, err
+		}
 	}
 	if o.Credentials != nil {
 		e.auth = &authenticator{secret: e.secret, log: e.log, limitLog: loglimit.Limit{Per: time.Minute, Burst: 20}}

@@ -36,20 +36,44 @@ const (
 // SUBACK tells when a replay is complete). If that does not happen within
 // timeout, Start still succeeds (MQTT works) and logs a warning: the hub's
 // first replay may then be partial, which a heartbeat heals.
+//
+// A cluster node first waits, bound only by ctx, until JetStream has a
+// meta leader it is current with (a majority of the nodes is up): before
+// that an MQTT CONNECT fails after the JetStream API's 5 s timeout.
 func (e *Engine) warmUp(ctx context.Context, timeout time.Duration, srvTLS *tls.Config) error {
 	start := time.Now()
 	parent := ctx
+	if e.srv.JetStreamIsClustered() {
+		if err := e.waitMetaLeader(ctx); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	opts := paho.NewClientOptions().AddBroker(e.mqttURL).SetClientID("pifleet-engine-warmup").
-		SetUsername(engineUser).SetPassword(e.secret).SetCleanSession(true).
+	opts := paho.NewClientOptions().AddBroker(e.mqttURL).SetClientID(e.warmupClientID()).
+		SetUsername(engineUser).SetPassword(e.secret).SetCleanSession(true).SetProtocolVersion(4).
 		SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(timeout)
 	if srvTLS != nil {
 		opts.SetTLSConfig(pinnedClientTLS(srvTLS))
 	}
-	c := paho.NewClient(opts)
-	if err := wait(ctx, c.Connect()); err != nil {
-		return fmt.Errorf("nats engine: MQTT warm-up connect: %w", err)
+	var c paho.Client
+	for {
+		c = paho.NewClient(opts)
+		err := wait(ctx, c.Connect())
+		if err == nil {
+			break
+		}
+		c.Disconnect(0)
+		if ctx.Err() != nil {
+			return fmt.Errorf("nats engine: MQTT warm-up connect: %w", err)
+		}
+		// A JetStream leader election (a node joined or left) makes a
+		// CONNECT fail; the next one works.
+		e.log.Info("MQTT warm-up connect failed; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	defer c.Disconnect(0)
 	connected := time.Since(start)
@@ -85,6 +109,33 @@ func (e *Engine) warmUp(ctx context.Context, timeout time.Duration, srvTLS *tls.
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// warmupClientID is the warm-up's MQTT client id, one per server: MQTT
+// sessions are cluster-wide, so one id on every node would make the
+// nodes close each other's warm-up connection.
+func (e *Engine) warmupClientID() string {
+	return "pifleet-engine-warmup-" + strings.NewReplacer(".", "~", " ", "_").Replace(e.srv.Name())
+}
+
+// waitMetaLeader waits until this cluster node follows a JetStream meta
+// leader, logging every 10 s while it waits for the other nodes.
+func (e *Engine) waitMetaLeader(ctx context.Context) error {
+	start, logged := time.Now(), time.Now()
+	for !e.srv.JetStreamIsCurrent() {
+		if time.Since(logged) >= 10*time.Second {
+			logged = time.Now()
+			e.log.Warn("waiting for the other cluster nodes: JetStream needs a majority of them up to elect a leader",
+				"waited", time.Since(start).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nats engine: no JetStream leader in the cluster (is a majority of the nodes up, and are the routes right?): %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	e.log.Info("cluster formed: JetStream has a leader", "waited", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // retainedSubjects counts the retained topics under pifleet/v1 in the

@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pifleet/pifleet/hub/internal/api"
+	"github.com/pifleet/pifleet/internal/testenv"
+)
+
+// clusterHub is one `pifleet hub --engine nats` whose embedded server is
+// a node of a three-node cluster.
+type clusterHub struct {
+	env  *fleetEnv // its HTTP API and CLI (env.hub is this process)
+	mqtt string
+}
+
+// startCluster starts three hubs whose embedded nats-servers form one
+// cluster on loopback (routes listed on every hub, its own included).
+func startCluster(t *testing.T) []*clusterHub {
+	t.Helper()
+	pifleet, agent := binPifleet(t), binAgent(t)
+	var routes []string
+	var clusterPorts []int
+	for range 3 {
+		p := testenv.FreePort(t)
+		clusterPorts = append(clusterPorts, p)
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	var hubs []*clusterHub
+	for i := range 3 {
+		e := &fleetEnv{t: t, pifleet: pifleet, agentBin: agent, httpPort: testenv.FreePort(t), mqttPort: testenv.FreePort(t),
+			stateDir: t.TempDir(), engine: "nats"}
+		e.brokerURL = fmt.Sprintf("mqtt://127.0.0.1:%d", e.mqttPort)
+		args := []string{"hub", "--id", fmt.Sprintf("hub%d", i+1), "--engine", "nats",
+			"--http-listen", fmt.Sprintf("127.0.0.1:%d", e.httpPort), "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", e.mqttPort),
+			"--state-dir", e.stateDir, "--log-level", "debug",
+			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", clusterPorts[i]), "--cluster-routes", strings.Join(routes, ",")}
+		e.hub = start(t, fmt.Sprintf("hub%d", i+1), pifleet, args...)
+		hubs = append(hubs, &clusterHub{env: e, mqtt: e.brokerURL})
+	}
+	// The engines wait for each other (JetStream needs two of three for a
+	// leader), so the HTTP APIs open once the cluster has formed.
+	for _, h := range hubs {
+		testenv.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", h.env.httpPort), 90*time.Second, h.env.hub.out)
+	}
+	return hubs
+}
+
+// brokersFrom lists every hub's MQTT URL starting with hub i's: an agent
+// of hub i moves to the next one when its node dies.
+func brokersFrom(hubs []*clusterHub, i int) string {
+	var urls []string
+	for k := range hubs {
+		urls = append(urls, hubs[(i+k)%len(hubs)].mqtt)
+	}
+	return strings.Join(urls, ",")
+}
+
+// view is a hub's fleet as id → "online@epoch" (or the state).
+func view(e *fleetEnv) (map[string]string, error) {
+	devs, err := e.devices()
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for _, d := range devs {
+		m[d.ID] = fmt.Sprintf("%s@%d", d.State, d.Epoch)
+		if !d.Online {
+			m[d.ID] = "not online:" + m[d.ID]
+		}
+	}
+	return m, nil
+}
+
+// Three hubs, one cluster (each hub's embedded nats-server a node), one
+// agent on each node with the others as failover. Every hub shows every
+// Pi online; a hub killed with its node (kill -9: no wills) → its Pi is
+// on another node and online again in every remaining view, which agree.
+func TestClusterThreeHubs(t *testing.T) {
+	hubs := startCluster(t)
+	agents := map[string]*proc{}
+	for i, h := range hubs {
+		id := fmt.Sprintf("pi-n%d", i+1)
+		agents[id] = h.env.startAgentWith(id, brokersFrom(hubs, i))
+	}
+	converged := func(within time.Duration, live []*clusterHub, want func(id string, state string) string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		testenv.Eventually(t, within, func() string {
+			var first map[string]string
+			for k, h := range live {
+				v, err := view(h.env)
+				if err != nil {
+					return fmt.Sprintf("hub %d: %v", k, err)
+				}
+				for id := range agents {
+					if p := want(id, v[id]); p != "" {
+						return fmt.Sprintf("hub %s: %s", h.env.hub.name, p)
+					}
+				}
+				if first == nil {
+					first = v
+				} else if fmt.Sprint(first) != fmt.Sprint(v) {
+					return fmt.Sprintf("views differ: %v and %v", first, v)
+				}
+			}
+			return ""
+		})
+		return time.Since(start)
+	}
+	online := func(id, state string) string {
+		if !strings.HasPrefix(state, "online@") {
+			return fmt.Sprintf("%s is %q, want online", id, state)
+		}
+		return ""
+	}
+	took := converged(90*time.Second, hubs, online)
+	t.Logf("three hubs agree on three online Pis %v after the APIs opened", took)
+	// Steady state before the fault: every hub has its results
+	// subscription (a JetStream consumer, made while the new cluster
+	// still places its streams).
+	testenv.Eventually(t, 60*time.Second, func() string {
+		for _, h := range hubs {
+			if !strings.Contains(h.env.hub.out.String(), "subscribed to results") {
+				return h.env.hub.name + " has not subscribed to its results yet"
+			}
+		}
+		return ""
+	})
+	before, _ := view(hubs[1].env)
+
+	// Node 1 (and its hub) dies without a word.
+	hubs[0].env.hub.kill(syscall.SIGKILL)
+	killed := time.Now()
+	rest := hubs[1:]
+	// The Pi moves on. A node's first CONNECT after the loss can wait out
+	// nats-server's 5 s JetStream API timeout while the streams elect new
+	// leaders; then the agent tries the next node.
+	testenv.Eventually(t, 20*time.Second, func() string {
+		if strings.Count(agents["pi-n1"].out.String(), "msg=connected") < 2 {
+			return "pi-n1 has not connected to another node"
+		}
+		return ""
+	})
+	reconnected := time.Since(killed)
+	converged(10*time.Second, rest, func(id, state string) string {
+		if p := online(id, state); p != "" {
+			return p
+		}
+		if id == "pi-n1" && state == before[id] {
+			return "pi-n1 still shows its session on the dead node (" + state + ")"
+		}
+		return ""
+	})
+	t.Logf("node 1 killed: pi-n1 connected to another node after %v; both remaining views agree on its new session %v after that",
+		reconnected, time.Since(killed)-reconnected)
+	if out := agents["pi-n1"].out.String(); !strings.Contains(out, hubs[1].mqtt) && !strings.Contains(out, "connected component=link broker="+hubs[2].mqtt) {
+		t.Errorf("pi-n1's log does not show it on another node:\n%s", out)
+	}
+	// The API and CLI answer from the hubs that are left.
+	for _, h := range rest {
+		out, code := h.env.run("devices")
+		if code != 0 || strings.Count(out, "pi-n") != 3 {
+			t.Errorf("pifleet devices on %s (exit %d):\n%s", h.env.hub.name, code, out)
+		}
+	}
+	var d api.Device
+	if code, err := httpGetJSON(rest[1].env.hubURL()+"/api/devices/pi-n2", &d); err != nil || code != 200 || !d.Online {
+		t.Errorf("GET /api/devices/pi-n2 on hub3: %d %v %+v", code, err, d)
+	}
+}
