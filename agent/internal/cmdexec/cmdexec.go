@@ -42,6 +42,7 @@ type Options struct {
 	NoticeIDs   int
 	Now         func() time.Time
 	Logger      *slog.Logger
+	Intake      IntakeOptions // bounds on what a payload costs before it verifies
 }
 
 func (o *Options) ensureDefaults() error {
@@ -91,6 +92,7 @@ func (o *Options) ensureDefaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.Intake.ensureDefaults()
 	return nil
 }
 
@@ -98,10 +100,14 @@ func (o *Options) ensureDefaults() error {
 //
 // Replayed counts every delivery of an id already handled, verified or
 // not; Notices the "duplicate" notices published for them, and
-// NoticesLimited those suppressed by the per-id rate limit.
+// NoticesLimited those suppressed by the per-id rate limit. Dropped
+// counts payloads dropped unread because the intake queue was full, and
+// RejectionsLimited the rejections of commands that do not verify that
+// were not published (rate limit).
 type Stats struct {
 	Received, Malformed, Replayed, Rejected, Ran atomic.Int64
 	Notices, NoticesLimited                      atomic.Int64
+	Dropped, RejectionsLimited                   atomic.Int64
 }
 
 // ResultSink publishes result records of a command (QoS 1) on
@@ -122,6 +128,7 @@ type Handler struct {
 	log     *slog.Logger
 	wg      sync.WaitGroup
 	notices limiter
+	in      *intake
 	Stats   Stats
 }
 
@@ -131,21 +138,8 @@ func New(o Options) (*Handler, error) {
 		return nil, err
 	}
 	return &Handler{o: o, log: o.Logger.With("component", "cmdexec"),
-		notices: limiter{every: o.NoticeEvery, max: o.NoticeIDs, last: map[string]time.Time{}}}, nil
+		notices: limiter{every: o.NoticeEvery, max: o.NoticeIDs, last: map[string]time.Time{}}, in: newIntake(o.Intake)}, nil
 }
-
-// HandleCommand handles one command payload in its own goroutine.
-func (h *Handler) HandleCommand(ctx context.Context, payload []byte, out ResultSink) {
-	h.Stats.Received.Add(1)
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		h.handle(ctx, payload, out)
-	}()
-}
-
-// Wait waits for the commands being handled to finish.
-func (h *Handler) Wait() { h.wg.Wait() }
 
 // rejection is a reason to refuse a command, reported to the hub.
 type rejection struct {
@@ -231,14 +225,15 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out ResultSink) {
 func (h *Handler) duplicate(log *slog.Logger, out ResultSink, replyTo string, cmd wire.Command, key string, verified bool) {
 	h.Stats.Replayed.Add(1)
 	if !verified && (cmd.Device != h.o.Device || !cmd.Verify(h.o.Keys)) {
-		// Debug: a flood of such copies must not write the SD card
-		// through the journal; Stats.Replayed counts them.
-		log.Debug("command already handled: redelivery or replay dropped; this copy does not verify (not signed by a trusted hub key for this Pi), so the hub is not told")
+		// Rate-limited: a flood of such copies must not write the SD
+		// card through the journal; Stats.Replayed counts them.
+		h.limited(&h.in.replayLog, log, slog.LevelDebug, "command already handled: redelivery or replay dropped; this copy does not verify (not signed by a trusted hub key for this Pi), so the hub is not told")
 		return
 	}
 	if !h.notices.allow(key, h.o.Now()) {
 		h.Stats.NoticesLimited.Add(1)
-		log.Info("command already handled: redelivery or replay dropped; notice to the hub suppressed (at most one per id per NoticeEvery)")
+		// A replay flood of one signed command reaches this.
+		h.limited(&h.in.replayLog, log, slog.LevelInfo, "command already handled: redelivery or replay dropped; notice to the hub suppressed (at most one per id per NoticeEvery)")
 		return
 	}
 	log.Info("command already handled: redelivery or replay dropped; telling the hub")
@@ -290,11 +285,8 @@ func (h *Handler) admit(cmd wire.Command, key string) (runner.Job, *rejection) {
 	unverified := func(reason string) (runner.Job, *rejection) {
 		return runner.Job{}, &rejection{reason: reason, unverified: true}
 	}
-	if cmd.Device != h.o.Device {
-		return unverified(fmt.Sprintf("command is for device %q, this is %q", cmd.Device, h.o.Device))
-	}
-	if !cmd.Verify(h.o.Keys) {
-		return unverified("bad signature: not signed by a hub key this Pi trusts")
+	if reason := h.unverified(cmd); reason != "" {
+		return unverified(reason)
 	}
 	now := h.o.Now()
 	switch {

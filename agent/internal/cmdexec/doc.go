@@ -37,8 +37,22 @@
 // expired, not for this device, policy) are reported as Final{Outcome:
 // rejected, Error: reason}. Those of commands that do not verify (bad
 // signature, another device) are published once and not retained (their
-// warning rate-limited): a hub that is
+// warning and the publishes themselves rate-limited): a hub that is
 // waiting still hears why, but an unverified sender cannot leave retained
 // records on the broker through the Pi. Payloads that do not decode are
 // only logged and counted.
+//
+// Bounds under a flood (HandleCommand, IntakeOptions): anyone who can
+// publish on the command topic can send as fast as the broker forwards,
+// so what a payload costs before it verifies is bounded. The MQTT
+// client's callback only checks the size (wire.MaxPayload) and that it
+// looks like a JSON object, then queues it without blocking in a fixed
+// queue (256 payloads, 1 MiB) or drops it, counted in Stats.Dropped. Two
+// verifiers decode and verify queued payloads (about 60 µs each on an
+// x86 core). Only a command that verifies gets a goroutine of its own
+// (at most 8 at once); the rejections of those that do not are published
+// at most 20 a minute (Stats.RejectionsLimited counts the rest), and
+// every log line a flood can reach is rate-limited. A signed command
+// dropped in a full queue is lost like a lost message: the hub sends it
+// again until the Pi acknowledges it.
 package cmdexec
