@@ -165,5 +165,10 @@ func newCommands(c CommandsConfig, log *slog.Logger, id, dataDir string) (comman
 			log.Info("removed leftover command containers", "count", n)
 		}
 	}
-	return commands{handler: h, tools: pol.ToolNames(), sweep: sweep, close: func() { rn.Close(); store.Close() }}, nil
+	closeAll := func() {
+		log.Info("command intake totals", "commands", &h.Stats) // how a flood on the command topic went
+		rn.Close()
+		store.Close()
+	}
+	return commands{handler: h, tools: pol.ToolNames(), sweep: sweep, close: closeAll}, nil
 }
