@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/internal/loglimit"
 	"github.com/pifleet/pifleet/internal/policy"
 	"github.com/pifleet/pifleet/internal/wire"
 )
@@ -148,6 +149,15 @@ type Stats struct {
 	// Resent: further copies of commands sent because their Pi had not
 	// acknowledged them yet; Accepted: acknowledgements (wire.NoticeAccepted).
 	Resent, Accepted int64
+	// Mismatched: records whose id or device is not their topic's
+	// (forged, or a broken agent); dropped.
+	Mismatched int64
+	// Unknown: chunks and finals of commands not in flight (sent before a
+	// restart without state, finished already, or never sent by this
+	// hub: the rejection of a forged command that named it).
+	Unknown int64
+	// OtherNotices: notices of a reason this hub does not know.
+	OtherNotices int64
 }
 
 // Dispatcher sends commands and collects their results.
@@ -159,6 +169,11 @@ type Dispatcher struct {
 	inflight map[string]*flight  // by command id
 	confirms map[string]*pending // by token
 	stats    Stats
+
+	// oddLog bounds the log records about unexpected, forged or malformed
+	// result messages (anyone who can publish on a result topic can send
+	// them as fast as the broker forwards); Stats counts them all.
+	oddLog loglimit.Limit
 }
 
 // Stats returns the dispatcher's counters.
@@ -215,7 +230,7 @@ func New(o Options) (*Dispatcher, error) {
 		return nil, err
 	}
 	d := &Dispatcher{o: o, log: o.Logger.With("component", "dispatch"),
-		inflight: map[string]*flight{}, confirms: map[string]*pending{}}
+		inflight: map[string]*flight{}, confirms: map[string]*pending{}, oddLog: loglimit.Limit{Per: time.Minute, Burst: 20}}
 	recs, err := loadState(o.StateFile)
 	if err != nil {
 		d.log.Warn("state file unreadable; results of commands sent before the restart will arrive without their request", "err", err)
@@ -480,14 +495,14 @@ func (d *Dispatcher) HandleResult(topic string, payload []byte) {
 	}
 	pt, err := wire.ParseTopic(topic)
 	if err != nil || pt.Leaf != wire.LeafResult || pt.Hub != d.o.Hub {
-		d.countBad()
-		d.log.Warn("result on an unexpected topic", "topic", topic, "err", err)
+		d.count(&d.stats.BadRecords)
+		d.odd(slog.LevelWarn, "result on an unexpected topic", "topic", topic, "err", err)
 		return
 	}
 	rec, err := wire.DecodeResult(payload)
 	if err != nil {
-		d.countBad()
-		d.log.Warn("bad result record", "topic", topic, "err", err)
+		d.count(&d.stats.BadRecords)
+		d.odd(slog.LevelWarn, "bad result record", "topic", topic, "err", err)
 		return
 	}
 	switch {
@@ -500,10 +515,31 @@ func (d *Dispatcher) HandleResult(topic string, payload []byte) {
 	}
 }
 
-func (d *Dispatcher) countBad() {
+// count adds one to a counter in d.stats.
+func (d *Dispatcher) count(c *int64) {
 	d.mu.Lock()
-	d.stats.BadRecords++
+	*c++
 	d.mu.Unlock()
+}
+
+// odd logs a record about an unexpected, forged or malformed result
+// message: 20 a minute, then a note that more are muted (Stats counts
+// them all). A level that is not logged uses none of the 20.
+func (d *Dispatcher) odd(level slog.Level, msg string, args ...any) {
+	if !d.log.Enabled(context.Background(), level) {
+		return
+	}
+	ok, muted := d.oddLog.Allow(d.o.Now())
+	if !ok {
+		return
+	}
+	if muted > 0 {
+		args = append(args, "muted_before", muted)
+	}
+	if d.oddLog.Exhausted() {
+		msg += " (more records about unexpected results are muted for a minute; /api/stats counts them)"
+	}
+	d.log.Log(context.Background(), level, msg, args...)
 }
 
 // notice logs and counts an informational record. It never ends a Pi's
@@ -511,11 +547,13 @@ func (d *Dispatcher) countBad() {
 // is not retained, and the Final on the same topic is the real result.
 func (d *Dispatcher) notice(topic string, pt wire.ParsedTopic, n wire.Notice) {
 	if n.ID != pt.CmdID || n.Device != pt.Device {
-		d.log.Warn("notice does not match its topic", "topic", topic)
+		d.count(&d.stats.Mismatched)
+		d.odd(slog.LevelWarn, "notice does not match its topic", "topic", topic)
 		return
 	}
 	if n.Reason != wire.NoticeDuplicate && n.Reason != wire.NoticeAccepted {
-		d.log.Info("notice of an unknown reason from a Pi", "id", n.ID, "device", pt.Device, "reason", n.Reason)
+		d.count(&d.stats.OtherNotices)
+		d.odd(slog.LevelInfo, "notice of an unknown reason from a Pi", "id", n.ID, "device", pt.Device, "reason", n.Reason)
 		return
 	}
 	d.mu.Lock()
@@ -533,21 +571,28 @@ func (d *Dispatcher) notice(topic string, pt wire.ParsedTopic, n wire.Notice) {
 		d.stats.StrayDuplicates++
 	}
 	d.mu.Unlock()
-	if n.Reason == wire.NoticeAccepted {
-		d.log.Debug("Pi accepted command "+n.ID, "id", n.ID, "device", pt.Device, "in_flight", inflight)
+	// Limited but for the acknowledgement of a command in flight (one
+	// per command): a Pi sends few notices, but anyone can publish one.
+	switch {
+	case n.Reason == wire.NoticeAccepted && inflight:
+		d.log.Debug("Pi accepted command "+n.ID, "id", n.ID, "device", pt.Device)
+		return
+	case n.Reason == wire.NoticeAccepted:
+		d.odd(slog.LevelDebug, "Pi accepted command "+n.ID+", which is not in flight", "id", n.ID, "device", pt.Device)
 		return
 	}
 	if inflight {
-		d.log.Debug("Pi got another copy of command "+n.ID+" (a re-send crossed its acknowledgement), already handled; still waiting for its result",
+		d.odd(slog.LevelDebug, "Pi got another copy of command "+n.ID+" (a re-send crossed its acknowledgement), already handled; still waiting for its result",
 			"id", n.ID, "device", pt.Device)
 		return
 	}
-	d.log.Warn("Pi reports a replay of command "+n.ID+", already handled, which is not in flight: someone replayed an old command (or the broker redelivered a finished one)",
+	d.odd(slog.LevelWarn, "Pi reports a replay of command "+n.ID+", already handled, which is not in flight: someone replayed an old command (or the broker redelivered a finished one)",
 		"id", n.ID, "device", pt.Device)
 }
 
 func (d *Dispatcher) chunk(pt wire.ParsedTopic, c wire.Chunk) {
 	if c.ID != pt.CmdID || c.Device != pt.Device {
+		d.count(&d.stats.Mismatched)
 		return
 	}
 	d.mu.Lock()
@@ -559,6 +604,9 @@ func (d *Dispatcher) chunk(pt wire.ParsedTopic, c wire.Chunk) {
 			f.chunks[c.Seq] = c
 			progress = f.progress
 		}
+	}
+	if !ok || f.rec.Device != pt.Device {
+		d.stats.Unknown++
 	}
 	d.mu.Unlock()
 	if line := lastLine(c.Data); progress != nil && line != "" {
@@ -574,11 +622,12 @@ func (d *Dispatcher) final(topic string, pt wire.ParsedTopic, fin wire.Final) {
 	// Clear the retained final whatever it is: it is addressed to us.
 	go func() {
 		if err := d.o.Publisher.Publish(topic, 1, true, nil); err != nil {
-			d.log.Warn("clear retained final", "topic", topic, "err", err)
+			d.odd(slog.LevelWarn, "clear retained final", "topic", topic, "err", err)
 		}
 	}()
 	if fin.ID != pt.CmdID || fin.Device != pt.Device {
-		d.log.Warn("final does not match its topic", "topic", topic)
+		d.count(&d.stats.Mismatched)
+		d.odd(slog.LevelWarn, "final does not match its topic", "topic", topic)
 		return
 	}
 	d.mu.Lock()
@@ -588,6 +637,9 @@ func (d *Dispatcher) final(topic string, pt wire.ParsedTopic, fin wire.Final) {
 	}
 	var res Result
 	var done chan Result
+	if !ok {
+		d.stats.Unknown++
+	}
 	if ok {
 		delete(d.inflight, fin.ID)
 		f.acked()
@@ -604,9 +656,14 @@ func (d *Dispatcher) final(topic string, pt wire.ParsedTopic, fin wire.Final) {
 	d.mu.Unlock()
 	switch {
 	case !ok:
-		// A final from before a restart without state, or a duplicate.
-		d.log.Info("result of an unknown command", "id", fin.ID, "device", pt.Device, "outcome", fin.Outcome)
-		d.o.OnLateResult(Result{ID: fin.ID, Device: pt.Device, Final: fin, Output: fin.Output})
+		// A final from before a restart without state, a duplicate, or
+		// the rejection of a forged command that named this hub. It
+		// carries no request, so OnLateResult can only log it: both are
+		// rate-limited (whatever the log level).
+		if ok, muted := d.oddLog.Allow(d.o.Now()); ok {
+			d.log.Info("result of an unknown command", "id", fin.ID, "device", pt.Device, "outcome", fin.Outcome, "muted_before", muted)
+			d.o.OnLateResult(Result{ID: fin.ID, Device: pt.Device, Final: fin, Output: fin.Output})
+		}
 	case done == nil: // nobody waits any more (or it was sent before a restart)
 		d.log.Info("late result", "id", fin.ID, "device", pt.Device, "outcome", fin.Outcome)
 		d.o.OnLateResult(res)
