@@ -132,6 +132,7 @@ func TestClusterThreeHubs(t *testing.T) {
 		return ""
 	})
 	before, _ := view(hubs[1].env)
+	testenv.Eventually(t, 30*time.Second, func() string { return oneAlertLeader(hubs) })
 
 	// Node 1 (and its hub) dies without a word.
 	hubs[0].env.hub.kill(syscall.SIGKILL)
@@ -161,6 +162,12 @@ func TestClusterThreeHubs(t *testing.T) {
 	if out := agents["pi-n1"].out.String(); !strings.Contains(out, hubs[1].mqtt) && !strings.Contains(out, "connected component=link broker="+hubs[2].mqtt) {
 		t.Errorf("pi-n1's log does not show it on another node:\n%s", out)
 	}
+	// Exactly one hub posts alerts (the "alerts" lease in JetStream); the
+	// dead hub held it or not, one of the two left holds it within the
+	// lease's 15 s TTL.
+	testenv.Eventually(t, 30*time.Second, func() string { return oneAlertLeader(rest) })
+	t.Logf("one alerts leader among the two hubs left %v after the kill", time.Since(killed))
+
 	// The API and CLI answer from the hubs that are left.
 	for _, h := range rest {
 		out, code := h.env.run("devices")
@@ -172,4 +179,27 @@ func TestClusterThreeHubs(t *testing.T) {
 	if code, err := httpGetJSON(rest[1].env.hubURL()+"/api/devices/pi-n2", &d); err != nil || code != 200 || !d.Online {
 		t.Errorf("GET /api/devices/pi-n2 on hub3: %d %v %+v", code, err, d)
 	}
+}
+
+// oneAlertLeader is "" when exactly one of the hubs holds the alerts
+// lease (GET /api/stats).
+func oneAlertLeader(live []*clusterHub) string {
+	var held []string
+	for _, h := range live {
+		var st struct {
+			Lease struct {
+				Held bool `json:"held"`
+			} `json:"alerts_lease"`
+		}
+		if code, err := httpGetJSON(h.env.hubURL()+"/api/stats", &st); err != nil || code != 200 {
+			return fmt.Sprintf("GET /api/stats on %s: %d %v", h.env.hub.name, code, err)
+		}
+		if st.Lease.Held {
+			held = append(held, h.env.hub.name)
+		}
+	}
+	if len(held) != 1 {
+		return fmt.Sprintf("hubs holding the alerts lease: %v, want one", held)
+	}
+	return ""
 }

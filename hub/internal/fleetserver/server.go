@@ -23,6 +23,7 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/hub/internal/lease"
 	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/hub/internal/natsfeed"
 	"github.com/pifleet/pifleet/internal/credentials"
@@ -109,6 +110,7 @@ type Hub struct {
 
 	broker   *broker.Broker
 	nats     atomic.Pointer[natsengine.Engine] // set while the embedded nats engine runs
+	alerts   atomic.Pointer[lease.Lease]       // the alerts lease, with the nats engine
 	clientMu sync.Mutex
 	client   mqtt.Client // guarded by clientMu
 	epoch    uint64
@@ -320,6 +322,16 @@ func (h *Hub) startNATS(ctx context.Context, enqueue func(topic string, payload 
 		e.Close()
 		return nil, err
 	}
+	replicas := 1
+	if o.Cluster != nil {
+		replicas = min(3, len(o.Cluster.Routes))
+	}
+	alertLease, err := lease.New(lease.Options{Conn: nc, Name: "alerts", Holder: h.cfg.ID, Replicas: replicas, Logger: h.log})
+	if err != nil {
+		nc.Close()
+		e.Close()
+		return nil, err
+	}
 	feedCtx, cancel := context.WithCancel(ctx)
 	feedDone := make(chan struct{})
 	go func() {
@@ -328,13 +340,28 @@ func (h *Hub) startNATS(ctx context.Context, enqueue func(topic string, payload 
 			h.log.Error("fleet feed from the nats engine stopped", "err", err)
 		}
 	}()
+	leaseDone := make(chan struct{})
+	go func() {
+		defer close(leaseDone)
+		if err := alertLease.Run(feedCtx); err != nil {
+			h.log.Error("alerts lease stopped", "err", err)
+		}
+	}()
+	h.alerts.Store(alertLease)
 	h.nats.Store(e)
 	h.AddStats("natsfeed", func() any { return feed.Stats() })
+	h.AddStats("alerts_lease", func() any {
+		return struct {
+			Held    bool `json:"held"`
+			Changes int  `json:"changes"`
+		}{alertLease.Held(), alertLease.Changes()}
+	})
 	h.log.Info("embedded nats engine listening", "mqtt", e.MQTTURL())
 	return func() {
 		h.nats.Store(nil)
 		cancel()
 		<-feedDone
+		<-leaseDone // lets the lease go at once
 		nc.Close()
 		if err := e.Close(); err != nil {
 			h.log.Warn("stopping the embedded nats engine", "err", err)
@@ -350,6 +377,17 @@ func (h *Hub) SetCredentials(c *credentials.File) error {
 		return errors.New("no embedded nats engine is running")
 	}
 	return e.SetCredentials(c)
+}
+
+// AlertLeader reports whether this hub posts alerts now. With the nats
+// engine, hubs sharing one fleet (a cluster) hold an "alerts" lease in
+// JetStream and only its holder posts (hub/internal/lease); otherwise the
+// hub is alone and always does.
+func (h *Hub) AlertLeader() bool {
+	if l := h.alerts.Load(); l != nil {
+		return l.Held()
+	}
+	return h.cfg.Engine != EngineNATS || h.cfg.BrokerURL != ""
 }
 
 // Refused counts logins the embedded nats engine refused.

@@ -97,6 +97,7 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("pifleet hub starting", "id", h.ID(), "version", cfg.Server.Version, "host", cfg.Host)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	cfg.Slack.AlertLeader = h.AlertLeader // one hub of several posts alerts
 	bot, slackDone, err := slackbot.Serve(runCtx, cfg.Slack, h.Engine, h.Fleet, log)
 	if err != nil {
 		return err

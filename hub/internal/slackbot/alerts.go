@@ -52,6 +52,10 @@ func newPolicy(c Config) *alerts.Policy {
 // postAlert posts one alert, then its file in the thread; it is the
 // policy's emit.
 func (b *Bot) postAlert(ctx context.Context, a alerts.Alert) {
+	if b.cfg.AlertLeader != nil && !b.cfg.AlertLeader() {
+		b.stats.alertsStandby.Add(1) // another hub posts it
+		return
+	}
 	m := renderAlert(a)
 	ts, err := b.post(ctx, b.cfg.AlertChannel, "", m)
 	if err != nil {

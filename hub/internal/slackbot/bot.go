@@ -218,6 +218,7 @@ type Stats struct {
 	AlertsSuppressed uint64 // duplicates, flapping, learnt during the quiet start
 	AlertsSummarised uint64 // events folded into a burst or restart summary
 	AlertsDropped    uint64 // messages Slack did not take
+	AlertsStandby    uint64 // alerts left to the hub that holds the alerts lease
 	LatePosted       uint64 // late answers posted (PostLate)
 	LateDropped      uint64 // late answers not posted: bot not running, queue full
 	LateFailed       uint64 // late answers Slack did not take
@@ -225,7 +226,7 @@ type Stats struct {
 
 type counters struct {
 	envelopes, duplicates, bad, commands, refused, failed, rateLimited atomic.Uint64
-	alertsPosted, alertsDropped                                        atomic.Uint64
+	alertsPosted, alertsDropped, alertsStandby                         atomic.Uint64
 	latePosted, lateDropped, lateFailed                                atomic.Uint64
 }
 
@@ -241,6 +242,7 @@ func (b *Bot) Stats() Stats {
 		RateLimited:   b.stats.rateLimited.Load(),
 		AlertsPosted:  b.stats.alertsPosted.Load(),
 		AlertsDropped: b.stats.alertsDropped.Load(),
+		AlertsStandby: b.stats.alertsStandby.Load(),
 		LatePosted:    b.stats.latePosted.Load(),
 		LateDropped:   b.stats.lateDropped.Load(),
 		LateFailed:    b.stats.lateFailed.Load(),

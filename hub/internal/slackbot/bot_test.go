@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -676,5 +677,65 @@ func TestAlertsDuringTheQuietStartAreSummarised(t *testing.T) {
 	posts := waitPosts(t, ws, sbt.KindPost, 1, func(r sbt.Record) bool { return r.Channel == "CALERT" })
 	if want := "Hub started: 1 offline: pi-07; 1 with problems: pi-08 (hot)"; len(posts) != 1 || posts[0].Text != want {
 		t.Errorf("alerts = %s, want one %q", dump(posts), want)
+	}
+}
+
+// Several hubs on one fleet each decide alerts; only the one holding the
+// alerts lease posts them. Two bots on one workspace, one the leader: each
+// alert is posted once; when the lease moves, the other bot posts.
+func TestAlertsOnlyFromTheLeader(t *testing.T) {
+	ws := sbt.New(t)
+	var leader atomic.Value
+	leader.Store("a")
+	bots := map[string]*session{}
+	srcs := map[string]*sbt.Alerts{}
+	for _, id := range []string{"a", "b"} {
+		cfg := testConfig(ws)
+		cfg.AlertChannel = "CALERT"
+		cfg.AlertLeader = func() bool { return leader.Load() == id }
+		srcs[id] = &sbt.Alerts{}
+		bots[id] = start(t, ws, cfg, &sbt.Engine{}, srcs[id])
+	}
+	time.Sleep(5 * testConfig(ws).AlertQuietStart)
+	emit := func(dev string) {
+		for id, src := range srcs {
+			testenv.Eventually(t, wait, func() string {
+				if src.Subscribers() != 1 {
+					return "bot " + id + " did not subscribe to alerts"
+				}
+				return ""
+			})
+			src.Emit(fleet.Alert{Kind: AlertOffline, Device: dev, Detail: "lost", Time: time.Now()})
+		}
+	}
+	// handled waits until both bots decided on n events: one posted, one
+	// stood by.
+	handled := func(n uint64) {
+		testenv.Eventually(t, wait, func() string {
+			a, b := bots["a"].bot.Stats(), bots["b"].bot.Stats()
+			if a.AlertsPosted+a.AlertsStandby != n || b.AlertsPosted+b.AlertsStandby != n {
+				return fmt.Sprintf("a %+v, b %+v: not both at %d alerts", a, b, n)
+			}
+			return ""
+		})
+	}
+	emit("pi-01")
+	handled(1)
+	leader.Store("b") // the lease moved
+	emit("pi-02")
+	handled(2)
+	posts := waitPosts(t, ws, sbt.KindPost, 2, func(r sbt.Record) bool { return r.Channel == "CALERT" })
+	if !strings.Contains(posts[0].Text, "pi-01") || !strings.Contains(posts[1].Text, "pi-02") {
+		t.Errorf("alerts = %q, %q; want pi-01 then pi-02, once each", posts[0].Text, posts[1].Text)
+	}
+	for _, id := range []string{"a", "b"} {
+		bots[id].stop(t)
+	}
+	if all := ws.Find(sbt.KindPost, func(r sbt.Record) bool { return r.Channel == "CALERT" }); len(all) != 2 {
+		t.Errorf("%d alerts posted, want 2 (one per event, from the leader alone): %s", len(all), dump(all))
+	}
+	a, b := bots["a"].bot.Stats(), bots["b"].bot.Stats()
+	if a.AlertsPosted != 1 || a.AlertsStandby != 1 || b.AlertsPosted != 1 || b.AlertsStandby != 1 {
+		t.Errorf("a posted/standby %d/%d, b %d/%d; want 1/1 each", a.AlertsPosted, a.AlertsStandby, b.AlertsPosted, b.AlertsStandby)
 	}
 }

@@ -55,6 +55,10 @@ type Config struct {
 	// AlertChannel, when set, receives proactive alerts (offline, online,
 	// health problems, address changes).
 	AlertChannel string
+	// AlertLeader, when set, says whether this hub posts alerts now:
+	// several hubs on one fleet each decide alerts, and only the holder
+	// of the "alerts" lease (hub/internal/lease) posts them. nil: always.
+	AlertLeader func() bool
 
 	// AuditLog receives one JSON line per command. AuditLogPath opens a
 	// file (append, 0600) when AuditLog is nil. With neither, the audit
