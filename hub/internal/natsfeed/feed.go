@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"strings"
 	"sync"
@@ -63,6 +64,7 @@ type Stats struct {
 	LastSnapshotMS int64 `json:"last_snapshot_ms"` // how long the last full snapshot took
 	CoreMsgs       int64 `json:"core_msgs"`        // records passed from core NATS (Options.Live)
 	CoreDropped    int64 `json:"core_dropped"`     // core messages the client dropped (slow consumer); the stream still brings them
+	CoreDuplicates int64 `json:"core_duplicates"`  // live stream records not passed: core NATS had passed the same
 }
 
 // Feed reads retained device records from JetStream (see the package doc).
@@ -75,7 +77,10 @@ type Feed struct {
 	snapshots, snapshotMsgs, liveMsgs, forgotten, restarts, lastSnapMS, coreMsgs atomic.Int64
 	coreSubs                                                                     []*nats.Subscription
 
-	mu sync.Mutex // guards coreSubs
+	mu       sync.Mutex // guards coreSubs and coreLast
+	coreLast map[string]uint64
+	seed     maphash.Seed
+	coreDup  atomic.Int64
 
 	// known holds the topics fn last got a value for (Run's goroutine only).
 	known map[string]struct{}
@@ -107,7 +112,8 @@ func New(opts Options) (*Feed, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := &Feed{opts: opts, log: opts.Logger.With("component", "natsfeed"),
-		warn: loglimit.Limit{Per: time.Minute, Burst: 5}, known: map[string]struct{}{}}
+		warn: loglimit.Limit{Per: time.Minute, Burst: 5}, known: map[string]struct{}{},
+		coreLast: map[string]uint64{}, seed: maphash.MakeSeed()}
 	for _, filter := range opts.Filters {
 		s, err := filterSubject(filter)
 		if err != nil {
@@ -121,7 +127,8 @@ func New(opts Options) (*Feed, error) {
 // Stats returns the feed's counters (safe at any time).
 func (f *Feed) Stats() Stats {
 	st := Stats{Snapshots: f.snapshots.Load(), SnapshotMsgs: f.snapshotMsgs.Load(), LiveMsgs: f.liveMsgs.Load(),
-		Forgotten: f.forgotten.Load(), Restarts: f.restarts.Load(), LastSnapshotMS: f.lastSnapMS.Load(), CoreMsgs: f.coreMsgs.Load()}
+		Forgotten: f.forgotten.Load(), Restarts: f.restarts.Load(), LastSnapshotMS: f.lastSnapMS.Load(), CoreMsgs: f.coreMsgs.Load(),
+		CoreDuplicates: f.coreDup.Load()}
 	for _, sub := range f.subs() {
 		if n, err := sub.Dropped(); err == nil {
 			st.CoreDropped += int64(n)
@@ -303,8 +310,34 @@ func (f *Feed) deliver(fn Handler, topic string, payload []byte, snap *snapshot)
 		f.snapshotMsgs.Add(1)
 	} else {
 		f.liveMsgs.Add(1)
+		if f.opts.Live && f.coreHad(topic, payload) {
+			f.coreDup.Add(1) // the same record came from core NATS already
+			return
+		}
 	}
 	fn(topic, payload, snap != nil)
+}
+
+// coreHad reports whether payload is the last record core NATS passed
+// for topic (Options.Live), and forgets it: the stream's live copy of a
+// record the handler has is not passed again (half the hub's decoding).
+func (f *Feed) coreHad(topic string, payload []byte) bool {
+	h := maphash.Bytes(f.seed, payload)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if last, ok := f.coreLast[topic]; ok && last == h {
+		delete(f.coreLast, topic)
+		return true
+	}
+	return false
+}
+
+// coreSaw remembers the last record core NATS passed for topic.
+func (f *Feed) coreSaw(topic string, payload []byte) {
+	h := maphash.Bytes(f.seed, payload)
+	f.mu.Lock()
+	f.coreLast[topic] = h
+	f.mu.Unlock()
 }
 
 // topicOf is a record's MQTT topic: its header, else its subject mapped
@@ -352,7 +385,9 @@ func (f *Feed) runCore(nc *nats.Conn, fn Handler) (stop func(), err error) {
 					continue // deletes come from the stream alone
 				}
 				f.coreMsgs.Add(1)
-				fn(subjectTopic(m.Subject), m.Data, false)
+				topic := subjectTopic(m.Subject)
+				f.coreSaw(topic, m.Data)
+				fn(topic, m.Data, false)
 			case <-done:
 				return
 			}

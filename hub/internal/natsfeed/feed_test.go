@@ -243,6 +243,7 @@ func TestLiveFromCore(t *testing.T) {
 	}
 	retain(t, pub, msg{topic: wire.StateTopic("pi.one")}) // delete
 	s.wait(t, "the delete from the stream", func(s *sink) bool { _, ok := s.view[wire.StateTopic("pi.one")]; return !ok })
+	t.Logf("stats %+v", f.Stats())
 	if st := f.Stats(); st.CoreMsgs != 100 || st.CoreDropped != 0 {
 		t.Errorf("stats %+v: want the 100 states from core, no delete from core, none dropped", st)
 	}
