@@ -28,6 +28,21 @@ type Fleet interface {
 	Online(id string) bool
 }
 
+// JobStore shares commands in flight between the hubs of one ReplyTo;
+// *jobs.Store implements it. Records are opaque bytes to the store.
+type JobStore interface {
+	Put(ctx context.Context, id string, rec []byte) error
+	Get(ctx context.Context, id string) ([]byte, error) // nil, nil: no such job
+	Claim(ctx context.Context, id, hub string) (bool, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// sharedJob is a command's record in the JobStore.
+type sharedJob struct {
+	record
+	Owner string `json:"owner"` // the hub that sent it
+}
+
 // Publisher publishes an MQTT message and returns once the broker has it
 // (QoS 1) or it failed.
 type Publisher interface {
@@ -59,6 +74,18 @@ type Options struct {
 	OnLateResult func(Result)
 	// OnChunk, when set, sees each chunk as it arrives (live streaming).
 	OnChunk func(device, id string, c wire.Chunk)
+	// ReplyTo is where Pis send results (result/<ReplyTo>/<id>); default
+	// Hub. Hubs sharing a fleet (a cluster) share one ReplyTo and a Jobs
+	// store: each gets every result, and the one that sent the command
+	// answers — or, when that hub is gone, another one does.
+	ReplyTo string
+	// Jobs, when set, shares the commands in flight with the other hubs
+	// of ReplyTo (hub/internal/jobs).
+	Jobs JobStore
+	// TakeOverAfter is how long a hub waits before it takes over the
+	// result of a job another hub sent (5 s): the sender, if alive, has
+	// answered and deleted the job by then.
+	TakeOverAfter time.Duration
 	// Resend is the wait before each further copy of a command its Pi
 	// has not acknowledged yet, the last repeated until it expires
 	// (1 s, 2 s, 4 s, 8 s). Pis read commands at QoS 0: see wire.NoticeAccepted.
@@ -105,6 +132,15 @@ func (o *Options) ensureDefaults() error {
 	if o.OnLateResult == nil {
 		o.OnLateResult = func(Result) {}
 	}
+	if o.ReplyTo == "" {
+		o.ReplyTo = o.Hub
+	}
+	if err := wire.ValidateID(o.ReplyTo); err != nil {
+		return fmt.Errorf("dispatch: reply-to: %w", err)
+	}
+	if o.TakeOverAfter == 0 {
+		o.TakeOverAfter = 5 * time.Second
+	}
 	if len(o.Resend) == 0 {
 		o.Resend = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
 	}
@@ -149,6 +185,9 @@ type Stats struct {
 	// Resent: further copies of commands sent because their Pi had not
 	// acknowledged them yet; Accepted: acknowledgements (wire.NoticeAccepted).
 	Resent, Accepted int64
+	// TakenOver: results of another hub's commands this hub answered
+	// because that hub had not (Options.Jobs).
+	TakenOver int64
 	// Mismatched: records whose id or device is not their topic's
 	// (forged, or a broken agent); dropped.
 	Mismatched int64
@@ -392,7 +431,7 @@ func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target str
 // send signs and publishes one command and registers it in flight.
 func (d *Dispatcher) send(ctx context.Context, req chat.Request, tool, dev string, dec policy.Decision) (chan Result, error) {
 	now := d.o.Now().UTC().Truncate(time.Millisecond)
-	cmd := wire.Command{V: wire.ProtocolVersion, ID: newID("c"), Hub: d.o.Hub, Device: dev, ReplyTo: d.o.Hub,
+	cmd := wire.Command{V: wire.ProtocolVersion, ID: newID("c"), Hub: d.o.Hub, Device: dev, ReplyTo: d.o.ReplyTo,
 		Created: now, Expires: now.Add(d.o.TTL), Tool: tool, Argv: dec.Argv, Role: dec.Role}
 	cmd.Sign(d.o.Key)
 	b, err := json.Marshal(cmd)
@@ -410,6 +449,7 @@ func (d *Dispatcher) send(ctx context.Context, req chat.Request, tool, dev strin
 	d.inflight[cmd.ID] = f
 	d.saveLocked()
 	d.mu.Unlock()
+	d.shareJob(f.rec)
 	if err := d.o.Publisher.Publish(wire.CmdTopic(dev), 1, false, b); err != nil {
 		d.mu.Lock()
 		delete(d.inflight, cmd.ID)
@@ -494,7 +534,7 @@ func (d *Dispatcher) HandleResult(topic string, payload []byte) {
 		return // our own clear of a retained final
 	}
 	pt, err := wire.ParseTopic(topic)
-	if err != nil || pt.Leaf != wire.LeafResult || pt.Hub != d.o.Hub {
+	if err != nil || pt.Leaf != wire.LeafResult || pt.Hub != d.o.ReplyTo {
 		d.count(&d.stats.BadRecords)
 		d.odd(slog.LevelWarn, "result on an unexpected topic", "topic", topic, "err", err)
 		return
@@ -586,6 +626,10 @@ func (d *Dispatcher) notice(topic string, pt wire.ParsedTopic, n wire.Notice) {
 			"id", n.ID, "device", pt.Device)
 		return
 	}
+	if d.o.Jobs != nil { // another hub's command, most likely
+		d.odd(slog.LevelDebug, "Pi reports a copy of command "+n.ID+", not this hub's", "id", n.ID, "device", pt.Device)
+		return
+	}
 	d.odd(slog.LevelWarn, "Pi reports a replay of command "+n.ID+", already handled, which is not in flight: someone replayed an old command (or the broker redelivered a finished one)",
 		"id", n.ID, "device", pt.Device)
 }
@@ -654,7 +698,12 @@ func (d *Dispatcher) final(topic string, pt wire.ParsedTopic, fin wire.Final) {
 		}
 	}
 	d.mu.Unlock()
+	if ok {
+		d.jobDone(fin.ID)
+	}
 	switch {
+	case !ok && d.o.Jobs != nil:
+		go d.takeOver(pt, fin) // another hub's command, or nobody's
 	case !ok:
 		// A final from before a restart without state, a duplicate, or
 		// the rejection of a forged command that named this hub. It
@@ -747,4 +796,75 @@ func lastLine(s string) string {
 		s = s[:200] + "…"
 	}
 	return s
+}
+
+// shareJob stores a command's record for the other hubs of ReplyTo.
+func (d *Dispatcher) shareJob(rec record) {
+	if d.o.Jobs == nil {
+		return
+	}
+	b, _ := json.Marshal(sharedJob{record: rec, Owner: d.o.Hub})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := d.o.Jobs.Put(ctx, rec.ID, b); err != nil {
+		d.log.Warn("job not shared with the other hubs: if this hub goes away, its result reaches nobody", "id", rec.ID, "err", err)
+	}
+}
+
+// jobDone forgets a shared job whose result this hub has handled, in the
+// background (retried for a while: another hub would otherwise take it
+// over and answer twice).
+func (d *Dispatcher) jobDone(id string) {
+	if d.o.Jobs == nil {
+		return
+	}
+	go func() {
+		for attempt := 0; attempt < 5; attempt++ {
+			ctx, cancel := context.WithTimeout(context.Background(), d.o.TakeOverAfter/2)
+			err := d.o.Jobs.Delete(ctx, id)
+			cancel()
+			if err == nil {
+				return
+			}
+			d.log.Warn("shared job not forgotten; trying again", "id", id, "err", err)
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+}
+
+// takeOver handles the final of a command this hub did not send: after
+// TakeOverAfter, if the job is still shared (its hub has not answered:
+// it is gone) and this hub wins the claim, the result goes to
+// OnLateResult with the original request — once among all hubs.
+func (d *Dispatcher) takeOver(pt wire.ParsedTopic, fin wire.Final) {
+	time.Sleep(d.o.TakeOverAfter)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := d.o.Jobs.Get(ctx, fin.ID)
+	if err != nil {
+		d.log.Warn("shared job unreadable: result not taken over", "id", fin.ID, "err", err)
+		return
+	}
+	if b == nil {
+		d.odd(slog.LevelDebug, "result of a command this hub did not send, answered by its hub", "id", fin.ID, "device", pt.Device)
+		return
+	}
+	var job sharedJob
+	if err := json.Unmarshal(b, &job); err != nil || job.Device != pt.Device {
+		d.odd(slog.LevelWarn, "shared job does not match its result", "id", fin.ID, "device", pt.Device, "err", err)
+		return
+	}
+	won, err := d.o.Jobs.Claim(ctx, fin.ID, d.o.Hub)
+	if err != nil || !won {
+		if err != nil {
+			d.log.Warn("shared job not claimed", "id", fin.ID, "err", err)
+		}
+		return
+	}
+	if err := d.o.Jobs.Delete(ctx, fin.ID); err != nil {
+		d.log.Warn("shared job not forgotten", "id", fin.ID, "err", err)
+	}
+	d.count(&d.stats.TakenOver)
+	d.log.Info("result of another hub's command taken over: that hub did not answer", "id", fin.ID, "device", pt.Device, "hub", job.Owner, "outcome", fin.Outcome)
+	d.o.OnLateResult(Result{ID: fin.ID, Device: pt.Device, Tool: job.Tool, Argv: job.Argv, Final: fin, Output: fin.Output, Request: job.Request})
 }

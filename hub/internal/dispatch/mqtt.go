@@ -43,7 +43,7 @@ func (p pahoPublisher) Publish(topic string, qos byte, retained bool, payload []
 // unacknowledged PUBLISH ids (e.g. retained states it is still sending).
 // So the code is checked and the subscription retried.
 func (d *Dispatcher) Subscribe(c mqtt.Client) {
-	filter := wire.ResultFilter(d.o.Hub)
+	filter := wire.ResultFilter(d.o.ReplyTo)
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		d.log.Debug("result message", "topic", m.Topic(), "retained", m.Retained(), "bytes", len(m.Payload()))
 		d.HandleResult(m.Topic(), m.Payload())

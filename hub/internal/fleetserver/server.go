@@ -23,6 +23,7 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/hub/internal/jobs"
 	"github.com/pifleet/pifleet/hub/internal/lease"
 	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/hub/internal/natsfeed"
@@ -111,6 +112,7 @@ type Hub struct {
 	broker   *broker.Broker
 	nats     atomic.Pointer[natsengine.Engine] // set while the embedded nats engine runs
 	alerts   atomic.Pointer[lease.Lease]       // the alerts lease, with the nats engine
+	jobs     atomic.Pointer[jobs.Store]        // the cluster's shared jobs
 	clientMu sync.Mutex
 	client   mqtt.Client // guarded by clientMu
 	epoch    uint64
@@ -348,6 +350,16 @@ func (h *Hub) startNATS(ctx context.Context, enqueue func(topic string, payload 
 		}
 	}()
 	h.alerts.Store(alertLease)
+	if o.Cluster != nil {
+		jctx, jcancel := context.WithTimeout(ctx, 30*time.Second)
+		store, err := jobs.Open(jctx, nc, replicas)
+		jcancel()
+		if err != nil {
+			h.log.Error("shared job store not open: a result whose hub is gone will not reach its asker", "err", err)
+		} else {
+			h.jobs.Store(store)
+		}
+	}
 	h.nats.Store(e)
 	h.AddStats("natsfeed", func() any { return feed.Stats() })
 	h.AddStats("alerts_lease", func() any {
@@ -378,6 +390,22 @@ func (h *Hub) SetCredentials(c *credentials.File) error {
 	}
 	return e.SetCredentials(c)
 }
+
+// Group is the reply-to that the hubs of one cluster share for command
+// results ("hubs-<cluster name>"); "" when the hub is alone.
+func (h *Hub) Group() string {
+	if h.cfg.Engine == EngineNATS && h.cfg.BrokerURL == "" && h.cfg.NATS.Cluster != nil {
+		name := h.cfg.NATS.Cluster.Name
+		if name == "" {
+			name = "pifleet"
+		}
+		return "hubs-" + name
+	}
+	return ""
+}
+
+// Jobs is the cluster's shared job store (nil: alone, or not open yet).
+func (h *Hub) Jobs() *jobs.Store { return h.jobs.Load() }
 
 // AlertLeader reports whether this hub posts alerts now. With the nats
 // engine, hubs sharing one fleet (a cluster) hold an "alerts" lease in

@@ -5,6 +5,8 @@ package hubd
 // results go that arrive after the answer.
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/pifleet/pifleet/hub/internal/dispatch"
 	"github.com/pifleet/pifleet/hub/internal/fleetserver"
+	"github.com/pifleet/pifleet/hub/internal/jobs"
 	"github.com/pifleet/pifleet/hub/internal/slackbot"
 	"github.com/pifleet/pifleet/internal/policy"
 )
@@ -25,6 +28,51 @@ type CommandsConfig struct {
 	SigningKey   string // default <StateDir>/hub.key, created on first start
 	Policy       string // tools and policy JSON; "": built-in aws tool, read-only
 	AllowOffline bool   // send commands to Pis that are offline
+}
+
+// lazyJobs is the cluster's job store once the hub's engine runs (the
+// dispatcher is built before).
+type lazyJobs struct{ h *fleetserver.Hub }
+
+var errNoJobs = errors.New("the shared job store is not open (the nats engine is not running)")
+
+func (l lazyJobs) store() (*jobs.Store, error) {
+	if s := l.h.Jobs(); s != nil {
+		return s, nil
+	}
+	return nil, errNoJobs
+}
+
+func (l lazyJobs) Put(ctx context.Context, id string, rec []byte) error {
+	s, err := l.store()
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, id, rec)
+}
+
+func (l lazyJobs) Get(ctx context.Context, id string) ([]byte, error) {
+	s, err := l.store()
+	if err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, id)
+}
+
+func (l lazyJobs) Claim(ctx context.Context, id, hub string) (bool, error) {
+	s, err := l.store()
+	if err != nil {
+		return false, err
+	}
+	return s.Claim(ctx, id, hub)
+}
+
+func (l lazyJobs) Delete(ctx context.Context, id string) error {
+	s, err := l.store()
+	if err != nil {
+		return err
+	}
+	return s.Delete(ctx, id)
 }
 
 // wireCommands sets up the dispatcher. The returned lateResults takes the
@@ -48,8 +96,13 @@ func wireCommands(c CommandsConfig, log *slog.Logger, h *fleetserver.Hub) (*late
 		return nil, fmt.Errorf("--policy: %w", err)
 	}
 	late := &lateResults{log: log}
+	var replyTo string
+	var shared dispatch.JobStore
+	if group := h.Group(); group != "" { // hubs of one cluster share results and jobs
+		replyTo, shared = group, lazyJobs{h}
+	}
 	d, err := dispatch.New(dispatch.Options{Hub: h.ID(), Key: key, Fleet: dispatch.FromFleet(h.Fleet), Publisher: dispatch.Paho(h.MQTT),
-		Policy: pol, AllowOffline: c.AllowOffline,
+		Policy: pol, AllowOffline: c.AllowOffline, ReplyTo: replyTo, Jobs: shared,
 		Wait:         100 * time.Second, // under Slack's 2-minute limit
 		StateFile:    filepath.Join(c.StateDir, "dispatch-"+h.ID()+".json"),
 		OnLateResult: late.handle, Logger: log})

@@ -1,0 +1,81 @@
+// Package jobs keeps the commands in flight that several hubs share, in a
+// JetStream key-value bucket, so that a command's result reaches whoever
+// asked even when the hub that sent it is gone: another hub finds the job
+// (who asked, where to answer) and posts the result there, once.
+//
+// The dispatcher (hub/internal/dispatch) stores one record per command
+// when it sends it and deletes it once it has the result. A hub that gets
+// a result of a job it did not send waits a moment (the sender, if alive,
+// deletes the record first), then takes the job over by claiming it: a
+// create-only key, so of several waiting hubs one wins.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bucket is the key-value bucket of the shared jobs.
+const Bucket = "pifleet_jobs"
+
+// TTL is how long a job record lives unless deleted: commands expire
+// within an hour (dispatch's longest TTL), so their results are long due.
+const TTL = 2 * time.Hour
+
+// Store is the shared job records.
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+// Open creates or opens the bucket (replicas: 3 in a three-node cluster).
+func Open(ctx context.Context, nc *nats.Conn, replicas int) (*Store, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, TTL: TTL, History: 1,
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1)})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: bucket %s: %w", Bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Put stores the record of command id.
+func (s *Store) Put(ctx context.Context, id string, rec []byte) error {
+	_, err := s.kv.Put(ctx, id, rec)
+	return err
+}
+
+// Get returns the record of command id, or nil when there is none (done,
+// or never shared).
+func (s *Store) Get(ctx context.Context, id string) ([]byte, error) {
+	e, err := s.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.Value(), nil
+}
+
+// Claim takes command id's result over for hub: true for exactly one
+// caller.
+func (s *Store) Claim(ctx context.Context, id, hub string) (bool, error) {
+	_, err := s.kv.Create(ctx, id+".claim", []byte(hub))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Delete forgets command id (its result is handled).
+func (s *Store) Delete(ctx context.Context, id string) error {
+	return s.kv.Delete(ctx, id)
+}
