@@ -27,6 +27,7 @@ KEEPALIVE=${KEEPALIVE:-10s}
 MODES=${MODES:-embedded mosquitto nats}
 WAIT=${WAIT:-180}              # seconds each step may take before it counts as failed
 WINDOW=${WINDOW:-60}           # seconds of steady state to measure CPU over
+SETTLE=${SETTLE:-30}           # seconds after the view is exact before the CPU window (one heartbeat: the connect wave's last statuses and the stores' flushes are over)
 MQTT_PORT=${MQTT_PORT:-21883}
 HTTP_PORT=${HTTP_PORT:-28080}
 
@@ -104,7 +105,8 @@ run() { # mode
   t0=$(now)
   start_sims "$broker"
   exact=$(wait_for "all $PIS online" "[ \"\$(online)\" = $PIS ] && [ \"\$(total)\" = $PIS ]")
-  # steady state: CPU over WINDOW seconds at the heartbeat
+  # steady state: CPU over WINDOW seconds at the heartbeat, SETTLE s on
+  sleep "$SETTLE"
   cpu0=$(cpu_ticks "$HUB"); [ -n "$brokerpid" ] && bcpu0=$(cpu_ticks "$brokerpid")
   sleep "$WINDOW"
   cpu1=$(cpu_ticks "$HUB"); [ -n "$brokerpid" ] && bcpu1=$(cpu_ticks "$brokerpid")
