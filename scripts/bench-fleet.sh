@@ -11,6 +11,7 @@
 #   scripts/bench-fleet.sh                 # 10,000 Pis: embedded, mosquitto, nats
 #   PIS=19000 MODES=embedded scripts/bench-fleet.sh
 #   MODES=nats scripts/bench-fleet.sh      # the hub with --engine nats (embedded nats-server)
+#   MODES=cluster scripts/bench-fleet.sh   # three hubs, one NATS cluster, a node killed
 #
 # Engine-neutral: it talks to the hub's HTTP API and counts processes only,
 # so the same script measures whatever engine the hub embeds.
@@ -30,6 +31,7 @@ WINDOW=${WINDOW:-60}           # seconds of steady state to measure CPU over
 SETTLE=${SETTLE:-30}           # seconds after the view is exact before the CPU window (one heartbeat: the connect wave's last statuses and the stores' flushes are over)
 MQTT_PORT=${MQTT_PORT:-21883}
 HTTP_PORT=${HTTP_PORT:-28080}
+CLUSTER_PORT=${CLUSTER_PORT:-26222}  # MODES=cluster: route listeners (3 in a row, as HTTP_PORT and MQTT_PORT)
 
 for c in curl jq; do command -v $c >/dev/null || { echo "bench-fleet: needs $c" >&2; exit 1; }; done
 make --no-print-directory build >/dev/null
@@ -136,6 +138,63 @@ run() { # mode
   fi
 }
 
+# run_cluster: three hubs whose embedded nats-servers form one cluster
+# (hub --cluster-listen/--cluster-routes), the Pis spread over the three
+# nodes by their --broker lists (shard i starts at node i), then kill -9
+# of hub 1 with its node: how long until both other hubs show every Pi of
+# node 1 in a new session (epochs are connect times in ms).
+run_cluster() {
+  local i routes="" hubs=() t0 exact cpu0=0 cpu1=0 rss_sum=0 rss_max=0 r devlat kill_ms moved
+  for i in 0 1 2; do routes+="${routes:+,}nats://127.0.0.1:$((CLUSTER_PORT + i))"; done
+  for i in 0 1 2; do
+    rm -rf "$WORK/state$i"
+    "$BIN" hub --engine nats --id "hub$((i + 1))" --state-dir "$WORK/state$i" --http-listen "127.0.0.1:$((HTTP_PORT + i))" \
+      --mqtt-listen "127.0.0.1:$((MQTT_PORT + i))" --cluster-listen "127.0.0.1:$((CLUSTER_PORT + i))" --cluster-routes "$routes" \
+      --log-level warn >>"$WORK/hub$i.log" 2>&1 &
+    hubs+=($!); PIDS+=($!)
+  done
+  for i in 0 1 2; do
+    HTTP_PORT=$((HTTP_PORT + i)) wait_for "hub $((i + 1)) up" "api /healthz >/dev/null 2>&1" >/dev/null
+  done
+  t0=$(now)
+  SIMS=()
+  for i in 0 1 2; do
+    local list="" k lo=$((2 + i * 5)) hi=$((6 + i * 5))
+    for k in 0 1 2; do list+="${list:+,}mqtt://127.0.0.1:$((MQTT_PORT + (i + k) % 3))"; done
+    "$BIN" sim --agents "$PIS" --shard "$i/3" --rate "$RATE" --heartbeat "$HEARTBEAT" --keepalive "$KEEPALIVE" \
+      --broker "$list" --source-addrs "127.0.0.$lo-127.0.0.$hi" --log-level error >"$WORK/csim$i.log" 2>&1 &
+    SIMS+=($!); PIDS+=($!)
+  done
+  for i in 0 1 2; do
+    exact=$(HTTP_PORT=$((HTTP_PORT + i)) wait_for "all $PIS online on hub $((i + 1))" "[ \"\$(online)\" = $PIS ] && [ \"\$(total)\" = $PIS ]")
+  done
+  exact=$(since "$t0")
+  sleep "$SETTLE"
+  for i in 0 1 2; do cpu0=$((cpu0 + $(cpu_ticks "${hubs[$i]}"))); done
+  sleep "$WINDOW"
+  for i in 0 1 2; do
+    cpu1=$((cpu1 + $(cpu_ticks "${hubs[$i]}")))
+    r=$(rss_mib "${hubs[$i]}"); rss_sum=$((rss_sum + r)); [ "$r" -gt "$rss_max" ] && rss_max=$r
+  done
+  local cpu; cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v w="$WINDOW" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", (b-a)/hz/w*100}')
+  devlat=$(for _ in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$((HTTP_PORT + 1))/api/devices"; done | sort -n | sed -n 3p | awk '{printf "%.0f", $1*1000}')
+  kill_ms=$(date +%s%3N)
+  kill -9 "${hubs[0]}"
+  local want=$(( PIS / 3 ))
+  t0=$(now)
+  for i in 1 2; do
+    HTTP_PORT=$((HTTP_PORT + i)) wait_for "the Pis of node 1 in new sessions on hub $((i + 1))" \
+      "[ \"\$(api /api/devices | jq '[.[] | select(.online and .epoch > $kill_ms)] | length')\" -ge $want ]" >/dev/null
+  done
+  moved=$(since "$t0")
+  printf '| cluster: 3 hubs, 3 nodes | %s | %s s | %s MiB (largest hub %s MiB) | %s %% (three hubs) | – | – | %s ms | node 1 killed: %s Pis in new sessions on both other hubs %s s later | – |\n' \
+    "$PIS" "$exact" "$rss_sum" "$rss_max" "$cpu" "$devlat" "$want" "$moved"
+  for p in "${SIMS[@]}" "${hubs[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+
 echo "| engine | Pis | exact after start | hub RSS | hub CPU | broker RSS | broker CPU | GET /api/devices | exact after killing 1/$PROCS | hub restart: 99 % back; view exact |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
-for m in $MODES; do run "$m"; done
+for m in $MODES; do
+  if [ "$m" = cluster ]; then run_cluster; else run "$m"; fi
+done
