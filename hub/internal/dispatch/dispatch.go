@@ -188,6 +188,9 @@ type Stats struct {
 	// TakenOver: results of another hub's commands this hub answered
 	// because that hub had not (Options.Jobs).
 	TakenOver int64
+	// BackgroundDropped: clears and take-overs not started because
+	// maxBackground were running (a flood of finals).
+	BackgroundDropped int64
 	// Mismatched: records whose id or device is not their topic's
 	// (forged, or a broken agent); dropped.
 	Mismatched int64
@@ -213,6 +216,28 @@ type Dispatcher struct {
 	// result messages (anyone who can publish on a result topic can send
 	// them as fast as the broker forwards); Stats counts them all.
 	oddLog loglimit.Limit
+	// bg bounds the goroutines result messages start (clearing a retained
+	// final, taking over another hub's result): a flood of forged finals
+	// must not start one each.
+	bg chan struct{}
+}
+
+// maxBackground is how many such goroutines may run at once.
+const maxBackground = 256
+
+// background runs fn in a goroutine when fewer than maxBackground run,
+// and otherwise drops it (counted in Stats.BackgroundDropped).
+func (d *Dispatcher) background(fn func()) {
+	select {
+	case d.bg <- struct{}{}:
+		go func() {
+			defer func() { <-d.bg }()
+			fn()
+		}()
+	default:
+		d.count(&d.stats.BackgroundDropped)
+		d.odd(slog.LevelWarn, "too many result messages at once: one dropped (a flood of forged results?)")
+	}
 }
 
 // Stats returns the dispatcher's counters.
@@ -269,7 +294,8 @@ func New(o Options) (*Dispatcher, error) {
 		return nil, err
 	}
 	d := &Dispatcher{o: o, log: o.Logger.With("component", "dispatch"),
-		inflight: map[string]*flight{}, confirms: map[string]*pending{}, oddLog: loglimit.Limit{Per: time.Minute, Burst: 20}}
+		inflight: map[string]*flight{}, confirms: map[string]*pending{}, oddLog: loglimit.Limit{Per: time.Minute, Burst: 20},
+		bg: make(chan struct{}, maxBackground)}
 	recs, err := loadState(o.StateFile)
 	if err != nil {
 		d.log.Warn("state file unreadable; results of commands sent before the restart will arrive without their request", "err", err)
@@ -664,11 +690,11 @@ func (d *Dispatcher) chunk(pt wire.ParsedTopic, c wire.Chunk) {
 
 func (d *Dispatcher) final(topic string, pt wire.ParsedTopic, fin wire.Final) {
 	// Clear the retained final whatever it is: it is addressed to us.
-	go func() {
+	d.background(func() {
 		if err := d.o.Publisher.Publish(topic, 1, true, nil); err != nil {
 			d.odd(slog.LevelWarn, "clear retained final", "topic", topic, "err", err)
 		}
-	}()
+	})
 	if fin.ID != pt.CmdID || fin.Device != pt.Device {
 		d.count(&d.stats.Mismatched)
 		d.odd(slog.LevelWarn, "final does not match its topic", "topic", topic)
@@ -703,7 +729,7 @@ func (d *Dispatcher) final(topic string, pt wire.ParsedTopic, fin wire.Final) {
 	}
 	switch {
 	case !ok && d.o.Jobs != nil:
-		go d.takeOver(pt, fin) // another hub's command, or nobody's
+		d.background(func() { d.takeOver(pt, fin) }) // another hub's command, or nobody's
 	case !ok:
 		// A final from before a restart without state, a duplicate, or
 		// the rejection of a forged command that named this hub. It

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -170,3 +171,29 @@ func TestResendStopsAtExpiry(t *testing.T) {
 		t.Errorf("%d copies in a 200 ms TTL at 10 ms apart, want at most 21", n)
 	}
 }
+
+// A flood of forged finals starts at most maxBackground goroutines (each
+// clears a retained final, in the background): the rest are dropped and
+// counted, and the dispatcher keeps working.
+func TestForgedFinalFloodIsBounded(t *testing.T) {
+	block := make(chan struct{})
+	p := &blockingPub{block: block}
+	d, _ := newTestDispatcher(t, nil, staticFleet{"pi1": true}, func(o *Options) { o.Publisher = p })
+	before := runtime.NumGoroutine()
+	for i := range 5 * maxBackground {
+		id := fmt.Sprintf("c-forged-%d", i)
+		send(d, "pi1", id, final("pi1", id, 1, 0, "x"))
+	}
+	if n := runtime.NumGoroutine() - before; n > maxBackground+10 {
+		t.Errorf("%d goroutines started by %d forged finals, want at most %d", n, 5*maxBackground, maxBackground)
+	}
+	if st := d.Stats(); st.BackgroundDropped != 4*maxBackground || st.Unknown != 5*maxBackground {
+		t.Errorf("Stats %+v: want %d dropped, %d unknown", st, 4*maxBackground, 5*maxBackground)
+	}
+	close(block)
+}
+
+// blockingPub blocks every publish until block is closed.
+type blockingPub struct{ block chan struct{} }
+
+func (p *blockingPub) Publish(string, byte, bool, []byte) error { <-p.block; return nil }
