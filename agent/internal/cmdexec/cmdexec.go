@@ -63,7 +63,7 @@ func (o *Options) ensureDefaults() error {
 		o.Policy = p
 	}
 	if o.ClockSkew == 0 {
-		o.ClockSkew = 30 * time.Second
+		o.ClockSkew = defaultClockSkew
 	}
 	if o.MaxTTL == 0 {
 		o.MaxTTL = time.Hour
@@ -95,6 +95,8 @@ func (o *Options) ensureDefaults() error {
 	o.Intake.ensureDefaults()
 	return nil
 }
+
+const defaultClockSkew = 30 * time.Second
 
 // Stats count what the handler did (for logs and health).
 //
@@ -145,6 +147,10 @@ func New(o Options) (*Handler, error) {
 type rejection struct {
 	reason     string
 	unverified bool // not for this Pi, or not signed by a trusted hub
+	// notRetained: the rejection is published once, not retained (a
+	// command that may have run already: a retained rejection would
+	// replace the retained final of its run).
+	notRetained bool
 }
 
 func (h *Handler) handle(ctx context.Context, payload []byte, out ResultSink) {
@@ -187,6 +193,10 @@ func (h *Handler) handle(ctx context.Context, payload []byte, out ResultSink) {
 			return
 		}
 		log.Warn("command rejected", "reason", rej.reason)
+		if rej.notRetained {
+			h.publishOnce(log, out, replyTo, f)
+			return
+		}
 		h.publishFinal(log, out, replyTo, f)
 		return
 	}
@@ -298,6 +308,13 @@ func (h *Handler) admit(cmd wire.Command, key string) (runner.Job, *rejection) {
 		return reject("expired at %s (Pi clock %s)", cmd.Expires.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	case now.Add(h.o.ClockSkew).Before(cmd.Created):
 		return reject("not valid yet: created %s but the Pi clock says %s (is the Pi's clock synchronised?)", cmd.Created.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	if fence := h.o.Store.lost.fence(h.o.ClockSkew); cmd.Created.Before(fence) {
+		// The ids this Pi had accepted before were lost with a corrupt
+		// store (OpenStore): this one may be among them.
+		return runner.Job{}, &rejection{notRetained: true, reason: fmt.Sprintf(
+			"created %s, before %s, when this Pi lost its record of the commands it ran (a corrupt command store, moved aside): it may have run already, so it is not run; send it again",
+			cmd.Created.UTC().Format(time.RFC3339), fence.UTC().Format(time.RFC3339))}
 	}
 	fresh, err := h.o.Store.Mark(key, cmd.Expires, now.Add(-h.o.Keep))
 	if err != nil {

@@ -18,6 +18,20 @@
 // is recorded before the run, so a crash mid-run never reruns it (at most
 // once, and exactly once when the agent stays up).
 //
+// A corrupt store (bbolt refuses it, or reading it back at start faults
+// or panics: garbage, a truncated file, a bad page) does not keep the
+// agent from starting: OpenStore moves it aside to commands.db.corrupt
+// and starts a fresh one, and the agent logs a warning. The ids it held
+// are lost, so the fresh store keeps a fence: commands created before
+// the agent replaced the store (or before the old store's last write
+// plus the clock-skew tolerance, if that is later) are refused with a
+// rejection that is not retained (it must not replace the retained
+// final of a run) and says why; commands created after it run. A
+// command that may have run is never run again; the price is that a
+// command sent just before the agent came back must be sent again. A
+// kill -9 mid-write is not corruption: bbolt commits with fsync and a
+// meta page switch, so the store opens as it was before the write.
+//
 // A command that passes every check is acknowledged before it runs with a
 // wire.Notice{Reason: accepted} (QoS 1, not retained): commands reach the
 // Pi at QoS 0 and the hub sends one again until it hears of its id.

@@ -142,6 +142,7 @@ func newCommands(c CommandsConfig, log *slog.Logger, id, dataDir string) (comman
 	if err != nil {
 		return none, fmt.Errorf("--data-dir: %w", err)
 	}
+	cmdexec.LogRecovery(log, store)
 	// The runner's containers carry this device's id, so the sweep at
 	// start removes only this agent's leftovers, never those of another
 	// agent on the same Docker Engine (a test fleet, make run next to

@@ -61,6 +61,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	cmdexec.LogRecovery(log, store)
 	defer store.Close()
 	rn, err := runner.New(runner.Options{Network: *network, Instance: *instance, Timeout: *timeout, Logger: log})
 	if err != nil {
