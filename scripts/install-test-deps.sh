@@ -4,14 +4,16 @@
 # qemu-user-static (ARMv7 test run), iproute2 (network namespaces),
 # busybox-static and mmdebstrap (local Docker test images: no registry),
 # systemd (systemd-analyze verify), dpkg-dev (inspecting .deb packages),
-# openssh (deploy tests), jq and curl (make bench-fleet). Idempotent: it only calls apt-get when something
-# is missing. The Docker Engine itself is part of the machine; the tests
-# fail with a clear message when it is not reachable.
+# openssh (deploy tests), jq and curl (make bench-fleet), strace (the
+# hub's state file is fsynced before it replaces the old one).
+# Idempotent: it only calls apt-get when something is missing. The
+# Docker Engine itself is part of the machine; the tests fail with a
+# clear message when it is not reachable.
 set -euo pipefail
 
 pkgs_needed=(mosquitto socat util-linux qemu-user-static iproute2 busybox-static mmdebstrap
   systemd dpkg openssh-server openssh-client openssl passwd init-system-helpers shellcheck
-  jq curl)
+  jq curl strace)
 
 missing=()
 for p in "${pkgs_needed[@]}"; do

@@ -27,7 +27,14 @@
 // empty retained message once stored. A hub that restarts mid-command
 // gets the retained Final again when it resubscribes; commands in flight
 // are remembered in a small state file (Options.StateFile) so such a late
-// result still reaches OnLateResult with the original request.
+// result still reaches OnLateResult with the original request. The file
+// is replaced atomically and durably (temp file, fsync, rename, fsync of
+// the dir): a crash or power cut leaves the old state or the new one. A
+// file that does not parse is moved aside (.corrupt) with a warning and
+// the hub starts without it; a failed save (a full disk) is a warning and
+// leaves the last state whole. Losing the file costs only who asked: the
+// hub never sends a command again from it, and the Pis' id stores keep a
+// command from running twice.
 //
 // A wire.Notice (reason duplicate: the Pi got a command id it had already
 // handled, and did not run it again) is only logged and counted in Stats:
