@@ -11,6 +11,14 @@
 // every path (and Sweep removes leftovers of a crashed agent, found by
 // label), so none is left behind.
 //
+// An engine that goes away mid-command (its socket closed, the daemon
+// restarting) ends the command at once with "docker engine unreachable
+// (wait)": the result is not held back while the engine is gone. The
+// container, which may still be running, is removed (killed) in the
+// background once the engine answers again, trying every second at
+// first and at most every 30 s later; Sweep removes it at the next start
+// if the agent stops first.
+//
 // Docker gives the tmpfs at /tmp the mode of the image's own /tmp, so a
 // tool image needs a world-writable sticky /tmp (Alpine and Debian have
 // one; agent/Dockerfile.awscli makes sure).

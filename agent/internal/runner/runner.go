@@ -147,6 +147,13 @@ type Runner struct {
 	firstImage map[string]string // tag → the image id it named at its first run (checkImage)
 	refusedMu  sync.Mutex
 	refused    map[string]bool // tag@id refusals already logged
+
+	// Containers that could not be removed because the engine was
+	// unreachable: removeLater retries them until it answers again.
+	lostMu  sync.Mutex
+	lost    map[string]bool
+	closed  chan struct{} // closed by Close: removeLater gives up
+	closeMu sync.Once
 }
 
 // negotiate settles the API version once, before any other call. The
@@ -176,11 +183,17 @@ func New(o Options) (*Runner, error) {
 	if err := o.ensureDefaults(); err != nil {
 		return nil, err
 	}
-	return &Runner{o: o, slots: make(chan struct{}, o.MaxConcurrent), log: o.Logger.With("component", "runner")}, nil
+	return &Runner{o: o, slots: make(chan struct{}, o.MaxConcurrent), log: o.Logger.With("component", "runner"),
+		lost: map[string]bool{}, closed: make(chan struct{})}, nil
 }
 
-// Close releases the engine client.
-func (r *Runner) Close() error { return r.o.Engine.Close() }
+// Close releases the engine client. Containers still waiting to be
+// removed (the engine was unreachable) are left to Sweep at the next
+// start.
+func (r *Runner) Close() error {
+	r.closeMu.Do(func() { close(r.closed) })
+	return r.o.Engine.Close()
+}
 
 // Job is one command to run.
 type Job struct {
@@ -296,10 +309,18 @@ func (r *Runner) apiCtx(ctx context.Context) (context.Context, context.CancelFun
 }
 
 func engineErr(what string, err error) error {
-	if client.IsErrConnectionFailed(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+	if unreachable(err) {
 		return fmt.Errorf("%w unreachable (%s): %v", ErrEngine, what, err)
 	}
 	return fmt.Errorf("%w: %s: %v", ErrEngine, what, err)
+}
+
+// unreachable reports whether err says the engine cannot be reached (or
+// went away mid-call), as opposed to an answer from it.
+func unreachable(err error) bool {
+	return client.IsErrConnectionFailed(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // ErrImageChanged is returned when a tool's image is not the one the
@@ -519,13 +540,19 @@ func (r *Runner) kill(id string) {
 // remove removes the container whatever happened before (a fresh context:
 // the caller's may be cancelled already). The engine refuses to remove a
 // container that is still starting or already being removed, so it
-// retries until the container is gone or APITimeout passes.
+// retries until the container is gone or APITimeout passes. An engine
+// that cannot be reached is not waited for: the container (which may
+// still run) goes to removeLater, and the command's result goes out now.
 func (r *Runner) remove(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.o.APITimeout)
 	defer cancel()
 	for {
 		err := r.o.Engine.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
 		if err == nil || cerrdefs.IsNotFound(err) {
+			return
+		}
+		if unreachable(err) {
+			r.removeLater(id, err)
 			return
 		}
 		select {
@@ -535,6 +562,41 @@ func (r *Runner) remove(id string) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// removeLater removes the container once the engine answers again,
+// trying every second at first, then less often (at most every 30 s),
+// until the runner is closed (Sweep removes it at the next start then).
+func (r *Runner) removeLater(id string, why error) {
+	r.lostMu.Lock()
+	defer r.lostMu.Unlock()
+	if r.lost[id] {
+		return
+	}
+	r.lost[id] = true
+	r.log.Warn("cannot remove a command's container: the docker engine is unreachable; removing it (and stopping it, if it still runs) once the engine answers again",
+		"container", id, "err", why)
+	go func() {
+		wait := time.Second
+		for {
+			select {
+			case <-r.closed:
+				return
+			case <-time.After(wait):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), r.o.APITimeout)
+			err := r.o.Engine.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+			cancel()
+			if err == nil || cerrdefs.IsNotFound(err) {
+				r.lostMu.Lock()
+				delete(r.lost, id)
+				r.lostMu.Unlock()
+				r.log.Info("removed the container of a command that lost the docker engine", "container", id)
+				return
+			}
+			wait = min(wait*2, 30*time.Second)
+		}
+	}()
 }
 
 func randomSuffix() string {

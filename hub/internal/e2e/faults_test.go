@@ -6,10 +6,13 @@ package e2e
 // talks to the real Docker Engine.
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/pifleet/pifleet/internal/runnertest"
@@ -41,6 +46,7 @@ type faultRig struct {
 	key     ed25519.PrivateKey
 	client  mqtt.Client
 	agent   *proc
+	env     []string // extra environment of the agent (DOCKER_HOST)
 
 	mu      sync.Mutex
 	records map[string][]wire.ResultRecord // by command id
@@ -56,7 +62,7 @@ func newFaultRig(t *testing.T, dataDir string) *faultRig {
 	_, url := testenv.StartMochi(t)
 	dir := t.TempDir()
 	pub, key, _ := ed25519.GenerateKey(nil)
-	r := &faultRig{t: t, id: "pi-fault", bin: binAgent(t), broker: url, dataDir: dataDir, key: key,
+	r := &faultRig{t: t, id: fmt.Sprintf("pi-fault-%d", time.Now().UnixNano()%1e9), bin: binAgent(t), broker: url, dataDir: dataDir, key: key,
 		pol: filepath.Join(dir, "policy.json"), pub: filepath.Join(dir, "hub.key.pub"),
 		records: map[string][]wire.ResultRecord{}, sent: map[string][]byte{}}
 	b, _ := json.Marshal(map[string]any{"tools": map[string]any{
@@ -98,7 +104,7 @@ func (r *faultRig) start() *proc {
 	r.mu.Lock()
 	epoch := r.epoch
 	r.mu.Unlock()
-	r.agent = start(r.t, "agent", r.bin, "--broker", r.broker, "--id", r.id, "--data-dir", r.dataDir,
+	r.agent = startEnv(r.t, "agent", r.env, r.bin, "--broker", r.broker, "--id", r.id, "--data-dir", r.dataDir,
 		"--hub-key", r.pub, "--policy", r.pol, "--docker-network", "none", "--console-issue", "off",
 		"--keepalive", "10s", "--heartbeat", "30s", "--log-level", "debug")
 	testenv.Eventually(r.t, 30*time.Second, func() string {
@@ -129,12 +135,16 @@ func (r *faultRig) start() *proc {
 	}
 }
 
-// send signs and publishes a command (tool nop: "go"; job: "0").
-func (r *faultRig) send(id, tool string, created time.Time) {
+// send signs and publishes a command (argv by default: nop "go", job
+// "0").
+func (r *faultRig) send(id, tool string, created time.Time, argv ...string) {
 	r.t.Helper()
-	argv := []string{"go"}
-	if tool == "job" {
+	switch {
+	case len(argv) > 0:
+	case tool == "job":
 		argv = []string{"0"}
+	default:
+		argv = []string{"go"}
 	}
 	c := wire.Command{V: wire.ProtocolVersion, ID: id, Hub: "hub", Device: r.id, ReplyTo: "hub",
 		Created: created.UTC(), Expires: created.Add(5 * time.Minute).UTC(), Tool: tool, Argv: argv}
@@ -389,5 +399,147 @@ func TestDockerAgentCorruptStore(t *testing.T) {
 	r.send("new", "job", time.Now())
 	if f := r.waitFinal("new"); f.Outcome != wire.OutcomeExited || f.Output != "slept 0\n" {
 		t.Errorf("a new command: %+v; want it run", f)
+	}
+}
+
+// dockerProxy forwards a unix socket to the Docker Engine's, and can cut
+// every connection and refuse new ones (the engine gone, as far as the
+// agent can tell) and come back.
+type dockerProxy struct {
+	t      *testing.T
+	path   string // the agent's DOCKER_HOST: unix://path
+	target string // the engine's socket
+
+	mu    sync.Mutex
+	l     net.Listener
+	conns map[net.Conn]bool
+}
+
+func startDockerProxy(t *testing.T) *dockerProxy {
+	t.Helper()
+	runnertest.RequireDocker(t)
+	target := "/var/run/docker.sock"
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		var ok bool
+		if target, ok = strings.CutPrefix(h, "unix://"); !ok {
+			t.Fatalf("DOCKER_HOST=%s: this test proxies a unix socket only", h)
+		}
+	}
+	// A short path: unix socket paths are limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "dproxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := &dockerProxy{t: t, path: filepath.Join(dir, "docker.sock"), target: target, conns: map[net.Conn]bool{}}
+	p.up()
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *dockerProxy) up() {
+	p.t.Helper()
+	l, err := net.Listen("unix", p.path)
+	if err != nil {
+		p.t.Fatalf("docker proxy: %v", err)
+	}
+	p.mu.Lock()
+	p.l = l
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			e, err := net.Dial("unix", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[e] = true, true
+			p.mu.Unlock()
+			go func() { io.Copy(e, c); e.Close() }()
+			go func() { io.Copy(c, e); c.Close() }()
+		}
+	}()
+}
+
+// cut closes the listener (the socket file goes with it) and every
+// connection through it.
+func (p *dockerProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.l != nil {
+		p.l.Close()
+		p.l = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+// The Docker Engine becomes unreachable while the agent runs a command:
+// the command ends at once with a clear error (not a hang: its own
+// timeout is 60 s), the container the engine still runs is removed once
+// the engine is reachable again (not only at the agent's next start),
+// and the agent keeps running and runs the next command.
+func TestDockerAgentEngineGoneMidCommand(t *testing.T) {
+	proxy := startDockerProxy(t)
+	docker := runnertest.RequireDocker(t)
+	r := newFaultRig(t, t.TempDir())
+	r.env = []string{"DOCKER_HOST=unix://" + proxy.path}
+	r.start()
+	ours := filters.NewArgs(filters.Arg("label", "org.pifleet.runner="+r.id))
+	containers := func() []container.Summary {
+		t.Helper()
+		cs, err := docker.ContainerList(context.Background(), container.ListOptions{All: true, Filters: ours})
+		if err != nil {
+			t.Fatalf("list containers: %v", err)
+		}
+		return cs
+	}
+	t.Cleanup(func() {
+		for _, c := range containers() {
+			docker.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
+		}
+	})
+
+	r.send("long", "job", time.Now(), "40")
+	testenv.Eventually(t, 30*time.Second, func() string {
+		for _, c := range containers() {
+			if c.State == "running" {
+				return ""
+			}
+		}
+		return "the command's container is not running"
+	})
+	proxy.cut()
+	cut := time.Now()
+	f := r.waitFinal("long")
+	took := time.Since(cut)
+	if f.Outcome != wire.OutcomeError || !strings.Contains(f.Error, "docker engine") {
+		t.Errorf("final with the engine gone: %+v; want an error that names the docker engine", f)
+	}
+	t.Logf("final %v after the engine went: %s", took.Round(time.Millisecond), f.Error)
+	if took > 5*time.Second {
+		t.Errorf("the final came %v after the engine went; want it at once", took.Round(time.Millisecond))
+	}
+	if !r.agent.alive() {
+		t.Fatalf("the agent stopped:\n%s", r.agent.out.String())
+	}
+
+	proxy.up()
+	testenv.Eventually(t, 20*time.Second, func() string {
+		if cs := containers(); len(cs) > 0 {
+			return fmt.Sprintf("the engine is back but the lost command's container is still there (%s)", cs[0].State)
+		}
+		return ""
+	})
+	r.send("next", "job", time.Now())
+	if f := r.waitFinal("next"); f.Outcome != wire.OutcomeExited || f.Output != "slept 0\n" {
+		t.Errorf("the next command: %+v; want it run", f)
 	}
 }
