@@ -43,6 +43,7 @@ const ClientWritesPending = 1024
 // Broker is a running embedded broker.
 type Broker struct {
 	srv   *mqtt.Server
+	ln    net.Listener
 	addr  net.Addr
 	tls   bool
 	subs  atomic.Int64   // inline subscription ids
@@ -107,23 +108,28 @@ func Start(o Options) (*Broker, error) {
 		}
 	}
 	// Listen ourselves so that a busy port is a clear error now, not a log
-	// line from a goroutine later, and so ":0" works in tests.
+	// line from a goroutine later, and so ":0" works in tests; and so
+	// that Close can stop listening before mochi drops the clients.
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		srv.Close()
 		return nil, fmt.Errorf("embedded broker: listen on %s: %w (is another broker running? use --mqtt-listen or --broker)", o.Listen, err)
 	}
 	addr := ln.Addr()
-	ln.Close()
-	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr.String(), TLSConfig: o.TLS})
-	if err := srv.AddListener(tcp); err != nil {
+	served := ln
+	if o.TLS != nil {
+		served = tls.NewListener(ln, o.TLS)
+	}
+	if err := srv.AddListener(listeners.NewNet("tcp", served)); err != nil {
+		ln.Close()
 		srv.Close()
 		return nil, fmt.Errorf("embedded broker: listener: %w", err)
 	}
 	if err := srv.Serve(); err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("embedded broker: serve: %w", err)
 	}
-	return &Broker{srv: srv, addr: addr, tls: o.TLS != nil, store: store}, nil
+	return &Broker{srv: srv, ln: ln, addr: addr, tls: o.TLS != nil, store: store}, nil
 }
 
 // Subscribe delivers every message published on filter to fn inside the
@@ -169,10 +175,17 @@ const CloseTimeout = 5 * time.Second
 // Close stops the broker. Clients see their connection close; their wills
 // are published, as with any broker going away. Retained messages are
 // written to disk even when mochi does not finish closing in time.
+//
+// It stops listening first: mochi drops its clients before it closes its
+// listener, and takes (but never serves nor closes) a connection made in
+// between, so a client that reconnected at once waited out its connect
+// timeout (30 s for paho's default) instead of being refused and trying
+// again, or trying its next broker.
 func (b *Broker) Close() error {
 	if b == nil || b.srv == nil {
 		return errors.New("broker not started")
 	}
+	b.ln.Close()
 	done := make(chan error, 1)
 	go func() { done <- b.srv.Close() }()
 	select {
