@@ -15,6 +15,7 @@ import (
 // allowed people whatever the channel list says.
 type authorizer struct {
 	channels   map[string]bool
+	admin      string // Config.Admin
 	users      map[string]bool
 	anyUser    bool
 	groups     []string
@@ -34,6 +35,7 @@ type groupMembers struct {
 func newAuthorizer(cfg Config, members func(ctx context.Context, group string) ([]string, error)) *authorizer {
 	a := &authorizer{
 		channels:   set(cfg.Channels),
+		admin:      cfg.Admin,
 		users:      set(cfg.Users),
 		groups:     slices.Clone(cfg.UserGroups),
 		members:    members,
@@ -61,7 +63,11 @@ func (a *authorizer) refusal(ctx context.Context, user, channel string) (string,
 		if err != nil {
 			return "Sorry, I could not check your user groups just now, so I can't answer. Please try again in a minute.", err
 		}
-		return fmt.Sprintf("Sorry <@%s>, you are not on pifleet's list of people allowed to ask. An admin can add your user id `%s` to the hub's allowed users (%s) or to an allowed user group.", user, user, EnvUsers), nil
+		admin := a.admin
+		if admin == "" {
+			admin = "whoever runs pifleet here"
+		}
+		return fmt.Sprintf("Sorry, you are not on pifleet's list of people allowed to ask. Ask %s to add you (your user id is `%s`).", admin, user), nil
 	}
 	if len(a.channels) > 0 && !a.channels[channel] && !isDM(channel) {
 		return fmt.Sprintf("Sorry, I only answer in %s, or in a direct message.", channelList(a.channels)), nil

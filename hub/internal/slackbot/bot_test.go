@@ -238,11 +238,18 @@ func TestUnauthorizedUserIsRefusedPolitely(t *testing.T) {
 	s := start(t, ws, testConfig(ws), eng, nil)
 
 	ws.Mention("Ev3", "U666", "C1", "1700000003.000100", "fleet")
-	post := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000003.000100"))[0]
-	if !strings.Contains(post.Text, "not on pifleet's list") || !strings.Contains(post.Text, "U666") {
-		t.Errorf("refusal = %q, want a polite refusal naming the user id", post.Text)
+	post := waitPosts(t, ws, sbt.KindEphemeral, 1, inThread("C1", "1700000003.000100"))[0]
+	if !strings.Contains(post.Text, "not on pifleet's list") || !strings.Contains(post.Text, "U666") ||
+		!strings.Contains(post.Text, "whoever runs pifleet here") || strings.Contains(post.Text, "PIFLEET_") {
+		t.Errorf("refusal = %q, want a polite refusal naming the user id and whom to ask, no setting names", post.Text)
+	}
+	if post.User != "U666" {
+		t.Errorf("refusal shown to %q, want the asker U666 alone (ephemeral)", post.User)
 	}
 	s.stop(t)
+	if pub := ws.Find(sbt.KindPost, inThread("C1", "1700000003.000100")); len(pub) != 0 {
+		t.Errorf("refusal posted for everyone to see: %s", dump(pub))
+	}
 	if n := len(eng.Asked()); n != 0 {
 		t.Errorf("engine asked %d times for an unauthorized user, want 0", n)
 	}
@@ -265,15 +272,15 @@ func TestChannelsAndUserGroups(t *testing.T) {
 	s := start(t, ws, cfg, eng, nil)
 
 	for _, tc := range []struct {
-		user, channel, ts, want string
+		user, channel, ts, want, kind string
 	}{
-		{"U5", "C1", "1700000004.000100", "you said: fleet"},
-		{"U5", "C2", "1700000004.000200", "I only answer in <#C1>"},
-		{"U5", "D1", "1700000004.000300", "you said: fleet"}, // DMs are fine
-		{"U7", "C1", "1700000004.000400", "not on pifleet's list"},
+		{"U5", "C1", "1700000004.000100", "you said: fleet", sbt.KindPost},
+		{"U5", "C2", "1700000004.000200", "I only answer in <#C1>", sbt.KindEphemeral},
+		{"U5", "D1", "1700000004.000300", "you said: fleet", sbt.KindPost}, // DMs are fine
+		{"U7", "C1", "1700000004.000400", "not on pifleet's list", sbt.KindEphemeral},
 	} {
 		ws.Mention("Ev-"+tc.ts, tc.user, tc.channel, tc.ts, "fleet")
-		post := waitPosts(t, ws, sbt.KindPost, 1, inThread(tc.channel, tc.ts))[0]
+		post := waitPosts(t, ws, tc.kind, 1, inThread(tc.channel, tc.ts))[0]
 		if !strings.Contains(post.Text, tc.want) {
 			t.Errorf("%s in %s: got %q, want it to contain %q", tc.user, tc.channel, post.Text, tc.want)
 		}
@@ -479,9 +486,9 @@ func TestCancelButtonAndOutsiderClick(t *testing.T) {
 	ask := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000010.000100"))[0]
 
 	ws.Click("U666", ask, ActionConfirm, "tok-9")
-	refusal := waitPosts(t, ws, sbt.KindPost, 2, inThread("C1", "1700000010.000100"))[1]
-	if !strings.Contains(refusal.Text, "not on pifleet's list") {
-		t.Errorf("outsider's click: %q, want a refusal", refusal.Text)
+	refusal := waitPosts(t, ws, sbt.KindEphemeral, 1, inThread("C1", "1700000010.000100"))[0]
+	if !strings.Contains(refusal.Text, "not on pifleet's list") || refusal.User != "U666" {
+		t.Errorf("outsider's click: %q to %q, want a refusal only U666 sees", refusal.Text, refusal.User)
 	}
 	ws.Click("U1", ask, ActionCancel, "tok-9")
 	testenv.Eventually(t, wait, func() string {
@@ -737,5 +744,17 @@ func TestAlertsOnlyFromTheLeader(t *testing.T) {
 	a, b := bots["a"].bot.Stats(), bots["b"].bot.Stats()
 	if a.AlertsPosted != 1 || a.AlertsStandby != 1 || b.AlertsPosted != 1 || b.AlertsStandby != 1 {
 		t.Errorf("a posted/standby %d/%d, b %d/%d; want 1/1 each", a.AlertsPosted, a.AlertsStandby, b.AlertsPosted, b.AlertsStandby)
+	}
+}
+
+// The refusal names whom to ask (Config.Admin), never a setting.
+func TestRefusalNamesTheAdmin(t *testing.T) {
+	a := newAuthorizer(Config{Users: []string{"U1"}, Admin: "<@UADMIN>"}, nil)
+	got, err := a.refusal(context.Background(), "U9", "C1")
+	if err != nil || !strings.Contains(got, "Ask <@UADMIN> to add you") || !strings.Contains(got, "`U9`") || strings.Contains(got, "PIFLEET_") {
+		t.Errorf("refusal = %q, %v; want it to send U9 to <@UADMIN>", got, err)
+	}
+	if got, _ := a.refusal(context.Background(), "U1", "C1"); got != "" {
+		t.Errorf("allowed user refused: %q", got)
 	}
 }

@@ -23,6 +23,7 @@ const (
 	EnvAlertChannel = "PIFLEET_SLACK_ALERT_CHANNEL"  // channel id for proactive alerts
 	EnvAuditLog     = "PIFLEET_SLACK_AUDIT_LOG"      // path of the JSON-lines audit log
 	EnvAPIURL       = "PIFLEET_SLACK_API_URL"        // e.g. https://slack-gov.com/api/
+	EnvAdmin        = "PIFLEET_SLACK_ADMIN"          // whom a refused person should ask: <@U…>, <#C…> or a name
 )
 
 // DefaultAPIURL is Slack's own Web API base URL.
@@ -51,6 +52,11 @@ type Config struct {
 	// is allowed: the refusal tells the person their user id.
 	Users      []string
 	UserGroups []string
+
+	// Admin is whom a person who may not ask should ask for access, as
+	// Slack shows it: "<@U0123ABC>", "<#C0123ABC>" or plain words.
+	// Default: "whoever runs pifleet here".
+	Admin string
 
 	// AlertChannel, when set, receives proactive alerts (offline, online,
 	// health problems, address changes).
@@ -125,6 +131,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		Users:         SplitList(getenv(EnvUsers)),
 		UserGroups:    SplitList(getenv(EnvUserGroups)),
 		AlertChannel:  strings.TrimSpace(getenv(EnvAlertChannel)),
+		Admin:         strings.TrimSpace(getenv(EnvAdmin)),
 		AuditLogPath:  getenv(EnvAuditLog),
 		APIURL:        strings.TrimSpace(getenv(EnvAPIURL)),
 	}

@@ -102,7 +102,11 @@ func (b *Bot) gaveUp(ctx context.Context, a ask, live *liveMessage, command stri
 // commands always go that way. It returns the posted message's ts.
 func (b *Bot) deliver(ctx context.Context, a ask, m message, refusal bool) (string, error) {
 	if a.via == viaSlash && refusal && a.responseURL != "" {
-		return "", b.respond(ctx, a.responseURL, m)
+		return "", b.respond(ctx, a.responseURL, m) // ephemeral by default
+	}
+	if refusal && a.user != "" {
+		// Only the asker sees a refusal: it is about them, not the fleet.
+		return "", b.ephemeral(ctx, a.channel, a.user, a.thread, m)
 	}
 	ts, err := b.post(ctx, a.channel, a.thread, m)
 	if err != nil && a.via == viaSlash && a.responseURL != "" && notInChannel(err) {
@@ -166,6 +170,22 @@ func (b *Bot) post(ctx context.Context, channel, thread string, m message) (stri
 		return "", fmt.Errorf("chat.postMessage to %s: %w", channel, err)
 	}
 	return ts, nil
+}
+
+// ephemeral posts m so that only user sees it (in thread, when set).
+func (b *Bot) ephemeral(ctx context.Context, channel, user, thread string, m message) error {
+	opts := m.options()
+	if thread != "" {
+		opts = append(opts, slack.MsgOptionTS(thread))
+	}
+	err := b.call(ctx, channel, true, func() error {
+		_, err := b.api.PostEphemeralContext(ctx, channel, user, opts...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("chat.postEphemeral to %s in %s: %w", user, channel, err)
+	}
+	return nil
 }
 
 // update edits a posted message. Edits are not paced per channel (Slack

@@ -16,6 +16,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.Var((*listFlag)(&c.Channels), "slack-channels", "Slack channel ids the bot answers in, comma separated (default: any channel it is in, and DMs)")
 	fs.Var((*listFlag)(&c.Users), "slack-users", "Slack user ids allowed to ask, comma separated, or * for everyone in the workspace")
 	fs.Var((*listFlag)(&c.UserGroups), "slack-usergroups", "Slack user group ids whose members may ask (needs the usergroups:read scope)")
+	fs.StringVar(&c.Admin, "slack-admin", c.Admin, "whom a person who may not ask is told to ask for access: <@U…> (a user), <#C…> (a channel) or words (default: whoever runs pifleet here); or set "+EnvAdmin)
 	fs.StringVar(&c.AlertChannel, "slack-alert-channel", c.AlertChannel, "Slack channel id for proactive alerts (default: no alerts)")
 	fs.StringVar(&c.AuditLogPath, "slack-audit-log", c.AuditLogPath, "file to append every Slack command to, as JSON lines (default: the hub's log)")
 	fs.StringVar(&c.APIURL, "slack-api-url", c.APIURL, "Slack Web API base URL (default "+DefaultAPIURL+"; GovSlack: https://slack-gov.com/api/)")

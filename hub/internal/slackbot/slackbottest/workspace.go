@@ -33,12 +33,13 @@ const (
 
 // Record kinds.
 const (
-	KindAck      = "ack"      // the bot acknowledged an envelope
-	KindPost     = "post"     // chat.postMessage
-	KindUpdate   = "update"   // chat.update
-	KindUpload   = "upload"   // a file's bytes at the upload URL
-	KindComplete = "complete" // files.completeUploadExternal
-	KindResponse = "response" // a post to a response_url
+	KindAck       = "ack"       // the bot acknowledged an envelope
+	KindPost      = "post"      // chat.postMessage
+	KindEphemeral = "ephemeral" // chat.postEphemeral: seen by User alone
+	KindUpdate    = "update"    // chat.update
+	KindUpload    = "upload"    // a file's bytes at the upload URL
+	KindComplete  = "complete"  // files.completeUploadExternal
+	KindResponse  = "response"  // a post to a response_url
 )
 
 // Record is one thing the bot did, in the order the workspace saw it.
@@ -48,6 +49,7 @@ type Record struct {
 	Kind     string
 	Envelope string // ack
 	Channel  string
+	User     string // ephemeral: the only one who sees it
 	TS       string // post: the new message's ts; update: the edited one
 	ThreadTS string
 	Text     string
@@ -89,6 +91,7 @@ func New(t testing.TB) *Workspace {
 		c.Handle("/auth.test", w.form(w.authTest))
 		c.Handle("/chat.postMessage", w.form(w.postMessage))
 		c.Handle("/chat.update", w.form(w.update))
+		c.Handle("/chat.postEphemeral", w.form(w.postEphemeral))
 		c.Handle("/files.getUploadURLExternal", w.form(w.uploadURL))
 		c.Handle("/upload/", w.upload)
 		c.Handle("/files.completeUploadExternal", w.form(w.complete))
@@ -383,6 +386,17 @@ func (w *Workspace) postMessage(rw http.ResponseWriter, r *http.Request) {
 	ts := w.newTS()
 	w.record(Record{Kind: KindPost, Channel: ch, TS: ts, ThreadTS: r.Form.Get("thread_ts"), Text: r.Form.Get("text"), Blocks: raw(r.Form.Get("blocks"))})
 	reply(rw, map[string]any{"ok": true, "channel": ch, "ts": ts})
+}
+
+func (w *Workspace) postEphemeral(rw http.ResponseWriter, r *http.Request) {
+	ch, user := r.Form.Get("channel"), r.Form.Get("user")
+	if ch == "" || user == "" {
+		fail(rw, "invalid_arguments")
+		return
+	}
+	ts := w.newTS()
+	w.record(Record{Kind: KindEphemeral, Channel: ch, User: user, TS: ts, ThreadTS: r.Form.Get("thread_ts"), Text: r.Form.Get("text"), Blocks: raw(r.Form.Get("blocks"))})
+	reply(rw, map[string]any{"ok": true, "message_ts": ts})
 }
 
 func raw(s string) json.RawMessage {
