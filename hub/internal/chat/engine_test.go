@@ -61,7 +61,7 @@ func TestAnswers(t *testing.T) {
 	}{
 		{"help", false, []string{"fleet", "where <id>", "health <id>", "history <id>"}, nil},
 		{"", false, []string{"Commands"}, nil},
-		{"fleet", false, []string{"2 devices, 1 online, 1 with problems", "pi-kitchen · online · 192.0.2.10 · 47.2 °C", "pi-garage · lost", "under voltage"}, []string{"127.0.0.1", "fe80::1"}},
+		{"fleet", false, []string{"2 devices, 1 online, 1 with problems", "pi-kitchen · online · 192.0.2.10 · 47.2 °C", "pi-garage · lost", "under-voltage"}, []string{"127.0.0.1", "fe80::1"}},
 		{"FLEET online", false, []string{"1 devices", "pi-kitchen"}, []string{"pi-garage"}},
 		{"fleet problems", false, []string{"pi-garage"}, []string{"pi-kitchen"}},
 		{"fleet bogus", true, []string{"unknown filter"}, nil},
@@ -70,7 +70,7 @@ func TestAnswers(t *testing.T) {
 		{"where", true, []string{"Usage: where <id>"}, nil},
 		{"where a b", true, []string{"Usage"}, nil},
 		{"where ../../etc", true, []string{"not a valid device id"}, nil},
-		{"health pi-garage", false, []string{"offline (connection lost)", "81.0 °C", "under-voltage, throttled", "read-only", "Not present", "wifi", "Problems: under voltage, read only root"}, nil},
+		{"health pi-garage", false, []string{"offline (connection lost)", "81.0 °C", "under-voltage, throttled", "read-only", "Not present", "wifi", "Problems: under-voltage, root file system read-only"}, nil},
 		{"history pi-garage", false, []string{"lost"}, nil},
 		{"flet", true, []string{`Did you mean "fleet"`}, nil},
 		{"rm -rf /", true, []string{`I don't know "rm"`}, nil},
@@ -142,6 +142,29 @@ func BenchmarkFleet10k(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if r := e.Ask(context.Background(), Request{Text: "fleet"}); len(r.Files) != 1 {
 			b.Fatal("no file")
+		}
+	}
+}
+
+// People read durations and history, not Go's formats and epochs.
+func TestHumanWords(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		45 * time.Second: "45 s", 5 * time.Minute: "5 min", 9*time.Minute + 51*time.Second: "9 min",
+		3 * time.Hour: "3 h", 3*time.Hour + 5*time.Minute: "3 h 5 min", 26 * time.Hour: "1 d 2 h", 12 * 24 * time.Hour: "12 d",
+	} {
+		if got := Duration(d); got != want {
+			t.Errorf("Duration(%v) = %q, want %q", d, got, want)
+		}
+	}
+	for _, tc := range [][3]string{
+		{"online", "epoch 1796503866873", "online"},
+		{"lost", "epoch 1796503866873", "lost its connection"},
+		{"offline", "epoch 1", "shut down cleanly"},
+		{"problem", "clock_unsynced, under_voltage", "health problem: clock not synchronised, under-voltage"},
+		{"address", "eth0 192.0.2.7", "address: eth0 192.0.2.7"},
+	} {
+		if got := changeText(tc[0], tc[1]); got != tc[2] {
+			t.Errorf("changeText(%q, %q) = %q, want %q", tc[0], tc[1], got, tc[2])
 		}
 	}
 }

@@ -146,7 +146,7 @@ func TestFleetLarge10k(t *testing.T) {
 		t.Errorf("the text is %d lines, %d bytes: too long for a message", len(text), len(r.Text))
 	}
 	for i, want := range []string{r.Title, "  States:          9597 online, 303 lost, 100 offline",
-		"  Problems:        575 throttled, 575 under voltage, 175 hot",
+		"  Problems:        575 throttled, 575 under-voltage, 175 running hot",
 		"  Models:          2500 Raspberry Pi 3 Model B Plus Rev 1.3, 2500 Raspberry Pi 4 Model B Rev 1.4, 2500 Raspberry Pi Zero 2 W Rev 1.0, 2475 Raspberry Pi 3 Model B Rev 1.2, 25 unknown",
 		"  Agent versions:  7475 v0.1.0, 2500 v0.2.0, 25 unknown",
 		"  Labels:          9975 lab, 1000 site-1, 1000 site-2, 1000 site-3, 1000 site-4, 1000 site-5, 1000 site-6, 1000 site-7, and 3 more",

@@ -86,9 +86,55 @@ func (e *Engine) DeviceLine(d *fleet.Device) string {
 func problemText(ps []wire.Problem) string {
 	s := make([]string, len(ps))
 	for i, p := range ps {
-		s[i] = strings.ReplaceAll(string(p), "_", " ")
+		s[i] = ProblemWords(p)
 	}
 	return strings.Join(s, ", ")
+}
+
+// problemWords are the problems in words a person reads on a phone.
+var problemWords = map[wire.Problem]string{
+	wire.ProblemUnderVoltage:  "under-voltage",
+	wire.ProblemThrottled:     "throttled",
+	wire.ProblemFreqCapped:    "CPU frequency capped",
+	wire.ProblemSoftTempLimit: "at its soft temperature limit",
+	wire.ProblemHot:           "running hot",
+	wire.ProblemReadOnlyRoot:  "root file system read-only",
+	wire.ProblemClockUnsynced: "clock not synchronised",
+	wire.ProblemDiskFull:      "disk nearly full",
+	wire.ProblemGettyDown:     "serial console login not running",
+	wire.ProblemConsoleConfig: "serial console misconfigured",
+	wire.ProblemDockerDown:    "Docker unreachable",
+}
+
+// ProblemWords is a problem in plain words (an unknown one with its
+// underscores as spaces).
+func ProblemWords(p wire.Problem) string {
+	if w, ok := problemWords[p]; ok {
+		return w
+	}
+	return strings.ReplaceAll(string(p), "_", " ")
+}
+
+// Duration is d for a person: "45 s", "9 min", "3 h 5 min", "2 d 4 h".
+func Duration(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	case d < 24*time.Hour:
+		h, m := int(d.Hours()), int(d.Minutes())%60
+		if m == 0 || h >= 10 {
+			return fmt.Sprintf("%d h", h)
+		}
+		return fmt.Sprintf("%d h %d min", h, m)
+	}
+	days, h := int(d.Hours())/24, int(d.Hours())%24
+	if h == 0 || days >= 10 {
+		return fmt.Sprintf("%d d", days)
+	}
+	return fmt.Sprintf("%d d %d h", days, h)
 }
 
 // Ago renders how long ago t was, coarsely.
@@ -253,7 +299,7 @@ func HealthFields(st *wire.Status) []Field {
 		add("Clock", map[bool]string{true: "synchronised", false: "NOT synchronised ⚠️"}[*h.ClockSynced])
 	}
 	if h.UptimeS != nil {
-		add("Uptime", (time.Duration(*h.UptimeS) * time.Second).String())
+		add("Uptime", Duration(time.Duration(*h.UptimeS)*time.Second))
 	}
 	if h.Docker != "" {
 		add("Docker", h.Docker)
@@ -335,10 +381,7 @@ func (e *Engine) history(args []string) Reply {
 	var lines []string
 	for i := len(d.History) - 1; i >= 0; i-- {
 		c := d.History[i]
-		l := fmt.Sprintf("%s  %s", c.Time.UTC().Format("2006-01-02 15:04:05Z"), c.Kind)
-		if c.Detail != "" {
-			l += ": " + c.Detail
-		}
+		l := fmt.Sprintf("%s  %s", c.Time.UTC().Format("2006-01-02 15:04:05Z"), changeText(c.Kind, c.Detail))
 		lines = append(lines, l)
 		fmt.Fprintln(&b, "  "+l)
 	}
@@ -347,4 +390,35 @@ func (e *Engine) history(args []string) Reply {
 		text = "nothing recorded since this hub started"
 	}
 	return Reply{Text: b.String(), Title: title, Sections: []Section{{Text: text}}}
+}
+
+// changeText is one history entry in words: lifecycle changes as what
+// happened, without the session epoch the fleet records with them.
+func changeText(kind, detail string) string {
+	switch kind {
+	case string(wire.StateOnline):
+		if strings.Contains(detail, "birth was not seen") {
+			return "online (known from its status; its hello was not seen)"
+		}
+		return "online"
+	case string(wire.StateLost):
+		return "lost its connection"
+	case string(wire.StateOffline):
+		return "shut down cleanly"
+	case "problem", "recovered":
+		var ws []string
+		for _, p := range strings.Split(detail, ", ") {
+			if p != "" {
+				ws = append(ws, ProblemWords(wire.Problem(p)))
+			}
+		}
+		if kind == "problem" {
+			return "health problem: " + strings.Join(ws, ", ")
+		}
+		return "recovered: " + strings.Join(ws, ", ")
+	}
+	if detail == "" {
+		return kind
+	}
+	return kind + ": " + detail
 }

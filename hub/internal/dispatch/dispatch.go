@@ -359,7 +359,7 @@ func (d *Dispatcher) askConfirm(req chat.Request, tool, target string, dec polic
 	d.confirms[token] = &pending{user: req.User, req: req, tool: tool, target: target, dec: dec, expires: now.Add(d.o.ConfirmTTL)}
 	d.mu.Unlock()
 	return chat.Reply{
-		Text:    fmt.Sprintf("This changes things: %s. Confirm within %v to run it.", summary, d.o.ConfirmTTL),
+		Text:    fmt.Sprintf("This changes things: %s. Confirm within %s to run it.", summary, chat.Duration(d.o.ConfirmTTL)),
 		Title:   "Confirm: " + tool + " " + dec.Verb,
 		Confirm: &chat.Confirm{Token: token, Summary: summary},
 	}
@@ -448,7 +448,7 @@ func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target str
 	for _, dev := range sent {
 		if !got[dev] {
 			results = append(results, Result{Device: dev, Missing: true, Final: wire.Final{Outcome: wire.OutcomeError,
-				Error: fmt.Sprintf("no result within %v; %s", d.o.Wait, later)}})
+				Error: fmt.Sprintf("no result within %s; %s", chat.Duration(d.o.Wait), later)}})
 		}
 	}
 	return d.render(tool, dec, results)

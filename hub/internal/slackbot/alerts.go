@@ -3,12 +3,14 @@ package slackbot
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
 
 	"github.com/pifleet/pifleet/hub/internal/alerts"
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Alerts as Slack messages. Which fleet changes become alerts is decided
@@ -105,14 +107,18 @@ func renderAlert(a alerts.Alert) message {
 		look = alertLook[alerts.Problem]
 		look.verb = esc(a.Kind)
 	}
+	detail := alertDetail(a)
+	if a.Kind == alerts.Offline {
+		look.verb, detail = offlineVerb(a.Detail), ""
+	}
 	line := fmt.Sprintf("%s *%s* %s", look.emoji, esc(a.Device), look.verb)
 	text := fmt.Sprintf("%s %s", a.Device, look.verb)
 	if a.Device == "" {
 		line, text = fmt.Sprintf("%s *%s*", look.emoji, look.verb), look.verb
 	}
-	if a.Detail != "" {
-		line += ": " + esc(a.Detail)
-		text += ": " + a.Detail
+	if detail != "" {
+		line += ": " + esc(detail)
+		text += ": " + detail
 	}
 	when := a.Time
 	if when.IsZero() {
@@ -158,4 +164,35 @@ func renderSummary(a alerts.Alert) message {
 	}
 	m.Blocks = append(blocks, contextBlock(ctx))
 	return m
+}
+
+// offlineVerb says how a Pi went offline in words: its will (the broker
+// lost it) or its own goodbye (a clean shutdown).
+func offlineVerb(state string) string {
+	switch state {
+	case string(wire.StateLost):
+		return "lost its connection"
+	case string(wire.StateOffline):
+		return "shut down cleanly"
+	}
+	return "went offline"
+}
+
+// alertDetail is an alert's detail for a person: problem codes in words;
+// no lifecycle words that repeat the verb ("is back online: online"),
+// and no session epochs.
+func alertDetail(a alerts.Alert) string {
+	switch a.Kind {
+	case alerts.Online:
+		return ""
+	case alerts.Problem, alerts.Recovered:
+		var ws []string
+		for _, p := range strings.Split(a.Detail, ", ") {
+			if p != "" {
+				ws = append(ws, chat.ProblemWords(wire.Problem(p)))
+			}
+		}
+		return strings.Join(ws, ", ")
+	}
+	return a.Detail
 }

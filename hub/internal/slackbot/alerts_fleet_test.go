@@ -121,7 +121,7 @@ func TestTwoThousandPisLostAreOneSlackMessage(t *testing.T) {
 	s.stop(t)
 
 	all := ws.Find(sbt.KindPost, inAlerts)
-	if len(all) != 2 || all[1].Text != "pi-0007 is back online: online" {
+	if len(all) != 2 || all[1].Text != "pi-0007 is back online" {
 		t.Errorf("alert channel got %d messages, want the summary then pi-0007's return:%s", len(all), dump(all))
 	}
 	if st := s.bot.Stats(); st.AlertsSummarised != n || st.AlertsDropped != 0 || st.AlertsPosted != 2 {
@@ -205,7 +205,7 @@ func TestHubRestartIsOneSlackMessage(t *testing.T) {
 	s.stop(t)
 
 	all := ws.Find(sbt.KindPost, inAlerts)
-	if len(all) != 2 || all[1].Text != "pi-0001 went offline: lost" {
+	if len(all) != 2 || all[1].Text != "pi-0001 lost its connection" {
 		t.Errorf("alert channel got %d messages, want the restart summary then pi-0001's loss:%s", len(all), dump(all))
 	}
 	if st := s.bot.Stats(); st.AlertsDropped != 0 || st.AlertsPosted != 2 {

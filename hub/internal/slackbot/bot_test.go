@@ -579,7 +579,7 @@ func TestAlertsGoToTheAlertChannel(t *testing.T) {
 	src.Emit(fleet.Alert{Kind: AlertOffline, Device: "pi-07", Detail: "lost", Time: now}) // repeat: muted
 	src.Emit(fleet.Alert{Kind: AlertProblem, Device: "pi-07", Detail: "under_voltage", Time: now})
 	posts := waitPosts(t, ws, sbt.KindPost, 2, func(r sbt.Record) bool { return r.Channel == "CALERT" })
-	if !strings.Contains(posts[0].Text, "pi-07 went offline") || !strings.Contains(posts[1].Text, "under_voltage") {
+	if !strings.Contains(posts[0].Text, "pi-07 lost its connection") || !strings.Contains(posts[1].Text, "under-voltage") {
 		t.Errorf("alerts = %q, %q", posts[0].Text, posts[1].Text)
 	}
 	s.stop(t)

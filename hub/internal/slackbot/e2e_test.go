@@ -110,7 +110,7 @@ func TestEndToEndFleetInSlack(t *testing.T) {
 	}
 	// (It may have reported health problems before, e.g. an unsynced clock.)
 	waitPosts(t, ws, sbt.KindPost, 1, func(r sbt.Record) bool {
-		return r.Channel == "CALERTS" && strings.Contains(r.Text, "pi-slack went offline")
+		return r.Channel == "CALERTS" && strings.Contains(r.Text, "pi-slack lost its connection")
 	})
 }
 
