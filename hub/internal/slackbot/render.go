@@ -143,13 +143,13 @@ func confirmBlocks(c chat.Confirm) []slack.Block {
 		slack.NewTextBlockObject(slack.MarkdownType, cut(esc(c.Summary), 300), false, false),
 		slack.NewTextBlockObject(slack.PlainTextType, "Run it", false, false),
 		slack.NewTextBlockObject(slack.PlainTextType, "Don't", false, false))
+	dialog = dialog.WithStyle(slack.StyleDanger)
+	// Red, not green: only commands that change things ask (stop-instances).
+	// The summary is in the message's text already: not printed twice.
 	confirm := slack.NewButtonBlockElement(ActionConfirm, c.Token, slack.NewTextBlockObject(slack.PlainTextType, "Confirm", false, false)).
-		WithStyle(slack.StylePrimary).WithConfirm(dialog)
+		WithStyle(slack.StyleDanger).WithConfirm(dialog)
 	cancel := slack.NewButtonBlockElement(ActionCancel, c.Token, slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false))
-	return []slack.Block{
-		slack.NewSectionBlock(mrkdwn(cut(":raised_hand: "+esc(c.Summary), maxSectionText)), nil, nil),
-		slack.NewActionBlock("pifleet_confirm_actions", confirm, cancel),
-	}
+	return []slack.Block{slack.NewActionBlock("pifleet_confirm_actions", confirm, cancel)}
 }
 
 // withContext adds a context line to m within the block limit: as a new
