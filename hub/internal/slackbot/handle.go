@@ -148,7 +148,11 @@ func (b *Bot) onMention(ctx context.Context, e *socketmode.Event) {
 	if !b.firstTime(eventID(e), "msg:"+m.Channel+":"+m.TimeStamp) {
 		return
 	}
-	b.serve(ctx, ask{via: viaMention, user: m.User, channel: m.Channel, text: m.Text, thread: threadOf(m.ThreadTimeStamp, m.TimeStamp)})
+	thread := threadOf(m.ThreadTimeStamp, m.TimeStamp)
+	if isDM(m.Channel) {
+		thread = m.ThreadTimeStamp // as onMessage: a DM is answered in the DM
+	}
+	b.serve(ctx, ask{via: viaMention, user: m.User, channel: m.Channel, text: m.Text, thread: thread})
 }
 
 // onMessage answers direct messages: there, every message is a command and
@@ -163,7 +167,9 @@ func (b *Bot) onMessage(ctx context.Context, e *socketmode.Event) {
 	if !b.firstTime(eventID(e), "msg:"+m.Channel+":"+m.TimeStamp) {
 		return
 	}
-	b.serve(ctx, ask{via: viaDM, user: m.User, channel: m.Channel, text: m.Text, thread: threadOf(m.ThreadTimeStamp, m.TimeStamp)})
+	// A DM is a conversation: the answer follows in the DM itself, in a
+	// thread only when the question was asked in one.
+	b.serve(ctx, ask{via: viaDM, user: m.User, channel: m.Channel, text: m.Text, thread: m.ThreadTimeStamp})
 }
 
 func threadOf(threadTS, ts string) string {
