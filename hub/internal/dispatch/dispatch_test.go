@@ -167,7 +167,7 @@ func TestHandleSignsSendsAndAggregates(t *testing.T) {
 			t.Errorf("reply lacks %q:\n%s", want, r.Text)
 		}
 	}
-	if len(r.Sections) != 3 || len(r.Files) != 1 || !strings.HasPrefix(r.Files[0].Name, "pi2-aws-") || r.Files[0].Content != strings.Repeat("row\n", 20) {
+	if len(r.Sections) != 3 || len(r.Files) != 1 || r.Files[0].Name != "pi2-ec2-describe-instances.txt" || r.Files[0].Content != strings.Repeat("row\n", 20) {
 		t.Errorf("sections %d, files %+v; want 3 sections and pi2's whole output as a file", len(r.Sections), r.Files)
 	}
 	if !r.Problem {

@@ -44,7 +44,7 @@ func RenderLate(r Result, lines int) chat.Reply {
 		if tool == "" {
 			tool = "command"
 		}
-		reply.Files = []chat.File{{Name: fmt.Sprintf("%s-%s-%s.txt", r.Device, tool, r.ID), Content: r.Output}}
+		reply.Files = []chat.File{{Name: outputFileName(r.Device, tool, r.Argv), Content: r.Output}}
 		reply.Context = "The whole output is attached."
 	}
 	return reply
@@ -78,7 +78,7 @@ func (d *Dispatcher) render(tool string, dec policy.Decision, results []Result) 
 			}
 		}
 		if more || r.Final.Truncated {
-			files = append(files, chat.File{Name: fmt.Sprintf("%s-%s-%s.txt", r.Device, tool, r.ID), Content: r.Output})
+			files = append(files, chat.File{Name: outputFileName(r.Device, tool, r.Argv), Content: r.Output})
 		}
 		secs = append(secs, chat.Section{Text: body})
 	}
@@ -128,4 +128,33 @@ func firstLines(s string, n int) (string, bool) {
 		return strings.Join(lines[:n], "\n"), true
 	}
 	return s, false
+}
+
+// outputFileName names a Pi's whole output after the Pi and the command,
+// as a person would save it: "pi-kitchen-ec2-describe-instances.txt".
+// The command's first words only (no flags, no values that may be long or
+// private), letters, digits and '-'.
+func outputFileName(device, tool string, argv []string) string {
+	name := device
+	words := 0
+	for _, w := range argv {
+		if words == 3 || strings.HasPrefix(w, "-") {
+			break
+		}
+		clean := strings.Map(func(r rune) rune {
+			if r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, w)
+		if clean == "" || len(name)+len(clean) > 80 {
+			break
+		}
+		name += "-" + clean
+		words++
+	}
+	if words == 0 {
+		name += "-" + tool
+	}
+	return name + ".txt"
 }
