@@ -402,6 +402,9 @@ func TestSlashCommandAnswersInChannel(t *testing.T) {
 	if !strings.Contains(text(post.Blocks), "<@U1> asked `/pi where pi-01`") {
 		t.Errorf("slash answer does not say who asked: %s", post.Blocks)
 	}
+	if bt := blockTypes(t, post.Blocks); len(bt) == 0 || bt[0] != "context" {
+		t.Errorf("slash answer blocks %v: want who asked first, as a context line", bt)
+	}
 	if ack, ok := ws.Acked(env); !ok || ack.Seq > post.Seq {
 		t.Errorf("slash envelope ack = %+v (ok=%v), want it before the answer #%d", ack, ok, post.Seq)
 	}

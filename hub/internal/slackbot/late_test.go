@@ -70,8 +70,8 @@ func TestLateResultsGoToTheThreadTheyWereAskedIn(t *testing.T) {
 	s.bot.PostLate(lateOf(lateResult("C1", "1700000008.000100", long, 0)))
 	post = waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000008.000100"))[0]
 	done := waitPosts(t, ws, sbt.KindComplete, 1, inThread("C1", "1700000008.000100"))[0]
-	if done.Seq < post.Seq || done.FileName != "pi-07-aws-c0123456789abcdef.txt" {
-		t.Errorf("file %q (#%d) after message #%d, want pi-07-aws-c0123456789abcdef.txt after it", done.FileName, done.Seq, post.Seq)
+	if done.Seq < post.Seq || done.FileName != "pi-07-s3-ls.txt" {
+		t.Errorf("file %q (#%d) after message #%d, want pi-07-s3-ls.txt after it", done.FileName, done.Seq, post.Seq)
 	}
 	if up := ws.Find(sbt.KindUpload, func(r sbt.Record) bool { return r.FileID == done.FileID }); len(up) != 1 || up[0].Content != long {
 		t.Errorf("uploaded %d records, want the whole %d-byte output once", len(up), len(long))

@@ -64,7 +64,7 @@ func (b *Bot) answer(parent context.Context, a ask, command, heading string, run
 	defer cancelDelivery()
 	m := render(reply, command)
 	if heading != "" {
-		m = m.withContext(heading)
+		m = m.withHeading(heading)
 	}
 	if ts := live.ts(); ts != "" {
 		live.waitTurn(ctx)

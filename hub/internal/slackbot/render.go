@@ -172,6 +172,17 @@ func (m message) withContext(text string) message {
 	return m
 }
 
+// withHeading puts a context line above m's blocks (who asked what, for
+// an answer that is not under the question); with no room left it goes
+// at the end instead.
+func (m message) withHeading(text string) message {
+	if len(m.Blocks) >= maxBlocks {
+		return m.withContext(text)
+	}
+	m.Blocks = append([]slack.Block{contextBlock(text)}, m.Blocks...)
+	return m
+}
+
 func contextBlock(text string) slack.Block {
 	return slack.NewContextBlock("", mrkdwn(cut(text, maxContextText)))
 }
