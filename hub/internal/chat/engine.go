@@ -154,8 +154,20 @@ func (e *Engine) help([]string) Reply {
 
 // oneID checks that args name exactly one known device.
 func (e *Engine) oneID(verb string, args []string) (fleet.Device, *Reply) {
-	if len(args) != 1 {
-		r := problem(fmt.Sprintf("Usage: %s", builtins[verb].usage))
+	if len(args) == 0 {
+		r := problem(fmt.Sprintf("Which Pi? Usage: %s", builtins[verb].usage))
+		return fleet.Device{}, &r
+	}
+	if len(args) > 1 {
+		// Say what happened to the rest ("where pi-kitchen; rm -rf /"):
+		// nothing, and nothing ran.
+		id := strings.TrimRight(args[0], ";&|")
+		rest := "the other word was"
+		if len(args) > 2 {
+			rest = fmt.Sprintf("the other %d words were", len(args)-1)
+		}
+		r := problem(fmt.Sprintf("`%s` takes one Pi id; %s ignored and nothing was run (pifleet never hands chat text to a shell). Try `%s %s`.",
+			verb, rest, verb, id))
 		return fleet.Device{}, &r
 	}
 	d, ok := e.fleet.Get(args[0])
