@@ -45,3 +45,25 @@ func TestNewLogger(t *testing.T) {
 		t.Error("accepted --log-level loud")
 	}
 }
+
+func TestParseHelp(t *testing.T) {
+	var out, errb strings.Builder
+	env := Env{Stdout: &out, Stderr: &errb}
+	fs := NewFlagSet("prog", "", "X_")
+	fs.String("http-listen", "127.0.0.1:8080", "address")
+	fs.Bool("quiet", false, "say less")
+	if err := Parse(fs, []string{"-h"}, env); UsageErr(err) != nil || err == nil {
+		t.Fatalf("-h: got %v", err)
+	}
+	want := "usage: prog [flags]\n\nflags:\n  -http-listen string\n    \taddress (default \"127.0.0.1:8080\") (env X_HTTP_LISTEN)\n  -quiet\n    \tsay less (env X_QUIET)\n"
+	if out.String() != want || errb.String() != "" {
+		t.Errorf("-h: stdout %q stderr %q; want stdout %q", out.String(), errb.String(), want)
+	}
+	out.Reset()
+	if err := Parse(fs, []string{"--nope"}, env); UsageErr(err) != ErrUsage {
+		t.Errorf("--nope: got %v", err)
+	}
+	if out.String() != "" || !strings.Contains(errb.String(), "-nope") {
+		t.Errorf("--nope: stdout %q stderr %q; want one line on stderr", out.String(), errb.String())
+	}
+}

@@ -24,6 +24,12 @@ func register(name, summary string, run flagenv.RunFunc) { commands.Register(nam
 
 // Run runs a subcommand, or the daemon when args start with a flag or are empty.
 func Run(ctx context.Context, env Env, args []string) error {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		return runVersion(ctx, env, nil)
+	}
+	if len(args) > 0 && args[0] == "help" {
+		args = []string{"-h"}
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		c, ok := commands[args[0]]
 		if !ok {

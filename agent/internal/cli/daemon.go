@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -58,23 +57,38 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 }
 
+// agentEnvPrefix + the flag's name in upper case sets a flag of the agent
+// (/etc/default/pifleet-agent).
+const agentEnvPrefix = "PIFLEET_AGENT_"
+
+// agentSynopsis heads `pifleet-agent -h`: how to run the daemon, and the
+// subcommands.
+func agentSynopsis() string {
+	var b strings.Builder
+	b.WriteString("usage: pifleet-agent [flags]        run the agent\n       pifleet-agent <command> [flags]\n\ncommands:\n")
+	for _, n := range commands.Names() {
+		fmt.Fprintf(&b, "  %-10s %s\n", n, commands[n].Summary)
+	}
+	b.WriteString("\nRun 'pifleet-agent <command> -h' for the flags of a command.")
+	return b.String()
+}
+
 func runDaemon(ctx context.Context, env Env, args []string) error {
 	var f daemonFlags
-	fs := flag.NewFlagSet("pifleet-agent", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := flagenv.NewFlagSet("pifleet-agent", agentSynopsis(), agentEnvPrefix)
 	f.register(fs)
 	var cf commandFlags
 	cf.register(fs) // --hub-key --policy --docker-network … (commands.go)
 	var topts transport.Options
 	topts.RegisterFlags(fs) // --ca-file --cert-file --key-file --username --password-file --server-name
-	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
+	if err := flagenv.Parse(fs, args, env); err != nil {
 		return usageErr(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "pifleet-agent: unexpected argument %q\n", fs.Arg(0))
 		return ErrUsage
 	}
-	if err := flagenv.Apply(fs, env.Getenv, "PIFLEET_AGENT_"); err != nil {
+	if err := flagenv.Apply(fs, env.Getenv, agentEnvPrefix); err != nil {
 		return err
 	}
 	log, err := flagenv.NewLogger(env.Stderr, f.logLevel)
@@ -152,15 +166,21 @@ func splitList(s string) []string {
 }
 
 func init() {
-	register("version", "print the agent version", func(_ context.Context, env Env, _ []string) error {
-		fmt.Fprintf(env.Stdout, "pifleet-agent %s (protocol v%d)\n", Version, wire.ProtocolVersion)
-		return nil
-	})
+	register("version", "print the agent version (also: pifleet-agent --version)", runVersion)
 }
 
-func usageErr(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
+func runVersion(_ context.Context, env Env, args []string) error {
+	fs := flagenv.NewFlagSet("pifleet-agent version", "usage: pifleet-agent version (or pifleet-agent --version)", "")
+	if err := flagenv.Parse(fs, args, env); err != nil {
+		return usageErr(err)
 	}
-	return ErrUsage
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "pifleet-agent version: unexpected argument %q\n", fs.Arg(0))
+		return ErrUsage
+	}
+	fmt.Fprintf(env.Stdout, "pifleet-agent %s (protocol v%d)\n", Version, wire.ProtocolVersion)
+	return nil
 }
+
+// usageErr maps flagenv.Parse's error to the command's: nil after -h.
+func usageErr(err error) error { return flagenv.UsageErr(err) }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"path/filepath"
 
@@ -19,16 +18,11 @@ func init() {
 // OK/FIX per check. It fails when something needs fixing, so scripts and
 // provisioning can stop on it.
 func runDoctor(ctx context.Context, env Env, args []string) error {
-	fs := flag.NewFlagSet("pifleet-agent doctor", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := flagenv.NewFlagSet("pifleet-agent doctor", "usage: pifleet-agent doctor [--root DIR] [--systemd=false]", "")
 	root := fs.String("root", "/", "root directory of the Pi's files (a mounted SD card, or fixtures)")
 	useSystemd := fs.Bool("systemd", true, "ask systemd about serial-getty@<tty>.service (only when --root is /)")
-	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: pifleet-agent doctor [--root DIR] [--systemd=false]")
-		fs.PrintDefaults()
-	}
-	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
-		return ErrUsage
+	if err := flagenv.Parse(fs, args, env); err != nil {
+		return usageErr(err)
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()

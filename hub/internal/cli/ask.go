@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strings"
 
@@ -17,11 +16,10 @@ func init() {
 }
 
 func runAsk(ctx context.Context, env Env, args []string) error {
-	fs := flag.NewFlagSet("pifleet ask", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := flagenv.NewFlagSet("pifleet ask", "usage: pifleet ask [--hub URL] TEXT (e.g. pifleet ask fleet; pifleet ask help lists the questions)", "")
 	var hub string
 	addHubFlags(fs, &hub)
-	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
+	if err := flagenv.Parse(fs, args, env); err != nil {
 		return usageErr(err)
 	}
 	text := askText(fs.Args())

@@ -25,12 +25,15 @@ func register(name, summary string, run flagenv.RunFunc) { commands.Register(nam
 
 // Run runs the subcommand named by args[0].
 func Run(ctx context.Context, env Env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0: // a usage error: the list goes to stderr
 		usage(env.Stderr)
-		if len(args) == 0 {
-			return ErrUsage
-		}
+		return ErrUsage
+	case args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help":
+		usage(env.Stdout) // asked for: output, exit 0
 		return nil
+	case args[0] == "--version" || args[0] == "-version":
+		return runVersion(ctx, env, args[1:])
 	}
 	c, ok := commands[args[0]]
 	if !ok {

@@ -45,10 +45,9 @@ func (c *commandFlags) config() hubd.CommandsConfig {
 
 func init() {
 	register("keygen", "create the hub's command signing key and print its public key", func(_ context.Context, env Env, args []string) error {
-		fs := flag.NewFlagSet("pifleet keygen", flag.ContinueOnError)
-		fs.SetOutput(env.Stderr)
+		fs := flagenv.NewFlagSet("pifleet keygen", "", "")
 		path := fs.String("signing-key", filepath.Join(defaultStateDir(), "hub.key"), "where to write the key (0600); the public key goes to <file>.pub")
-		if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
+		if err := flagenv.Parse(fs, args, env); err != nil {
 			return usageErr(err)
 		}
 		pub, err := dispatch.GenerateKey(*path)

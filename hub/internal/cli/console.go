@@ -3,8 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,26 +27,17 @@ const (
 )
 
 func runConsole(ctx context.Context, env Env, args []string) error {
-	fs := flag.NewFlagSet("pifleet console", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := flagenv.NewFlagSet("pifleet console", "usage: pifleet console [--port DEV] [--baud N] [--transcript FILE] [--list | --find-ip [--timeout D]]\n\n"+
+		"Interactive by default: your terminal talks to the Pi's console.\n"+console.EscapeHelp+"\n"+
+		fmt.Sprintf("--find-ip logs in only without a banner, with %s/%s or a prompt.", envConsoleUser, envConsolePassword), "")
 	list := fs.Bool("list", false, "list serial ports with USB VID:PID and exit")
 	portName := fs.String("port", "", "serial port (default: the one known USB-TTL cable: PL2303, CP210x, FTDI, CH340)")
 	baud := fs.Int("baud", console.DefaultBaud, "baud rate (8N1)")
 	findIP := fs.Bool("find-ip", false, "print the Pi's addresses (from the pifleet banner, or by logging in and running hostname -I) and exit")
 	timeout := fs.Duration("timeout", 15*time.Second, "with --find-ip: how long to wait for a login prompt")
 	transcript := fs.String("transcript", "", "append everything the Pi sends to this file")
-	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: pifleet console [--port DEV] [--baud N] [--transcript FILE] [--list | --find-ip [--timeout D]]")
-		fmt.Fprintln(env.Stderr, "\nInteractive by default: your terminal talks to the Pi's console.")
-		fmt.Fprintln(env.Stderr, console.EscapeHelp)
-		fmt.Fprintf(env.Stderr, "--find-ip logs in only without a banner, with %s/%s or a prompt.\n\n", envConsoleUser, envConsolePassword)
-		fs.PrintDefaults()
-	}
-	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return ErrUsage
+	if err := flagenv.Parse(fs, args, env); err != nil {
+		return usageErr(err)
 	}
 	if fs.NArg() > 0 || *baud <= 0 || *timeout <= 0 {
 		fs.Usage()

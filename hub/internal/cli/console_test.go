@@ -15,12 +15,12 @@ func TestConsoleUsage(t *testing.T) {
 			t.Errorf("%v: got %v, want ErrUsage", args, err)
 		}
 	}
-	var errb bytes.Buffer
-	if err := Run(context.Background(), Env{Stdout: &bytes.Buffer{}, Stderr: &errb}, []string{"console", "-h"}); err != nil {
+	var outb bytes.Buffer
+	if err := Run(context.Background(), Env{Stdout: &outb, Stderr: &bytes.Buffer{}}, []string{"console", "-h"}); err != nil {
 		t.Errorf("-h: got %v, want nil", err)
 	}
-	if !strings.Contains(errb.String(), "~.") || !strings.Contains(errb.String(), envConsolePassword) {
-		t.Errorf("help lacks the escape or the credentials variables:\n%s", errb.String())
+	if !strings.Contains(outb.String(), "~.") || !strings.Contains(outb.String(), envConsolePassword) {
+		t.Errorf("help lacks the escape or the credentials variables:\n%s", outb.String())
 	}
 }
 

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -22,14 +21,13 @@ func init() {
 }
 
 func runDevices(ctx context.Context, env Env, args []string) error {
-	fs := flag.NewFlagSet("pifleet devices", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := flagenv.NewFlagSet("pifleet devices", "usage: pifleet devices [flags] [DEVICE-ID]", "")
 	var hub, filter string
 	var asJSON bool
 	addHubFlags(fs, &hub)
 	fs.BoolVar(&asJSON, "json", false, "print the hub's JSON")
 	fs.StringVar(&filter, "filter", "", "online, offline, problems or label:NAME")
-	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
+	if err := flagenv.Parse(fs, args, env); err != nil {
 		return usageErr(err)
 	}
 	if fs.NArg() > 1 {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -25,10 +24,24 @@ var Version = "dev"
 
 func init() {
 	register("hub", "run the hub: fleet view, embedded MQTT broker, HTTP API (and Slack when configured)", runHub)
-	register("version", "print the version", func(_ context.Context, env Env, _ []string) error {
-		fmt.Fprintf(env.Stdout, "pifleet %s (protocol v%d)\n", Version, wire.ProtocolVersion)
-		return nil
-	})
+	register("version", "print the version (also: pifleet --version)", runVersion)
+}
+
+// hubEnvPrefix + the flag's name in upper case sets a flag of `pifleet hub`
+// (the systemd unit's EnvironmentFile=).
+const hubEnvPrefix = "PIFLEET_HUB_"
+
+func runVersion(_ context.Context, env Env, args []string) error {
+	fs := flagenv.NewFlagSet("pifleet version", "usage: pifleet version (or pifleet --version)", "")
+	if err := flagenv.Parse(fs, args, env); err != nil {
+		return usageErr(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "pifleet version: unexpected argument %q\n", fs.Arg(0))
+		return ErrUsage
+	}
+	fmt.Fprintf(env.Stdout, "pifleet %s (protocol v%d)\n", Version, wire.ProtocolVersion)
+	return nil
 }
 
 type hubFlags struct {
@@ -38,8 +51,7 @@ type hubFlags struct {
 
 func runHub(ctx context.Context, env Env, args []string) error {
 	var f hubFlags
-	fs := flag.NewFlagSet("pifleet hub", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := flagenv.NewFlagSet("pifleet hub", "", hubEnvPrefix)
 	host, _ := os.Hostname()
 	fs.StringVar(&f.id, "id", "hub", "hub id (unique among hubs sharing a broker)")
 	fs.StringVar(&f.broker, "broker", "", "external MQTT broker URL (mqtt://host:1883); empty: run the embedded broker")
@@ -61,14 +73,14 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	topts.RegisterFlags(fs) // the hub's own MQTT login: --ca-file --username --password-file …
 	var cf commandFlags
 	cf.register(fs) // --signing-key --policy --state-dir (commands.go)
-	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
+	if err := flagenv.Parse(fs, args, env); err != nil {
 		return usageErr(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "pifleet hub: unexpected argument %q\n", fs.Arg(0))
 		return ErrUsage
 	}
-	if err := flagenv.Apply(fs, env.Getenv, "PIFLEET_HUB_"); err != nil {
+	if err := flagenv.Apply(fs, env.Getenv, hubEnvPrefix); err != nil {
 		return err
 	}
 	log, err := flagenv.NewLogger(env.Stderr, f.logLevel)
@@ -114,12 +126,8 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	})
 }
 
-func usageErr(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	return ErrUsage
-}
+// usageErr maps flagenv.Parse's error to the command's: nil after -h.
+func usageErr(err error) error { return flagenv.UsageErr(err) }
 
 // MinTokenLen is the shortest HTTP API token taken without a warning
 // (scripts/provision and `openssl rand -hex 32` make 64 characters).

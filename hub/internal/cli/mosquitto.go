@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,8 +19,7 @@ func init() {
 // enforces (a device publishes only below its own topics, reads only its
 // own commands; only the hub sends commands) for an external Mosquitto.
 func runMosquittoConfig(_ context.Context, env Env, args []string) error {
-	fs := flag.NewFlagSet("pifleet mosquitto-config", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := flagenv.NewFlagSet("pifleet mosquitto-config", "", "")
 	var creds, out string
 	var p broker.MosquittoPaths
 	fs.StringVar(&creds, "credentials", "/etc/pifleet/credentials.json", "the hub's credentials file (from scripts/provision)")
@@ -30,7 +28,7 @@ func runMosquittoConfig(_ context.Context, env Env, args []string) error {
 	fs.StringVar(&p.CAFile, "ca-file", "", "CA file named in the config (default /etc/pifleet/ca.pem)")
 	fs.StringVar(&p.CertFile, "cert-file", "", "broker certificate named in the config (default /etc/pifleet/broker.pem)")
 	fs.StringVar(&p.KeyFile, "key-file", "", "broker key named in the config (default /etc/pifleet/broker.key)")
-	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
+	if err := flagenv.Parse(fs, args, env); err != nil {
 		return usageErr(err)
 	}
 	c, err := credentials.Load(creds)

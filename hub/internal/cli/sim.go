@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -26,6 +25,9 @@ func init() {
 	register("sim", "simulate many Pis against a broker (load test; each is the agent's real MQTT session)", runSim)
 }
 
+// simEnvPrefix + the flag's name in upper case sets a flag of `pifleet sim`.
+const simEnvPrefix = "PIFLEET_SIM_"
+
 func runSim(ctx context.Context, env Env, args []string) error {
 	var (
 		cfg                          sim.Config
@@ -33,8 +35,7 @@ func runSim(ctx context.Context, env Env, args []string) error {
 		secrets, logLevel            string
 		duration                     time.Duration
 	)
-	fs := flag.NewFlagSet("pifleet sim", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs := flagenv.NewFlagSet("pifleet sim", "", simEnvPrefix)
 	fs.IntVar(&cfg.Agents, "agents", 100, "simulated Pis in total (across all shards)")
 	fs.Float64Var(&cfg.Rate, "rate", 100, "connects per second started by this process")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 30*time.Second, "status re-sent this often (as the agent's --heartbeat)")
@@ -50,14 +51,14 @@ func runSim(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&logLevel, "log-level", "error", "debug, info, warn or error (per-Pi session logs)")
 	var topts transport.Options
 	topts.RegisterFlags(fs) // --ca-file --server-name --tls-insecure-skip-verify --allow-plaintext (…)
-	if err := flagenv.Parse(fs, args, env.Stderr); err != nil {
+	if err := flagenv.Parse(fs, args, env); err != nil {
 		return usageErr(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "pifleet sim: unexpected argument %q\n", fs.Arg(0))
 		return ErrUsage
 	}
-	if err := flagenv.Apply(fs, env.Getenv, "PIFLEET_SIM_"); err != nil {
+	if err := flagenv.Apply(fs, env.Getenv, simEnvPrefix); err != nil {
 		return err
 	}
 	var err error
