@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -133,6 +134,14 @@ type Daemon struct {
 // New checks cfg and assembles the agent; nothing runs until Run.
 func New(cfg Config) (*Daemon, error) {
 	cfg.ensureDefaults()
+	// systemd's StateDirectory= makes the data directory for the unit;
+	// run by hand (a test Pi, a container) the agent makes it itself,
+	// private like the unit's, rather than failing on a missing path.
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("--data-dir: %w", err)
+		}
+	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger.With("component", "daemon"), wake: make(chan struct{}, 1),
 		cmds: commands{handler: cfg.Commands, sweep: func(context.Context) {}, close: func() {}}}
 	if cfg.Addrs == nil || cfg.Health == nil {

@@ -2,6 +2,8 @@ package daemon_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -156,4 +158,28 @@ func TestCleanStopRemovesBanner(t *testing.T) {
 			t.Errorf("agetty reloads at stop: got %d, want 1", got-shown)
 		}
 	})
+}
+
+// TestDataDirCreated: run outside systemd (no StateDirectory=), the agent
+// makes a missing --data-dir, 0700, and opens its command store there
+// instead of failing (issue 15).
+func TestDataDirCreated(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "var", "lib", "pifleet-agent")
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := daemon.Config{DataDir: dir, Cmds: daemon.CommandsConfig{HubKeys: []string{base64.StdEncoding.EncodeToString(pub)}}}
+	stop := start(t, cfg)
+	defer stop()
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatalf("--data-dir was not created: %v", err)
+	}
+	if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Errorf("--data-dir: got %v, want a directory with mode 0700", fi.Mode())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "commands.db")); err != nil {
+		t.Errorf("command store not opened in the new --data-dir: %v", err)
+	}
 }
