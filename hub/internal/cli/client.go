@@ -23,7 +23,7 @@ type hubClient struct {
 }
 
 func addHubFlags(fs *flag.FlagSet, hub *string) {
-	fs.StringVar(hub, "hub", "http://127.0.0.1:8080", "the hub's HTTP API (env PIFLEET_HUB; token from PIFLEET_HUB_TOKEN)")
+	fs.StringVar(hub, "hub", "http://127.0.0.1:8080", "the hub's HTTP API: a URL, or host:port for http:// (env PIFLEET_HUB; token from PIFLEET_HUB_TOKEN)")
 }
 
 func newHubClient(env Env, fs *flag.FlagSet, hub string) (*hubClient, error) {
@@ -31,6 +31,9 @@ func newHubClient(env Env, fs *flag.FlagSet, hub string) (*hubClient, error) {
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "hub" })
 	if !set && env.Getenv != nil && env.Getenv("PIFLEET_HUB") != "" {
 		hub = env.Getenv("PIFLEET_HUB")
+	}
+	if !strings.Contains(hub, "://") {
+		hub = "http://" + hub // host:port, as --http-listen is written
 	}
 	u, err := url.Parse(hub)
 	if err != nil {

@@ -237,6 +237,27 @@ func TestCLIToken(t *testing.T) {
 	}
 }
 
+// TestCLIHubWithoutScheme: --hub (and PIFLEET_HUB) take host:port, as the
+// hub's --http-listen is written, and mean http:// (issue 15).
+func TestCLIHubWithoutScheme(t *testing.T) {
+	hub := startTestHub(t, "")
+	hostPort := strings.TrimPrefix(hub.URL, "http://")
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+	}{
+		{nil, []string{"devices", "--hub", hostPort}},
+		{nil, []string{"devices", "--hub", strings.Replace(hostPort, "127.0.0.1", "localhost", 1)}},
+		{map[string]string{"PIFLEET_HUB": hostPort + "/"}, []string{"devices"}},
+		{nil, []string{"ask", "--hub", hostPort, "fleet"}},
+	} {
+		code, stdout, stderr := pifleet(t, c.env, c.args...)
+		if code != 0 || stderr != "" || !strings.Contains(stdout, "pi1") {
+			t.Errorf("%v (env %v): exit %d, stdout %q, stderr %q; want the fleet", c.args, c.env, code, stdout, stderr)
+		}
+	}
+}
+
 func TestCLIUnreachableHub(t *testing.T) {
 	url := fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t)) // nothing listens
 	env := map[string]string{"PIFLEET_HUB_TOKEN": cliToken}
@@ -249,11 +270,11 @@ func TestCLIUnreachableHub(t *testing.T) {
 		}
 	}
 
-	code, stdout, stderr := pifleet(t, env, "devices", "--hub", "127.0.0.1:8080")
-	wantOneErrorLine(t, "--hub without scheme", code, stdout, stderr, "want a URL such as http://127.0.0.1:8080")
+	code, stdout, stderr := pifleet(t, env, "devices", "--hub", "ftp://127.0.0.1:8080")
+	wantOneErrorLine(t, "--hub with another scheme", code, stdout, stderr, "want a URL such as http://127.0.0.1:8080")
 
 	// A password in --hub never shows, whatever is wrong with the URL.
-	for _, hub := range []string{"http://u:s3cret@127.0.0.1:1/", "http://u:s3cret@127.0.0.1:port/", "ftp://u:s3cret@host/", "http://u:s3cret@ho st/"} {
+	for _, hub := range []string{"http://u:s3cret@127.0.0.1:1/", "http://u:s3cret@127.0.0.1:port/", "ftp://u:s3cret@host/", "http://u:s3cret@ho st/", "u:s3cret@127.0.0.1:1"} {
 		code, stdout, stderr = pifleet(t, env, "devices", "--hub", hub)
 		if code == 0 || strings.Contains(stdout+stderr, "s3cret") {
 			t.Errorf("--hub %s: exit %d, output %q; want an error without the password", hub, code, stdout+stderr)
