@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,6 +26,9 @@ func (f *Fleet) Filter(expr string) ([]Device, error) {
 		keep = func(d *Device) bool { return len(d.Problems()) > 0 || !d.Online() }
 	default:
 		label := strings.TrimPrefix(expr, "label:")
+		if label == "" { // "label:" would list nothing, as if no Pi were there
+			return nil, errNoLabel
+		}
 		keep = func(d *Device) bool { return d.Status != nil && slices.Contains(d.Status.Labels, label) }
 		if !strings.HasPrefix(expr, "label:") && !f.hasLabel(all, label) {
 			return nil, fmt.Errorf("unknown filter %q: use online, offline, problems or label:NAME", expr)
@@ -48,6 +52,9 @@ func (f *Fleet) hasLabel(all []Device, label string) bool {
 	return false
 }
 
+// errNoLabel is "label:" with nothing after it.
+var errNoLabel = errors.New("label: needs a label's name, e.g. label:lab")
+
 // Resolve turns a target (one id, a comma list, "all", or a label) into
 // device ids. Unknown ids are an error that names the closest known id.
 func (f *Fleet) Resolve(target string) ([]string, error) {
@@ -63,6 +70,9 @@ func (f *Fleet) Resolve(target string) ([]string, error) {
 		return ids, nil
 	}
 	if label, ok := strings.CutPrefix(target, "label:"); ok {
+		if label = strings.TrimSpace(label); label == "" {
+			return nil, errNoLabel
+		}
 		return f.byLabel(label)
 	}
 	var out []string

@@ -201,6 +201,17 @@ func TestFilterResolveClosest(t *testing.T) {
 	if _, err := f.Filter("bogus"); err == nil {
 		t.Error("Filter(bogus) accepted")
 	}
+	// An empty label is a mistake, not an empty fleet (issue 15).
+	for _, expr := range []string{"label:", " label: ", "LABEL:"} {
+		if devs, err := f.Filter(expr); err == nil || !strings.Contains(err.Error(), "needs a label") {
+			t.Errorf("Filter(%q) = %v, %v; want an error that asks for the label's name", expr, devs, err)
+		}
+	}
+	for _, expr := range []string{"label:", " label: ", "label:  "} {
+		if ids, err := f.Resolve(expr); err == nil || !strings.Contains(err.Error(), "needs a label") {
+			t.Errorf("Resolve(%q) = %v, %v; want an error that asks for the label's name", expr, ids, err)
+		}
+	}
 	for target, want := range map[string]string{
 		"pi-attic": "[pi-attic]", "pi-attic,pi-garage": "[pi-attic pi-garage]", "all": "[pi-attic pi-garage pi-kitchen]",
 		"house": "[pi-garage pi-kitchen]", "label:attic": "[pi-attic]",
