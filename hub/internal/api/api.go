@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,11 +11,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
@@ -302,13 +305,100 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, reply)
 }
 
+// stats answers GET /api/stats: the fleet's counters, and each of
+// Counters under its name. Every name is snake_case, as in /api/devices:
+// the names of Counters and the fields of the structs they return are
+// turned into it here (a field's json tag wins), so no part of the hub
+// can bring CamelCase into the API. Map keys are data (reasons, ids) and
+// kept.
 func (s *Server) stats(w http.ResponseWriter, _ *http.Request) {
-	st := s.Fleet.Stats()
-	out := map[string]any{"Accepted": st.Accepted, "Stale": st.Stale, "Rejected": st.Rejected, "Inferred": st.Inferred, "Silenced": st.Silenced}
+	out, _ := snakeFields(reflect.ValueOf(s.Fleet.Stats())).(map[string]any)
+	if out == nil {
+		out = map[string]any{}
+	}
 	for name, get := range s.Counters {
-		out[name] = get()
+		out[snakeCase(name)] = snakeFields(reflect.ValueOf(get()))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// snakeFields returns v with every struct turned into a map keyed by its
+// fields' snake_case names (or json tags); maps, slices and pointers are
+// walked, anything that marshals itself is left alone.
+func snakeFields(v reflect.Value) any {
+	if !v.IsValid() {
+		return nil
+	}
+	if v.CanInterface() {
+		switch v.Interface().(type) {
+		case json.Marshaler, encoding.TextMarshaler:
+			return v.Interface()
+		}
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return snakeFields(v.Elem())
+	case reflect.Struct:
+		m := map[string]any{}
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = snakeCase(f.Name)
+			}
+			m[name] = snakeFields(v.Field(i))
+		}
+		return m
+	case reflect.Map:
+		if v.IsNil() {
+			return map[string]any{}
+		}
+		m := make(map[string]any, v.Len())
+		for it := v.MapRange(); it.Next(); {
+			m[fmt.Sprint(it.Key().Interface())] = snakeFields(it.Value())
+		}
+		return m
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.IsNil() {
+			return []any{}
+		}
+		l := make([]any, v.Len())
+		for i := range l {
+			l[i] = snakeFields(v.Index(i))
+		}
+		return l
+	}
+	return v.Interface()
+}
+
+// snakeCase turns a Go name into the API's: BadRecords → bad_records,
+// LastSnapshotMS → last_snapshot_ms, MQTTRejected → mqtt_rejected;
+// snake_case stays.
+func snakeCase(s string) string {
+	r := []rune(s)
+	var b strings.Builder
+	for i, c := range r {
+		if unicode.IsUpper(c) {
+			prevLower := i > 0 && (unicode.IsLower(r[i-1]) || unicode.IsDigit(r[i-1]))
+			acronymEnd := i > 0 && unicode.IsUpper(r[i-1]) && i+1 < len(r) && unicode.IsLower(r[i+1])
+			if (prevLower || acronymEnd) && !strings.HasSuffix(b.String(), "_") {
+				b.WriteByte('_')
+			}
+			c = unicode.ToLower(c)
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -367,19 +367,28 @@ func TestStats(t *testing.T) {
 		t.Fatalf("fixture stats %+v", st)
 	}
 	ts := serve(t, &api.Server{Fleet: f, Engine: chat.New(f, c.now), Counters: map[string]func() any{
-		"Commands": func() any { return map[string]int{"BadResults": 3} },
-		"Slack":    func() any { return struct{ Envelopes int }{42} },
+		// Names as the hub's parts give them: a Go name, Go fields, a
+		// json tag, an acronym, data in a map's keys.
+		"Commands": func() any { return struct{ BadRecords, StrayDuplicates int64 }{3, 1} },
+		"slack": func() any {
+			return &struct {
+				Envelopes      int
+				LastSnapshotMS int `json:"last_snap"`
+				MQTTRejected   int
+				ByReason       map[string]int
+			}{42, 7, 2, map[string]int{"TooBig": 1}}
+		},
 	}})
 	var got map[string]any
 	wantJSON(t, "stats", do(t, "GET", ts.URL+"/api/stats", nil), http.StatusOK, &got)
 	want := map[string]any{
-		"Accepted": float64(st.Accepted),
-		"Stale":    1.0,
-		"Inferred": float64(st.Inferred),
-		"Silenced": 0.0,
-		"Rejected": map[string]any{"malformed": 1.0, "id_mismatch": 1.0},
-		"Commands": map[string]any{"BadResults": 3.0},
-		"Slack":    map[string]any{"Envelopes": 42.0},
+		"accepted": float64(st.Accepted),
+		"stale":    1.0,
+		"inferred": float64(st.Inferred),
+		"silenced": 0.0,
+		"rejected": map[string]any{"malformed": 1.0, "id_mismatch": 1.0},
+		"commands": map[string]any{"bad_records": 3.0, "stray_duplicates": 1.0},
+		"slack":    map[string]any{"envelopes": 42.0, "last_snap": 7.0, "mqtt_rejected": 2.0, "by_reason": map[string]any{"TooBig": 1.0}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("stats:\ngot  %v\nwant %v", got, want)

@@ -168,7 +168,9 @@ func TestDockerCommandsThroughBinaries(t *testing.T) {
 		// sent that command).
 		testenv.Eventually(t, 30*time.Second, func() string {
 			var st struct {
-				Commands struct{ StrayDuplicates int64 }
+				Commands struct {
+					StrayDuplicates int64 `json:"stray_duplicates"`
+				} `json:"commands"`
 			}
 			if _, err := httpGetJSON(e.hubURL()+"/api/stats", &st); err != nil {
 				return err.Error()

@@ -110,7 +110,7 @@ func wireCommands(c CommandsConfig, log *slog.Logger, h *fleetserver.Hub) (*late
 		return nil, err
 	}
 	h.OnConnect(d.Subscribe)
-	h.AddStats("Commands", func() any { return d.Stats() })
+	h.AddStats("commands", func() any { return d.Stats() })
 	for _, tool := range pol.ToolNames() {
 		h.Engine.Handle(tool, "run "+tool+" on Pis: "+tool+" <id|id,id|label|all> <arguments…> (read-only unless your role allows more)", d.ForTool(tool))
 	}

@@ -104,7 +104,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if bot != nil {
 		late.useSlack(bot) // before h.Run: results from before a restart arrive once it connects
-		h.AddStats("Slack", func() any { return bot.Stats() })
+		h.AddStats("slack", func() any { return bot.Stats() })
 	}
 	err = h.Run(runCtx)
 	cancel()
