@@ -74,7 +74,7 @@ func Start(o Options) (*Broker, error) {
 	// replaced or cleared.
 	caps.MaximumMessageExpiryInterval = 0
 	srv := mqtt.New(&mqtt.Options{
-		Logger:       o.Logger.With("component", "broker"),
+		Logger:       newMochiLogger(o.Logger.With("component", "broker")), // see mochiLog
 		Capabilities: caps,
 		InlineClient: true, // Subscribe: the hub's own fleet ingest
 	})
