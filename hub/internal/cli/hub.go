@@ -87,6 +87,10 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Until the hub has started, its info lines wait: if it cannot
+	// start, its one error line is all there is to read.
+	startLog := newStartLog(log.Handler())
+	log = slog.New(startLog)
 	if f.broker != "" && !strings.Contains(f.broker, "://") {
 		return fmt.Errorf("--broker %q: want a URL such as mqtt://host:1883", f.broker)
 	}
@@ -118,12 +122,18 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	case f.clusterRoutes != "":
 		return errors.New("--cluster-routes needs --cluster-listen")
 	}
-	return hubd.Run(ctx, hubd.Config{Cluster: cluster,
+	err = hubd.Run(ctx, hubd.Config{Cluster: cluster,
 		Server: fleetserver.Config{ID: f.id, Version: Version, BrokerURL: f.broker, Engine: f.engine, MQTTListen: f.mqttListen,
 			HTTPListen: f.httpListen, HTTPToken: token, Logger: log, ConfigureMQTT: topts.Apply,
-			BrokerOptions: broker.Options{DataDir: f.mqttData}},
+			BrokerOptions: broker.Options{DataDir: f.mqttData}, Ready: func(*fleetserver.Hub) { startLog.release() }},
 		Security: sec, Commands: cf.config(), Slack: slackCfg, DebugListen: f.debugListen, Host: host,
 	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		startLog.discard()
+	} else {
+		startLog.release() // stopped while starting (Ctrl-C): say what it did
+	}
+	return err
 }
 
 // usageErr maps flagenv.Parse's error to the command's: nil after -h.
