@@ -65,7 +65,7 @@ func TestAnswers(t *testing.T) {
 		{"FLEET online", false, []string{"1 devices", "pi-kitchen"}, []string{"pi-garage"}},
 		{"fleet problems", false, []string{"pi-garage"}, []string{"pi-kitchen"}},
 		{"fleet bogus", true, []string{"unknown filter"}, nil},
-		{"where pi-kitchen", false, []string{"pi-kitchen is online", "eth0 (default route): 192.0.2.10/24 (primary), fe80::1/64 (link-local)"}, []string{"lo:"}},
+		{"where pi-kitchen", false, []string{"pi-kitchen is online", "Reach it at 192.0.2.10 on eth0 (default route)", "eth0 (default route): 192.0.2.10/24 (primary)\n", "also eth0 fe80::1 (link-local)"}, []string{"lo:"}},
 		{"where pi-kichen", true, []string{`no device "pi-kichen"; did you mean "pi-kitchen"?`}, nil},
 		{"where", true, []string{"Which Pi? Usage: where <id>"}, nil},
 		{"where a b", true, []string{"`where` takes one Pi id; the other word was ignored and nothing was run", "Try `where a`"}, nil},

@@ -165,6 +165,7 @@ func (e *Engine) where(args []string) Reply {
 	var b strings.Builder
 	fmt.Fprintln(&b, title)
 	var fields []Field
+	var aside []string // what is not a way to reach it
 	if d.Status == nil {
 		fmt.Fprintln(&b, "  no status report yet")
 	} else {
@@ -172,14 +173,46 @@ func (e *Engine) where(args []string) Reply {
 		for _, a := range d.Status.Addresses {
 			byIf[a.Interface] = append(byIf[a.Interface], a)
 		}
+		// Lead with where to reach it; down interfaces, container bridges
+		// and link-local addresses go into the context line.
+		if addrs := fleet.UsableAddresses(d.Status); len(addrs) > 0 {
+			line := "Reach it at " + addrs[0]
+			for _, ifc := range d.Status.Interfaces {
+				for _, a := range byIf[ifc.Name] {
+					if a.Address == addrs[0] {
+						line += " on " + ifc.Name
+						if ifc.DefaultRoute {
+							line += " (default route)"
+						}
+					}
+				}
+			}
+			fmt.Fprintln(&b, "  "+line)
+			fields = append(fields, Field{Label: "Reach it at", Value: strings.TrimPrefix(line, "Reach it at ")})
+		}
 		for _, ifc := range d.Status.Interfaces {
-			addrs := byIf[ifc.Name]
 			if ifc.Loopback {
 				continue
 			}
-			var s []string
-			for _, a := range addrs {
-				s = append(s, addrText(a))
+			var main []string
+			for _, a := range byIf[ifc.Name] {
+				switch {
+				case !ifc.Up || fleet.SideInterface(ifc.Name):
+					aside = append(aside, ifc.Name+" "+addrText(a))
+				case a.LinkLocal:
+					aside = append(aside, ifc.Name+" "+a.Address+" (link-local)")
+				default:
+					main = append(main, addrText(a))
+				}
+			}
+			switch {
+			case !ifc.Up:
+				if len(byIf[ifc.Name]) == 0 {
+					aside = append(aside, ifc.Name+" down")
+				}
+				continue
+			case fleet.SideInterface(ifc.Name) || len(main) == 0:
+				continue
 			}
 			label := ifc.Name
 			if ifc.DefaultRoute {
@@ -188,13 +221,7 @@ func (e *Engine) where(args []string) Reply {
 			if ifc.SSID != "" {
 				label += " wifi " + ifc.SSID
 			}
-			if !ifc.Up {
-				label += " (down)"
-			}
-			val := strings.Join(s, "\n")
-			if val == "" {
-				val = "no address"
-			}
+			val := strings.Join(main, "\n")
 			fmt.Fprintf(&b, "  %s: %s\n", label, strings.ReplaceAll(val, "\n", ", "))
 			fields = append(fields, Field{Label: label, Value: val})
 		}
@@ -206,6 +233,9 @@ func (e *Engine) where(args []string) Reply {
 		}
 	}
 	ctx := "last seen " + Ago(e.now(), d.LastSeen)
+	if len(aside) > 0 {
+		ctx += " · also " + strings.Join(aside, " · ")
+	}
 	fmt.Fprintln(&b, "  "+ctx)
 	return Reply{Text: b.String(), Title: title, Sections: []Section{{Fields: fields}}, Context: ctx}
 }

@@ -43,6 +43,22 @@ func problemList(ps []wire.Problem) string {
 	return strings.Join(s, ", ")
 }
 
+// sidePrefixes name the interfaces of containers and virtual networks on
+// a Pi: their addresses reach nothing from outside (docker0's 172.17.0.1
+// is on every Pi with Docker).
+var sidePrefixes = []string{"docker", "br-", "veth", "ifb", "virbr", "cni", "flannel", "vxlan", "kube", "lxc", "lxd"}
+
+// SideInterface reports whether an interface is a container bridge or
+// another virtual network a person cannot reach the Pi on.
+func SideInterface(name string) bool {
+	for _, p := range sidePrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // UsableAddresses returns the addresses a person can reach the device on
 // (no loopback, no link-local), primary first.
 func UsableAddresses(st *wire.Status) []string {
@@ -51,7 +67,7 @@ func UsableAddresses(st *wire.Status) []string {
 	}
 	var prim, rest []string
 	for _, a := range st.Addresses {
-		if !a.Usable() {
+		if !a.Usable() || SideInterface(a.Interface) {
 			continue
 		}
 		if a.Primary {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,6 +255,26 @@ func BenchmarkIngest(b *testing.B) {
 		j := i % len(msgs)
 		if err := f.Apply(topics[j], msgs[j]); err != nil && !errors.Is(err, ErrStale) {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Container bridges and virtual networks are not where a person reaches a
+// Pi: docker0's 172.17.0.1 is on every Pi with Docker.
+func TestUsableAddressesSkipSideInterfaces(t *testing.T) {
+	st := &wire.Status{Addresses: []wire.Address{
+		{Interface: "docker0", Family: wire.IPv4, Address: "172.17.0.1", Prefix: 16},
+		{Interface: "veth12ab", Family: wire.IPv6, Address: "fe80::2", Prefix: 64, LinkLocal: true},
+		{Interface: "br-5f2c", Family: wire.IPv4, Address: "172.18.0.1", Prefix: 16},
+		{Interface: "wlan0", Family: wire.IPv4, Address: "198.51.100.7", Prefix: 24},
+		{Interface: "eth0", Family: wire.IPv4, Address: "192.0.2.10", Prefix: 24, Primary: true},
+	}}
+	if got := UsableAddresses(st); !slices.Equal(got, []string{"192.0.2.10", "198.51.100.7"}) {
+		t.Errorf("UsableAddresses = %v, want the primary, then wlan0; no container bridges", got)
+	}
+	for name, want := range map[string]bool{"docker0": true, "veth12ab": true, "br-5f2c": true, "ifb0": true, "eth0": false, "wlan0": false, "usb0": false} {
+		if SideInterface(name) != want {
+			t.Errorf("SideInterface(%q) = %v, want %v", name, !want, want)
 		}
 	}
 }
