@@ -41,9 +41,10 @@ type Options struct {
 	// OnSnapshot, when set, runs before the first record of each
 	// snapshot (the hub's Fleet.Resync).
 	OnSnapshot func()
-	// Live also subscribes to the same subjects on core NATS and passes
-	// every non-empty message at once (retained=false), from a second
-	// goroutine, besides the stream's copy. Core NATS needs no JetStream
+	// Live also subscribes to the status subjects (not the states) on
+	// core NATS and passes every non-empty status at once
+	// (retained=false), from a second goroutine, besides the stream's
+	// copy. A status of a new session brings it online in the view. Core NATS needs no JetStream
 	// leader, so updates keep flowing while a node's loss moves the
 	// stream's leader (seconds); the stream's copy still comes. The
 	// handler then sees most records twice and may see an older one
@@ -362,6 +363,13 @@ func (f *Feed) runCore(nc *nats.Conn, fn Handler) (stop func(), err error) {
 	ch := make(chan *nats.Msg, coreBuffer)
 	var subs []*nats.Subscription
 	for _, s := range f.subjects {
+		if strings.HasSuffix(s, ".state") {
+			// States (births, wills) only from the stream, in its order:
+			// a forged or stale "lost" passed after the Pi's newer
+			// "online" of the same session would end that session in
+			// the view for good (seen in TestScaleNATS).
+			continue
+		}
 		sub, err := nc.ChanSubscribe(strings.TrimPrefix(s, retainedPrefix), ch)
 		if err != nil {
 			for _, sub := range subs {

@@ -213,10 +213,9 @@ func TestResumeAfterBreak(t *testing.T) {
 	}
 }
 
-// With Live, records also come straight from core NATS: every one of a
-// burst (the stream skips superseded ones), and a delete only from the
-// stream. A record whose retained store never happens (published while
-// no JetStream leader could take it) still reaches the hub this way.
+// With Live, statuses also come straight from core NATS: every one of a
+// burst (the stream skips superseded ones). States and deletes come only
+// from the stream, in its order.
 func TestLiveFromCore(t *testing.T) {
 	n := newNode(t, "n1", t.TempDir(), 0, nil)
 	pub := n.pi("pub")
@@ -224,27 +223,30 @@ func TestLiveFromCore(t *testing.T) {
 	f := runFeed(t, Options{URL: n.natsURL(), Live: true}, s)
 	s.wait(t, "the snapshot", func(*sink) bool { return f.Stats().Snapshots == 1 })
 	var burst []msg
-	for e := uint64(1); e <= 100; e++ {
-		burst = append(burst, stateMsg("pi.one", wire.StateOnline, e))
+	for seq := uint64(1); seq <= 100; seq++ {
+		burst = append(burst, statusMsg("pi.one", 1, seq))
 	}
 	retain(t, pub, burst...)
 	s.wait(t, "all 100 from core NATS", func(*sink) bool { return f.Stats().CoreMsgs == 100 })
 	seen := map[string]bool{}
 	for _, r := range s.records()[1:] { // after the snapshot marker
-		if r.topic != wire.StateTopic("pi.one") {
-			t.Fatalf("record on %q, want %q (a '.' in an id maps back)", r.topic, wire.StateTopic("pi.one"))
+		if r.topic != wire.StatusTopic("pi.one") {
+			t.Fatalf("record on %q, want %q (a '.' in an id maps back)", r.topic, wire.StatusTopic("pi.one"))
 		}
 		seen[r.payload] = true
 	}
 	for _, m := range burst {
 		if !seen[string(m.payload)] {
-			t.Fatalf("state %s never arrived", m.payload)
+			t.Fatalf("status %s never arrived", m.payload)
 		}
 	}
-	retain(t, pub, msg{topic: wire.StateTopic("pi.one")}) // delete
-	s.wait(t, "the delete from the stream", func(s *sink) bool { _, ok := s.view[wire.StateTopic("pi.one")]; return !ok })
+	state := stateMsg("pi.one", wire.StateLost, 1)
+	retain(t, pub, state)
+	s.wait(t, "the state from the stream", func(s *sink) bool { return s.view[state.topic] == string(state.payload) })
+	retain(t, pub, msg{topic: wire.StatusTopic("pi.one")}) // delete
+	s.wait(t, "the delete from the stream", func(s *sink) bool { _, ok := s.view[wire.StatusTopic("pi.one")]; return !ok })
 	t.Logf("stats %+v", f.Stats())
 	if st := f.Stats(); st.CoreMsgs != 100 || st.CoreDropped != 0 {
-		t.Errorf("stats %+v: want the 100 states from core, no delete from core, none dropped", st)
+		t.Errorf("stats %+v: want the 100 statuses from core and nothing else (no state, no delete), none dropped", st)
 	}
 }

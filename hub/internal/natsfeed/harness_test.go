@@ -70,7 +70,7 @@ func (n *node) start() {
 		n.t.Fatal(err)
 	}
 	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
+	if !s.ReadyForConnections(30 * time.Second) { // a loaded CI machine
 		n.t.Fatalf("%s: not ready", n.opts.ServerName)
 	}
 	n.s = s
