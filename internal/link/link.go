@@ -421,14 +421,15 @@ func (l *Link) publish(topic string, payload []byte, retained bool, qos byte) er
 	return publishWait(c, topic, payload, retained, qos, l.o.ConnectTimeout)
 }
 
-// PublishStatus publishes st retained on the device's status topic (at
-// StateQoS).
-func (l *Link) PublishStatus(st wire.Status) error {
+// PublishStatus publishes st on the device's status topic (at StateQoS),
+// retained or not: a heartbeat that changes nothing goes out not retained
+// (see PROTOCOL.md, Topics).
+func (l *Link) PublishStatus(st wire.Status, retained bool) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encode status: %w", err)
 	}
-	return l.publish(wire.StatusTopic(l.o.ID), b, true, StateQoS)
+	return l.publish(wire.StatusTopic(l.o.ID), b, retained, StateQoS)
 }
 
 // PublishChunk implements daemon.ResultSink.

@@ -250,7 +250,7 @@ func TestNoBrokerKeepsTrying(t *testing.T) {
 	if l.Connected() {
 		t.Fatal("connected to nothing")
 	}
-	if err := l.PublishStatus(wire.Status{}); err != ErrNotConnected {
+	if err := l.PublishStatus(wire.Status{}, true); err != ErrNotConnected {
 		t.Errorf("PublishStatus while down = %v, want ErrNotConnected", err)
 	}
 	cancel()

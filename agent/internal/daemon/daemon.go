@@ -341,12 +341,12 @@ func (d *Daemon) report(ctx context.Context, dec *report.Decider) time.Time {
 	}
 	d.seq++
 	st.Seq = d.seq
-	if err := d.link.PublishStatus(st); err != nil {
+	if err := d.link.PublishStatus(st, decision.Retain); err != nil {
 		d.log.Warn("publish status", "err", err)
 		return now.Add(d.cfg.MinInterval)
 	}
-	dec.Published(now, st)
-	d.log.Debug("status published", "seq", st.Seq, "why", decision.Reasons)
+	dec.Published(now, st, decision.Retain)
+	d.log.Debug("status published", "seq", st.Seq, "why", decision.Reasons, "retained", decision.Retain)
 	return decision.Wake
 }
 

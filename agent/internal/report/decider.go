@@ -26,6 +26,13 @@ type Config struct {
 	// report. Default 5 (crossing the "disk full" line is a problem flip
 	// and reported anyway).
 	DiskDeltaPercent float64
+	// RetainEvery is the longest time the broker's retained copy of the
+	// status may go without a refresh. A heartbeat that carries no change
+	// beyond the thresholds since the last retained status is published
+	// not retained (it proves the session is alive; the retained copy is
+	// still true), so the broker does not store 10,000 statuses every 30 s.
+	// Default 10 min; at or below Heartbeat every status is retained.
+	RetainEvery time.Duration
 }
 
 func (c *Config) ensureDefaults() {
@@ -43,6 +50,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.DiskDeltaPercent <= 0 {
 		c.DiskDeltaPercent = 5
+	}
+	if c.RetainEvery <= 0 {
+		c.RetainEvery = 10 * time.Minute
 	}
 }
 
@@ -63,6 +73,10 @@ type Decision struct {
 	// Wake is when to call Decide again even if nothing happens: the end
 	// of the quiet period when a change is held, else the heartbeat.
 	Wake time.Time
+	// Retain: publish as the broker's retained status. False only for a
+	// heartbeat with nothing beyond the thresholds since the last retained
+	// status, within RetainEvery of it.
+	Retain bool
 }
 
 // Decider remembers the last published status. It is not safe for
@@ -71,6 +85,9 @@ type Decider struct {
 	cfg    Config
 	last   *wire.Status
 	lastAt time.Time
+	// kept is the last status published retained, keptAt when.
+	kept   *wire.Status
+	keptAt time.Time
 }
 
 // NewDecider returns a Decider with cfg (defaults filled in).
@@ -79,30 +96,37 @@ func NewDecider(cfg Config) *Decider {
 	return &Decider{cfg: cfg}
 }
 
-// Reset forgets the last publish (a new MQTT session republishes at once).
-func (d *Decider) Reset() { d.last = nil }
+// Reset forgets the last publish (a new MQTT session republishes at once,
+// retained).
+func (d *Decider) Reset() { d.last, d.kept = nil, nil }
 
-// Published records that s went out at now.
-func (d *Decider) Published(now time.Time, s wire.Status) {
+// Published records that s went out at now, retained or not.
+func (d *Decider) Published(now time.Time, s wire.Status, retained bool) {
 	d.last = &s
 	d.lastAt = now
+	if retained {
+		d.kept, d.keptAt = &s, now
+	}
 }
 
 // Decide says whether next should be published at now.
 func (d *Decider) Decide(now time.Time, next wire.Status) Decision {
 	if d.last == nil {
-		return Decision{Publish: true, Reasons: []string{ReasonFirst}, Wake: now.Add(d.cfg.Heartbeat)}
+		return Decision{Publish: true, Retain: true, Reasons: []string{ReasonFirst}, Wake: now.Add(d.cfg.Heartbeat)}
 	}
 	since := now.Sub(d.lastAt)
 	reasons := Changes(*d.last, next, d.cfg)
 	if len(reasons) > 0 {
 		if since >= d.cfg.MinInterval {
-			return Decision{Publish: true, Reasons: reasons, Wake: now.Add(d.cfg.Heartbeat)}
+			return Decision{Publish: true, Retain: true, Reasons: reasons, Wake: now.Add(d.cfg.Heartbeat)}
 		}
 		return Decision{Reasons: reasons, Wake: d.lastAt.Add(d.cfg.MinInterval)}
 	}
 	if since >= d.cfg.Heartbeat {
-		return Decision{Publish: true, Reasons: []string{ReasonHeartbeat}, Wake: now.Add(d.cfg.Heartbeat)}
+		// Small moves add up over heartbeats: the retained copy is
+		// compared with what is true now, not with the last heartbeat.
+		retain := d.kept == nil || now.Sub(d.keptAt) >= d.cfg.RetainEvery || len(Changes(*d.kept, next, d.cfg)) > 0
+		return Decision{Publish: true, Retain: retain, Reasons: []string{ReasonHeartbeat}, Wake: now.Add(d.cfg.Heartbeat)}
 	}
 	return Decision{Wake: d.lastAt.Add(d.cfg.Heartbeat)}
 }

@@ -150,7 +150,7 @@ func TestDecider(t *testing.T) {
 				i, st.at, got.Publish, got.Reasons, got.Wake.Sub(t0), st.publish, st.reasons, st.wake)
 		}
 		if got.Publish {
-			d.Published(at(st.at), st.status)
+			d.Published(at(st.at), st.status, got.Retain)
 		}
 	}
 	d.Reset()
@@ -170,7 +170,7 @@ func TestDeciderRate(t *testing.T) {
 		s := base()
 		s.Health.TempC = f64(float64(40 + 3*(i%2)))
 		if dec := d.Decide(now, s); dec.Publish {
-			d.Published(now, s)
+			d.Published(now, s, dec.Retain)
 			pubs = append(pubs, now)
 		}
 	}
@@ -181,5 +181,58 @@ func TestDeciderRate(t *testing.T) {
 	}
 	if len(pubs) < 15 || len(pubs) > 21 {
 		t.Errorf("got %d publishes in 10 s of constant change, want about 20", len(pubs))
+	}
+}
+
+// TestDeciderRetain: the first status of a session and every change are
+// retained; a heartbeat is not, unless the retained copy drifted past a
+// threshold over several heartbeats or is RetainEvery old.
+func TestDeciderRetain(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	d := NewDecider(Config{Heartbeat: 30 * time.Second, RetainEvery: 5 * time.Minute})
+	temp := func(c float64) wire.Status {
+		s := base()
+		s.Health.TempC = f64(c)
+		return s
+	}
+	type step struct {
+		at      time.Duration
+		status  wire.Status
+		reasons string
+		retain  bool
+	}
+	steps := []step{
+		{0, temp(50), "first", true},
+		{30 * time.Second, temp(50.5), "heartbeat", false},
+		{60 * time.Second, temp(51), "heartbeat", false},
+		// 1.5 °C from the last heartbeat but 2 °C from the retained copy
+		{90 * time.Second, temp(52), "heartbeat", true},
+		{120 * time.Second, temp(52), "heartbeat", false},
+		// a change is always retained
+		{130 * time.Second, temp(54.5), "temp", true},
+		{160 * time.Second, temp(54.5), "heartbeat", false},
+		{400 * time.Second, temp(54.5), "heartbeat", false},
+		// RetainEvery (5 min) after the last retained one
+		{430 * time.Second, temp(54.5), "heartbeat", true},
+		{460 * time.Second, temp(54.5), "heartbeat", false},
+	}
+	for i, st := range steps {
+		now := t0.Add(st.at)
+		got := d.Decide(now, st.status)
+		if !got.Publish || strings.Join(got.Reasons, ",") != st.reasons || got.Retain != st.retain {
+			t.Fatalf("step %d at %v: got publish=%v reasons=%v retain=%v, want a publish for %q, retain=%v",
+				i, st.at, got.Publish, got.Reasons, got.Retain, st.reasons, st.retain)
+		}
+		d.Published(now, st.status, got.Retain)
+	}
+	d.Reset()
+	if got := d.Decide(t0.Add(470*time.Second), temp(54.5)); !got.Retain {
+		t.Errorf("after Reset: got %+v, want a retained first status", got)
+	}
+	// RetainEvery at or below the heartbeat: every status is retained
+	every := NewDecider(Config{Heartbeat: 30 * time.Second, RetainEvery: 30 * time.Second})
+	every.Published(t0, temp(50), true)
+	if got := every.Decide(t0.Add(30*time.Second), temp(50)); !got.Publish || !got.Retain {
+		t.Errorf("RetainEvery = Heartbeat: got %+v, want a retained heartbeat", got)
 	}
 }

@@ -39,6 +39,7 @@ func runSim(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&cfg.Agents, "agents", 100, "simulated Pis in total (across all shards)")
 	fs.Float64Var(&cfg.Rate, "rate", 100, "connects per second started by this process")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat", 30*time.Second, "status re-sent this often (as the agent's --heartbeat)")
+	fs.DurationVar(&cfg.RetainEvery, "retain-every", 10*time.Minute, "a heartbeat is published retained only this long after the last retained status (as the agent); at or below --heartbeat every status is retained, as agents before 2026-12")
 	fs.DurationVar(&cfg.KeepAlive, "keepalive", 10*time.Second, "MQTT keepalive (as the agent's --keepalive)")
 	fs.StringVar(&cfg.Prefix, "prefix", "sim-", "device ids are PREFIX + 5-digit number")
 	fs.StringVar(&shard, "shard", "0/1", "run shard i of n (i/n) of the --agents Pis: start one process per shard")

@@ -50,6 +50,8 @@ type Options struct {
 	// handler then sees most records twice and may see an older one
 	// after a newer: the hub's fleet view orders them by epoch and
 	// sequence. Deletes (empty) come only from the stream.
+	// A hub needs it: agents publish heartbeats that change nothing not
+	// retained (PROTOCOL.md), and those never reach the stream.
 	Live bool
 
 	Logger *slog.Logger

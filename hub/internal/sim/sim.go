@@ -44,6 +44,11 @@ type Config struct {
 	Rate      float64       // connects per second started by this process; default 100
 	Heartbeat time.Duration // default 30s
 	KeepAlive time.Duration // default 10s
+	// RetainEvery is the agent's rule for retained statuses: the first of
+	// a session and every change are retained, a heartbeat only when the
+	// last retained one is RetainEvery old. Default 10 min; at or below
+	// Heartbeat every status is retained (agents before 2026-12).
+	RetainEvery time.Duration
 	// SourceAddrs are local addresses the sessions dial from, round robin
 	// (e.g. 127.0.0.2 … 127.0.0.17 against a broker on 127.0.0.1).
 	SourceAddrs []netip.Addr
@@ -124,6 +129,9 @@ func (c *Config) ensureDefaults() error {
 	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = 10 * time.Second
+	}
+	if c.RetainEvery <= 0 {
+		c.RetainEvery = 10 * time.Minute
 	}
 	if c.Churn < 0 || c.Churn > 1 {
 		return fmt.Errorf("--churn %v: want a probability between 0 and 1", c.Churn)
@@ -260,6 +268,7 @@ type pi struct {
 	addrGen int
 	problem bool
 	temp    float64
+	keptAt  time.Time // the last status published retained
 }
 
 func (p *pi) newLink() (*link.Link, error) {
@@ -369,13 +378,14 @@ func (p *pi) run(ctx context.Context, l *link.Link) {
 			return
 		case epoch := <-p.up:
 			p.seq = 0
-			p.publish(l, epoch)
+			p.publish(l, epoch, true)
 			hb.Reset(time.Duration(p.rnd.Int64N(int64(cfg.Heartbeat))) + time.Millisecond)
 		case <-hb.C:
 			hb.Reset(cfg.Heartbeat)
 			if !l.Connected() {
 				continue
 			}
+			changed := false
 			if cfg.Churn > 0 && p.rnd.Float64() < cfg.Churn {
 				p.sim.stat.churn.Add(1)
 				switch p.rnd.IntN(3) {
@@ -387,18 +397,24 @@ func (p *pi) run(ctx context.Context, l *link.Link) {
 					p.drop()
 					continue
 				}
+				changed = true
 			}
 			p.temp += p.rnd.Float64() - 0.5
-			p.publish(l, l.Epoch())
+			p.publish(l, l.Epoch(), changed || time.Since(p.keptAt) >= cfg.RetainEvery)
 		}
 	}
 }
 
-func (p *pi) publish(l *link.Link, epoch uint64) {
+// publish sends the Pi's status, retained (the first of a session, a
+// change, a refresh) or not (a heartbeat), as the agent does.
+func (p *pi) publish(l *link.Link, epoch uint64, retained bool) {
 	p.seq++
-	if err := l.PublishStatus(p.status(epoch)); err != nil {
+	if err := l.PublishStatus(p.status(epoch), retained); err != nil {
 		p.sim.stat.pubErrs.Add(1)
 		return
+	}
+	if retained {
+		p.keptAt = time.Now()
 	}
 	p.sim.stat.pubs.Add(1)
 }

@@ -84,7 +84,7 @@ func run() error {
 		OnCommand: func(p []byte) { h.HandleCommand(ctx, p, lnk) },
 		// Like the real agent, say which tools it runs, so hubs send only those.
 		OnUp: func(epoch uint64) {
-			go lnk.PublishStatus(wire.Status{V: wire.ProtocolVersion, ID: *id, Epoch: epoch, Seq: 1, Time: time.Now().UTC(), Tools: pol.ToolNames()})
+			go lnk.PublishStatus(wire.Status{V: wire.ProtocolVersion, ID: *id, Epoch: epoch, Seq: 1, Time: time.Now().UTC(), Tools: pol.ToolNames()}, true)
 		}})
 	if err != nil {
 		return err
