@@ -245,11 +245,13 @@ func (e *Engine) MQTTURL() string { return e.mqttURL }
 // NATSURL is the NATS listener's URL for clients on this machine.
 func (e *Engine) NATSURL() string { return e.natsURL }
 
-// ConnectNATS connects to the NATS listener as the engine's own login,
+// ConnectNATS connects to the embedded server as the engine's own login,
 // which may publish and subscribe anything (JetStream included): the hub's
-// connection.
+// connection. It is in-process (a pipe, not a loopback socket): every
+// status the hub reads would otherwise cost a write and a read system call
+// and two poller wake-ups.
 func (e *Engine) ConnectNATS(opts ...nats.Option) (*nats.Conn, error) {
-	return nats.Connect(e.natsURL, append([]nats.Option{nats.UserInfo(engineUser, e.secret)}, opts...)...)
+	return nats.Connect(e.natsURL, append([]nats.Option{nats.UserInfo(engineUser, e.secret), nats.InProcessServer(e.srv)}, opts...)...)
 }
 
 // SetCredentials swaps the credentials (e.g. on SIGHUP after provisioning
