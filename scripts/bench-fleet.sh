@@ -12,6 +12,7 @@
 #   PIS=19000 MODES=embedded scripts/bench-fleet.sh
 #   MODES=nats scripts/bench-fleet.sh      # the hub with --engine nats (embedded nats-server)
 #   MODES=cluster scripts/bench-fleet.sh   # three hubs, one NATS cluster, a node killed
+#   PROFILE=/tmp/prof MODES=nats scripts/bench-fleet.sh  # + the hub's CPU and heap profiles
 #
 # Engine-neutral: it talks to the hub's HTTP API and counts processes only,
 # so the same script measures whatever engine the hub embeds.
@@ -31,6 +32,8 @@ WINDOW=${WINDOW:-60}           # seconds of steady state to measure CPU over
 SETTLE=${SETTLE:-30}           # seconds after the view is exact before the CPU window (one heartbeat: the connect wave's last statuses and the stores' flushes are over)
 MQTT_PORT=${MQTT_PORT:-21883}
 HTTP_PORT=${HTTP_PORT:-28080}
+PROFILE=${PROFILE:-}            # a directory: save the hub's CPU profile over the CPU window there (<mode>-cpu.pprof) and its heap after it
+DEBUG_PORT=${DEBUG_PORT:-26060}
 CLUSTER_PORT=${CLUSTER_PORT:-26222}  # MODES=cluster: route listeners (3 in a row, as HTTP_PORT and MQTT_PORT)
 
 for c in curl jq; do command -v $c >/dev/null || { echo "bench-fleet: needs $c" >&2; exit 1; }; done
@@ -103,6 +106,7 @@ run() { # mode
   else
     broker="mqtt://127.0.0.1:$MQTT_PORT"; extra=(--mqtt-listen "127.0.0.1:$MQTT_PORT")
   fi
+  if [ -n "$PROFILE" ]; then mkdir -p "$PROFILE"; extra+=(--debug-listen "127.0.0.1:$DEBUG_PORT"); fi
   start_hub "${extra[@]}"
   t0=$(now)
   start_sims "$broker"
@@ -110,8 +114,13 @@ run() { # mode
   # steady state: CPU over WINDOW seconds at the heartbeat, SETTLE s on
   sleep "$SETTLE"
   cpu0=$(cpu_ticks "$HUB"); [ -n "$brokerpid" ] && bcpu0=$(cpu_ticks "$brokerpid")
-  sleep "$WINDOW"
+  if [ -n "$PROFILE" ]; then
+    curl -sf --max-time $((WINDOW + 30)) -o "$PROFILE/$mode-cpu.pprof" "http://127.0.0.1:$DEBUG_PORT/debug/pprof/profile?seconds=$WINDOW"
+  else
+    sleep "$WINDOW"
+  fi
   cpu1=$(cpu_ticks "$HUB"); [ -n "$brokerpid" ] && bcpu1=$(cpu_ticks "$brokerpid")
+  if [ -n "$PROFILE" ]; then curl -sf -o "$PROFILE/$mode-heap.pprof" "http://127.0.0.1:$DEBUG_PORT/debug/pprof/heap"; fi
   local hz; hz=$(getconf CLK_TCK)
   local cpu bcpu="–"; cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v w="$WINDOW" -v hz="$hz" 'BEGIN{printf "%.1f", (b-a)/hz/w*100}')
   [ -n "$brokerpid" ] && bcpu=$(awk -v a="$bcpu0" -v b="$bcpu1" -v w="$WINDOW" -v hz="$hz" 'BEGIN{printf "%.1f", (b-a)/hz/w*100}')
