@@ -6,6 +6,17 @@
 // (files.getUploadURLExternal, the upload URL, files.completeUploadExternal),
 // usergroups.users.list and response_url. Every call is recorded in order,
 // so tests can assert what happened first.
+//
+// Like Slack, the workspace takes several Socket Mode connections of one
+// app at once (up to MaxConnections: several hubs may each hold one) and
+// hands each envelope to one of the open connections (round robin). An
+// envelope not acknowledged within the ack timeout (Slack's 3 s; see
+// SetAckTimeout) is sent again as a new envelope with retry_attempt + 1
+// and retry_reason "timeout", to the next open connection, up to
+// MaxRetries times. A closed connection receives nothing more. (Slack
+// retries only events_api envelopes; the workspace retries every kind, so
+// that a bot's guard against running a slash command or a button twice is
+// tested too.)
 package slackbottest
 
 import (
@@ -34,6 +45,7 @@ const (
 // Record kinds.
 const (
 	KindAck       = "ack"       // the bot acknowledged an envelope
+	KindLostAck   = "lost_ack"  // an ack the workspace dropped (LoseAcks)
 	KindPost      = "post"      // chat.postMessage
 	KindEphemeral = "ephemeral" // chat.postEphemeral: seen by User alone
 	KindUpdate    = "update"    // chat.update
@@ -48,6 +60,7 @@ type Record struct {
 	At       time.Time // when the workspace saw it
 	Kind     string
 	Envelope string // ack
+	Conn     int    // ack: the Socket Mode connection it came on (1, 2, …)
 	Channel  string
 	User     string // ephemeral: the only one who sees it
 	TS       string // post: the new message's ts; update: the edited one
@@ -74,17 +87,60 @@ type Workspace struct {
 	rateLimit    int
 	retryAfter   int
 	notInChannel map[string]bool
-	conn         *websocket.Conn
-	connected    chan struct{}
-	connections  int
-	wmu          sync.Mutex // serialises writes to conn
+	connected    chan struct{} // closed at the first connection
+	connections  int           // connections ever opened; the last one's id
+	open         []*socket     // open connections, oldest first
+	rr           int           // round robin over open
 	nextEnv      int
+	pending      map[string]*pending // envelopes sent and not acked yet
+	deliveries   []Delivery
+	ackTimeout   time.Duration
+	maxRetries   int
+	loseAcks     int
+	stop         chan struct{}
+}
+
+// Slack's Socket Mode limits.
+const (
+	// MaxConnections is how many Socket Mode connections one app may hold
+	// open at once; apps.connections.open refuses more.
+	MaxConnections = 10
+	// AckTimeout is how long Slack waits for an envelope's ack before it
+	// sends it again.
+	AckTimeout = 3 * time.Second
+	// MaxRetries is how often Slack sends an unacknowledged event again.
+	MaxRetries = 3
+)
+
+// socket is one open Socket Mode connection.
+type socket struct {
+	id  int
+	ws  *websocket.Conn
+	wmu sync.Mutex // serialises writes
+}
+
+// pending is an envelope waiting for its ack.
+type pending struct {
+	env      map[string]any
+	attempt  int
+	deadline time.Time
+}
+
+// Delivery is one envelope written to one connection.
+type Delivery struct {
+	At       time.Time
+	Envelope string
+	Type     string // events_api, slash_commands, interactive, …
+	Conn     int    // the connection (1, 2, … in the order they opened)
+	Attempt  int    // retry_attempt: 0 the first time
 }
 
 // New starts a workspace; it stops when the test ends.
 func New(t testing.TB) *Workspace {
 	t.Helper()
-	w := &Workspace{t: t, files: map[string]string{}, groups: map[string][]string{}, notInChannel: map[string]bool{}, connected: make(chan struct{})}
+	w := &Workspace{t: t, files: map[string]string{}, groups: map[string][]string{}, notInChannel: map[string]bool{},
+		connected: make(chan struct{}), pending: map[string]*pending{}, ackTimeout: AckTimeout, maxRetries: MaxRetries,
+		stop: make(chan struct{})}
 	w.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
 		c.Handle("/ws", w.socket)
 		c.Handle("/apps.connections.open", w.connectionsOpen)
@@ -99,8 +155,77 @@ func New(t testing.TB) *Workspace {
 		c.Handle("/response/", w.response)
 	})
 	w.srv.Start()
-	t.Cleanup(w.srv.Stop)
+	resent := make(chan struct{})
+	go func() { defer close(resent); w.resend() }()
+	t.Cleanup(func() {
+		close(w.stop)
+		<-resent
+		w.mu.Lock()
+		open := w.open
+		w.mu.Unlock()
+		for _, c := range open {
+			_ = c.ws.Close()
+		}
+		w.srv.Stop()
+	})
 	return w
+}
+
+// SetAckTimeout sets how long the workspace waits for an envelope's ack
+// before it sends the envelope again (default AckTimeout, Slack's 3 s),
+// and how often at most (default MaxRetries). It affects envelopes sent
+// afterwards.
+func (w *Workspace) SetAckTimeout(d time.Duration, retries int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ackTimeout, w.maxRetries = d, retries
+}
+
+// LoseAcks makes the workspace drop the next n acks it reads (recorded as
+// KindLostAck), as if they never arrived: their envelopes are sent again
+// after the ack timeout.
+func (w *Workspace) LoseAcks(n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.loseAcks = n
+}
+
+// Connections is how many Socket Mode connections are open now.
+func (w *Workspace) Connections() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.open)
+}
+
+// WaitConnections waits until exactly n Socket Mode connections are open.
+func (w *Workspace) WaitConnections(n int, within time.Duration) {
+	w.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := w.Connections()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("%d Socket Mode connections open after %v, want %d", got, within, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Deliveries returns every envelope written so far, in order, with the
+// connection it went to.
+func (w *Workspace) Deliveries() []Delivery {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Delivery(nil), w.deliveries...)
+}
+
+// Pending is how many envelopes wait for their ack (a retry included).
+func (w *Workspace) Pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending)
 }
 
 // APIURL is the base URL to give the adapter (Config.APIURL).
@@ -155,7 +280,7 @@ func (w *Workspace) record(r Record) Record {
 	return r
 }
 
-// WaitConnected waits until the bot holds a Socket Mode connection.
+// WaitConnected waits until a bot opened its first Socket Mode connection.
 func (w *Workspace) WaitConnected(within time.Duration) {
 	w.t.Helper()
 	select {
@@ -165,8 +290,10 @@ func (w *Workspace) WaitConnected(within time.Duration) {
 	}
 }
 
-// Send writes one Socket Mode envelope to the bot and returns its
-// envelope id (set if empty).
+// Send writes one Socket Mode envelope to one of the open connections
+// (round robin; it waits up to 10 s for one) and returns its envelope id
+// (set if empty). Unless acknowledged in time, it is sent again (see
+// SetAckTimeout).
 func (w *Workspace) Send(env map[string]any) string {
 	w.t.Helper()
 	w.WaitConnected(10 * time.Second)
@@ -175,15 +302,116 @@ func (w *Workspace) Send(env map[string]any) string {
 		w.nextEnv++
 		env["envelope_id"] = fmt.Sprintf("env-%d", w.nextEnv)
 	}
-	conn := w.conn
+	id := env["envelope_id"].(string)
+	attempt, _ := env["retry_attempt"].(int)
 	w.mu.Unlock()
-	w.wmu.Lock()
-	err := conn.WriteJSON(env)
-	w.wmu.Unlock()
-	if err != nil {
-		w.t.Fatalf("send envelope: %v", err)
+	deadline := time.Now().Add(10 * time.Second)
+	for !w.deliver(env, attempt) {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("send envelope %s: no Socket Mode connection open for 10s", id)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return env["envelope_id"].(string)
+	return id
+}
+
+// deliver writes env to the next open connection that takes it and marks
+// it pending; false when no connection is open.
+func (w *Workspace) deliver(env map[string]any, attempt int) bool {
+	id := env["envelope_id"].(string)
+	b, err := json.Marshal(env)
+	if err != nil {
+		w.t.Errorf("fake slack: envelope %s: %v", id, err)
+		return true
+	}
+	for {
+		w.mu.Lock()
+		if len(w.open) == 0 {
+			w.mu.Unlock()
+			return false
+		}
+		c := w.open[w.rr%len(w.open)]
+		w.rr++
+		// Pending before the write: the ack can come back at once.
+		w.pending[id] = &pending{env: env, attempt: attempt, deadline: time.Now().Add(w.ackTimeout)}
+		w.mu.Unlock()
+		at := time.Now()
+		c.wmu.Lock()
+		err := c.ws.WriteMessage(websocket.TextMessage, b)
+		c.wmu.Unlock()
+		if err == nil {
+			typ, _ := env["type"].(string)
+			w.mu.Lock()
+			w.deliveries = append(w.deliveries, Delivery{At: at, Envelope: id, Type: typ, Conn: c.id, Attempt: attempt})
+			w.mu.Unlock()
+			return true
+		}
+		// That connection is gone: forget it and try the next.
+		w.mu.Lock()
+		delete(w.pending, id)
+		w.mu.Unlock()
+		w.closed(c)
+	}
+}
+
+// resend sends unacknowledged envelopes again, as Slack does: a new
+// envelope id, retry_attempt + 1, retry_reason "timeout", to the next open
+// connection.
+func (w *Workspace) resend() {
+	for {
+		w.mu.Lock()
+		tick := max(w.ackTimeout/10, 10*time.Millisecond)
+		w.mu.Unlock()
+		select {
+		case <-w.stop:
+			return
+		case <-time.After(tick):
+		}
+		now := time.Now()
+		var due []map[string]any
+		var attempts []int
+		w.mu.Lock()
+		for id, p := range w.pending {
+			if now.Before(p.deadline) {
+				continue
+			}
+			delete(w.pending, id)
+			if p.attempt >= w.maxRetries {
+				continue // Slack gives up
+			}
+			next := make(map[string]any, len(p.env))
+			for k, v := range p.env {
+				next[k] = v
+			}
+			base, _, _ := strings.Cut(id, "~")
+			next["envelope_id"] = fmt.Sprintf("%s~retry%d", base, p.attempt+1)
+			next["retry_attempt"] = p.attempt + 1
+			next["retry_reason"] = "timeout"
+			due = append(due, next)
+			attempts = append(attempts, p.attempt+1)
+		}
+		w.mu.Unlock()
+		for i, env := range due {
+			if !w.deliver(env, attempts[i]) {
+				// No connection: try again at the next tick.
+				w.mu.Lock()
+				w.pending[env["envelope_id"].(string)] = &pending{env: env, attempt: attempts[i], deadline: now}
+				w.mu.Unlock()
+			}
+		}
+	}
+}
+
+// closed forgets connection c: it receives nothing more.
+func (w *Workspace) closed(c *socket) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, o := range w.open {
+		if o == c {
+			w.open = append(w.open[:i:i], w.open[i+1:]...)
+			return
+		}
+	}
 }
 
 // Event sends an events_api envelope carrying event. retry > 0 marks a
@@ -277,20 +505,25 @@ func (w *Workspace) socket(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
-	w.wmu.Lock()
-	err = conn.WriteJSON(map[string]any{"type": "hello", "num_connections": 1,
+	w.mu.Lock()
+	w.connections++
+	c := &socket{id: w.connections, ws: conn}
+	num := len(w.open) + 1
+	w.mu.Unlock()
+	c.wmu.Lock()
+	err = conn.WriteJSON(map[string]any{"type": "hello", "num_connections": num,
 		"debug_info": map[string]any{"host": "fake-slack"}, "connection_info": map[string]any{"app_id": "A0TEST"}})
-	w.wmu.Unlock()
+	c.wmu.Unlock()
 	if err != nil {
 		return
 	}
 	w.mu.Lock()
-	w.conn = conn
-	w.connections++
-	if w.connections == 1 {
+	w.open = append(w.open, c)
+	if c.id == 1 {
 		close(w.connected)
 	}
 	w.mu.Unlock()
+	defer w.closed(c)
 	// Slack pings every few seconds; the client reconnects when it hears none.
 	done := make(chan struct{})
 	defer close(done)
@@ -316,7 +549,19 @@ func (w *Workspace) socket(rw http.ResponseWriter, r *http.Request) {
 		if err := conn.ReadJSON(&ack); err != nil {
 			return
 		}
-		w.record(Record{Kind: KindAck, Envelope: ack.EnvelopeID, Blocks: ack.Payload})
+		w.mu.Lock()
+		lost := w.loseAcks > 0
+		if lost {
+			w.loseAcks--
+		} else {
+			delete(w.pending, ack.EnvelopeID)
+		}
+		w.mu.Unlock()
+		kind := KindAck
+		if lost {
+			kind = KindLostAck
+		}
+		w.record(Record{Kind: kind, Envelope: ack.EnvelopeID, Conn: c.id, Blocks: ack.Payload})
 	}
 }
 
@@ -331,6 +576,10 @@ func fail(rw http.ResponseWriter, code string) { reply(rw, map[string]any{"ok": 
 func (w *Workspace) connectionsOpen(rw http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "Bearer "+AppToken {
 		fail(rw, "invalid_auth")
+		return
+	}
+	if w.Connections() >= MaxConnections {
+		fail(rw, "too_many_websockets")
 		return
 	}
 	reply(rw, map[string]any{"ok": true, "url": strings.Replace(w.APIURL(), "http://", "ws://", 1) + "ws"})
