@@ -124,6 +124,7 @@ type pending struct {
 	env      map[string]any
 	attempt  int
 	deadline time.Time
+	lose     bool // drop its ack (LoseAcks)
 }
 
 // Delivery is one envelope written to one connection.
@@ -181,9 +182,9 @@ func (w *Workspace) SetAckTimeout(d time.Duration, retries int) {
 	w.ackTimeout, w.maxRetries = d, retries
 }
 
-// LoseAcks makes the workspace drop the next n acks it reads (recorded as
-// KindLostAck), as if they never arrived: their envelopes are sent again
-// after the ack timeout.
+// LoseAcks makes the workspace drop the ack of each of the next n
+// envelopes it sends (recorded as KindLostAck), as if it never arrived:
+// they are sent again after the ack timeout.
 func (w *Workspace) LoseAcks(n int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -306,7 +307,7 @@ func (w *Workspace) Send(env map[string]any) string {
 	attempt, _ := env["retry_attempt"].(int)
 	w.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
-	for !w.deliver(env, attempt) {
+	for !w.deliver(env, attempt, true) {
 		if time.Now().After(deadline) {
 			w.t.Fatalf("send envelope %s: no Socket Mode connection open for 10s", id)
 		}
@@ -316,8 +317,9 @@ func (w *Workspace) Send(env map[string]any) string {
 }
 
 // deliver writes env to the next open connection that takes it and marks
-// it pending; false when no connection is open.
-func (w *Workspace) deliver(env map[string]any, attempt int) bool {
+// it pending; false when no connection is open. Only a new envelope (not
+// the workspace's own retry) may have its ack lost (LoseAcks).
+func (w *Workspace) deliver(env map[string]any, attempt int, fresh bool) bool {
 	id := env["envelope_id"].(string)
 	b, err := json.Marshal(env)
 	if err != nil {
@@ -333,7 +335,12 @@ func (w *Workspace) deliver(env map[string]any, attempt int) bool {
 		c := w.open[w.rr%len(w.open)]
 		w.rr++
 		// Pending before the write: the ack can come back at once.
-		w.pending[id] = &pending{env: env, attempt: attempt, deadline: time.Now().Add(w.ackTimeout)}
+		p := &pending{env: env, attempt: attempt, deadline: time.Now().Add(w.ackTimeout)}
+		if fresh && w.loseAcks > 0 {
+			w.loseAcks--
+			p.lose = true
+		}
+		w.pending[id] = p
 		w.mu.Unlock()
 		at := time.Now()
 		c.wmu.Lock()
@@ -348,6 +355,9 @@ func (w *Workspace) deliver(env map[string]any, attempt int) bool {
 		}
 		// That connection is gone: forget it and try the next.
 		w.mu.Lock()
+		if p.lose {
+			w.loseAcks++
+		}
 		delete(w.pending, id)
 		w.mu.Unlock()
 		w.closed(c)
@@ -392,7 +402,7 @@ func (w *Workspace) resend() {
 		}
 		w.mu.Unlock()
 		for i, env := range due {
-			if !w.deliver(env, attempts[i]) {
+			if !w.deliver(env, attempts[i], false) {
 				// No connection: try again at the next tick.
 				w.mu.Lock()
 				w.pending[env["envelope_id"].(string)] = &pending{env: env, attempt: attempts[i], deadline: now}
@@ -550,9 +560,10 @@ func (w *Workspace) socket(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.mu.Lock()
-		lost := w.loseAcks > 0
+		p := w.pending[ack.EnvelopeID]
+		lost := p != nil && p.lose
 		if lost {
-			w.loseAcks--
+			p.lose = false // only the first: a late second ack counts
 		} else {
 			delete(w.pending, ack.EnvelopeID)
 		}
