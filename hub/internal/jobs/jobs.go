@@ -8,10 +8,18 @@
 // a result of a job it did not send waits a moment (the sender, if alive,
 // deletes the record first), then takes the job over by claiming it: a
 // create-only key, so of several waiting hubs one wins.
+//
+// The store also keeps, in a second bucket (EventsBucket), which hub took
+// which Slack event: Slack gives each Socket Mode envelope to one of the
+// app's open connections, one per hub, and sends it again (maybe to
+// another hub) when it saw no ack in time; ClaimEvent lets exactly one hub
+// answer it.
 package jobs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -27,9 +35,18 @@ const Bucket = "pifleet_jobs"
 // within an hour (dispatch's longest TTL), so their results are long due.
 const TTL = 2 * time.Hour
 
+// EventsBucket is the key-value bucket of the Slack events (and slash
+// commands, button clicks) a hub has taken.
+const EventsBucket = "pifleet_slack_events"
+
+// EventsTTL is how long a taken event is remembered: Slack retries an
+// event up to three times within about six minutes.
+const EventsTTL = 15 * time.Minute
+
 // Store is the shared job records.
 type Store struct {
-	kv jetstream.KeyValue
+	kv     jetstream.KeyValue
+	events jetstream.KeyValue
 }
 
 // Open creates or opens the bucket (replicas: 3 in a three-node cluster).
@@ -43,7 +60,26 @@ func Open(ctx context.Context, nc *nats.Conn, replicas int) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: bucket %s: %w", Bucket, err)
 	}
-	return &Store{kv: kv}, nil
+	// Memory is enough: a claim matters for minutes, and losing them all
+	// (every node restarted at once) risks an answer twice, not none.
+	events, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: EventsBucket, TTL: EventsTTL, History: 1,
+		Storage: jetstream.MemoryStorage, Replicas: max(replicas, 1)})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: bucket %s: %w", EventsBucket, err)
+	}
+	return &Store{kv: kv, events: events}, nil
+}
+
+// ClaimEvent takes the Slack event key (any string: an event id, a
+// trigger id) for this hub: true for exactly one caller across the hubs
+// within EventsTTL.
+func (s *Store) ClaimEvent(ctx context.Context, key string) (bool, error) {
+	sum := sha256.Sum256([]byte(key)) // Slack's ids hold characters a key may not
+	_, err := s.events.Create(ctx, "e"+hex.EncodeToString(sum[:16]), []byte("taken"))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // Put stores the record of command id.
