@@ -15,6 +15,7 @@ import (
 
 	"github.com/pifleet/pifleet/hub/internal/alerts"
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/internal/loglimit"
 )
 
 // Asker is the command engine as the adapter sees it (chat.Engine
@@ -49,6 +50,8 @@ type Bot struct {
 	auth  *authorizer
 	audit *auditLog
 	acks  *ackWatch
+
+	claimLog loglimit.Limit // warnings about failed shared claims
 
 	botUser atomic.Value // string: the bot's own user id, from auth.test
 
@@ -102,6 +105,8 @@ func New(cfg Config, asker Asker, alerts AlertSource, log *slog.Logger) (*Bot, e
 		audit:  audit,
 		acks:   acks,
 		late:   make(chan Late, lateQueue),
+
+		claimLog: loglimit.Limit{Per: time.Minute, Burst: 3},
 	}
 	b.botUser.Store("")
 	if cfg.AlertChannel != "" && alerts != nil {
@@ -208,7 +213,8 @@ func (b *Bot) shutdown() {
 // Stats is a snapshot of the adapter's counters.
 type Stats struct {
 	Envelopes        uint64 // Socket Mode envelopes acknowledged
-	Duplicates       uint64 // retries and double deliveries answered once
+	Duplicates       uint64 // retries and double deliveries answered once (here or by another hub)
+	ClaimFailed      uint64 // shared claims that failed: served anyway (Config.Claim)
 	BadEnvelopes     uint64 // envelopes Slack sent that could not be parsed
 	Commands         uint64 // commands served (answered or refused)
 	Refused          uint64
@@ -226,6 +232,7 @@ type Stats struct {
 
 type counters struct {
 	envelopes, duplicates, bad, commands, refused, failed, rateLimited atomic.Uint64
+	claimFailed                                                        atomic.Uint64
 	alertsPosted, alertsDropped, alertsStandby                         atomic.Uint64
 	latePosted, lateDropped, lateFailed                                atomic.Uint64
 }
@@ -235,6 +242,7 @@ func (b *Bot) Stats() Stats {
 	s := Stats{
 		Envelopes:     b.stats.envelopes.Load(),
 		Duplicates:    b.stats.duplicates.Load(),
+		ClaimFailed:   b.stats.claimFailed.Load(),
 		BadEnvelopes:  b.stats.bad.Load(),
 		Commands:      b.stats.commands.Load(),
 		Refused:       b.stats.refused.Load(),

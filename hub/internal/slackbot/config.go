@@ -1,6 +1,7 @@
 package slackbot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -106,6 +107,19 @@ type Config struct {
 
 	// DedupSize is how many recent event ids are remembered [1024].
 	DedupSize int
+
+	// Claim, when set, is shared by the hubs that hold Socket Mode
+	// connections to one Slack app: Slack gives each envelope to one of
+	// the app's open connections, and sends it again (maybe to another
+	// hub) when it saw no ack in time. Before serving an event, a slash
+	// command or a button, the bot claims its keys (an event id, a
+	// message, a trigger id, a click); first is true for exactly one
+	// claimer of a key across the hubs (the hub wires a create-only key in
+	// a replicated JetStream bucket, hub/internal/jobs). The bot's own
+	// memory of recent ids is asked first. An error fails open: the
+	// command is served (an answer twice is better than none) and the
+	// error logged, rate-limited. nil: only the bot's own memory.
+	Claim func(ctx context.Context, key string) (first bool, err error)
 
 	// pingInterval overrides socketmode's dead-connection detection (tests).
 	pingInterval time.Duration

@@ -9,6 +9,16 @@
 //   - every Socket Mode envelope is acknowledged at once (Slack's limit is
 //     3 s), then the work is done; Slack's retries are answered once (a
 //     bounded LRU of event ids);
+//   - several hubs may serve one Slack app, each with its own Socket Mode
+//     connection (Slack allows up to 10 per app). Slack gives each
+//     envelope to one open connection, so each hub answers what it gets;
+//     a retry (no ack seen within 3 s) may reach another hub, so with
+//     Config.Claim (the hubs of a cluster share a create-only key per
+//     event in JetStream) a mention, DM, slash command (its trigger id)
+//     or button click is served by exactly one hub. A failed claim is
+//     served anyway: twice is better than never. When a hub dies its
+//     connection closes and Slack sends everything to the others; alerts
+//     come from the one hub holding the alerts lease (Config.AlertLeader);
 //   - answers go into a thread of the asking message; a slash command's
 //     answer is a new channel message (see onSlash);
 //   - Block Kit limits are respected (≤ 50 blocks, section text < 3000

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
@@ -116,17 +117,50 @@ func (b *Bot) onBadMessage(e *socketmode.Event, c *socketmode.Client) {
 }
 
 // firstTime reports whether the event behind e is new. Slack retries an
-// event it thinks was not acknowledged (same event_id), and a mention in a
-// DM can arrive both as app_mention and as message.im (same message ts).
-func (b *Bot) firstTime(keys ...string) bool {
+// event it thinks was not acknowledged (same event_id), maybe on another
+// hub's connection, and a mention in a DM can arrive both as app_mention
+// and as message.im (same message ts). The bot's own memory answers first;
+// a key new to it is then claimed across the hubs (Config.Claim).
+func (b *Bot) firstTime(ctx context.Context, keys ...string) bool {
 	first := true
+	var fresh []string
 	for _, k := range keys {
 		if !b.seen.firstTime(k) {
 			first = false
+		} else if k != "" {
+			fresh = append(fresh, k)
 		}
+	}
+	if first && b.cfg.Claim != nil {
+		first = b.claim(ctx, fresh)
 	}
 	if !first {
 		b.stats.duplicates.Add(1)
+	}
+	return first
+}
+
+// claimTimeout bounds one shared claim: past it, the bot answers anyway.
+const claimTimeout = 5 * time.Second
+
+// claim claims every key across the hubs: false when another hub had
+// one of them. A failed claim counts as won (fail open).
+func (b *Bot) claim(ctx context.Context, keys []string) bool {
+	first := true
+	for _, k := range keys {
+		cctx, cancel := context.WithTimeout(ctx, claimTimeout)
+		won, err := b.cfg.Claim(cctx, k)
+		cancel()
+		switch {
+		case err != nil:
+			b.stats.claimFailed.Add(1)
+			if ok, muted := b.claimLog.Allow(time.Now()); ok {
+				b.log.Warn("slack: could not claim the event across the hubs; answering anyway (another hub may answer too)",
+					"key", k, "err", err, "muted_before", muted)
+			}
+		case !won:
+			first = false
+		}
 	}
 	return first
 }
@@ -145,7 +179,7 @@ func (b *Bot) onMention(ctx context.Context, e *socketmode.Event) {
 	if !ok || m.BotID != "" {
 		return
 	}
-	if !b.firstTime(eventID(e), "msg:"+m.Channel+":"+m.TimeStamp) {
+	if !b.firstTime(ctx, eventID(e), "msg:"+m.Channel+":"+m.TimeStamp) {
 		return
 	}
 	thread := threadOf(m.ThreadTimeStamp, m.TimeStamp)
@@ -164,7 +198,7 @@ func (b *Bot) onMessage(ctx context.Context, e *socketmode.Event) {
 	if !ok || m.ChannelType != "im" || m.SubType != "" || m.BotID != "" || m.User == "" || m.User == b.botUser.Load().(string) {
 		return
 	}
-	if !b.firstTime(eventID(e), "msg:"+m.Channel+":"+m.TimeStamp) {
+	if !b.firstTime(ctx, eventID(e), "msg:"+m.Channel+":"+m.TimeStamp) {
 		return
 	}
 	// A DM is a conversation: the answer follows in the DM itself, in a
@@ -189,7 +223,7 @@ func (b *Bot) onSlash(ctx context.Context, e *socketmode.Event) {
 	if !ok {
 		return
 	}
-	if cmd.TriggerID != "" && !b.firstTime("slash:"+cmd.TriggerID) {
+	if cmd.TriggerID != "" && !b.firstTime(ctx, "slash:"+cmd.TriggerID) {
 		return
 	}
 	b.serve(ctx, ask{via: viaSlash, user: cmd.UserID, channel: cmd.ChannelID, text: cmd.Text, responseURL: cmd.ResponseURL, slash: cmd.Command})
@@ -256,7 +290,7 @@ func (b *Bot) onButton(ctx context.Context, e *socketmode.Event) {
 		if act.ActionID != ActionConfirm && act.ActionID != ActionCancel {
 			continue
 		}
-		if !b.firstTime("button:" + cb.User.ID + ":" + act.ActionTs + ":" + act.ActionID) {
+		if !b.firstTime(ctx, "button:"+cb.User.ID+":"+act.ActionTs+":"+act.ActionID) {
 			continue
 		}
 		b.button(ctx, cb, act)
