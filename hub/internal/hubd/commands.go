@@ -75,6 +75,16 @@ func (l lazyJobs) Delete(ctx context.Context, id string) error {
 	return s.Delete(ctx, id)
 }
 
+// ClaimEvent takes a Slack event for this hub (slackbot.Config.Claim);
+// before the store is open it fails, and the bot answers anyway.
+func (l lazyJobs) ClaimEvent(ctx context.Context, key string) (bool, error) {
+	s, err := l.store()
+	if err != nil {
+		return false, err
+	}
+	return s.ClaimEvent(ctx, key)
+}
+
 // wireCommands sets up the dispatcher. The returned lateResults takes the
 // results that arrive after the answer; give it the Slack bot once it runs.
 func wireCommands(c CommandsConfig, log *slog.Logger, h *fleetserver.Hub) (*lateResults, error) {

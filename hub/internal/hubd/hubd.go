@@ -98,6 +98,11 @@ func Run(ctx context.Context, cfg Config) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cfg.Slack.AlertLeader = h.AlertLeader // one hub of several posts alerts
+	if h.Group() != "" {
+		// Hubs of one cluster each hold a Socket Mode connection; one of
+		// them answers each envelope, retries included.
+		cfg.Slack.Claim = lazyJobs{h}.ClaimEvent
+	}
 	bot, slackDone, err := slackbot.Serve(runCtx, cfg.Slack, h.Engine, h.Fleet, log)
 	if err != nil {
 		return err
