@@ -350,16 +350,13 @@ func (h *Hub) startNATS(ctx context.Context, enqueue func(topic string, payload 
 		}
 	}()
 	h.alerts.Store(alertLease)
-	if o.Cluster != nil {
-		jctx, jcancel := context.WithTimeout(ctx, 30*time.Second)
-		store, err := jobs.Open(jctx, nc, replicas)
-		jcancel()
-		if err != nil {
-			h.log.Error("shared job store not open: a result whose hub is gone will not reach its asker", "err", err)
-		} else {
-			h.jobs.Store(store)
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		if o.Cluster != nil {
+			jobs.OpenWhenReady(feedCtx, nc, replicas, h.log, h.jobs.Store)
 		}
-	}
+	}()
 	h.nats.Store(e)
 	h.AddStats("natsfeed", func() any { return feed.Stats() })
 	h.AddStats("alerts_lease", func() any {
@@ -374,6 +371,7 @@ func (h *Hub) startNATS(ctx context.Context, enqueue func(topic string, payload 
 		cancel()
 		<-feedDone
 		<-leaseDone // lets the lease go at once
+		<-jobsDone
 		nc.Close()
 		if err := e.Close(); err != nil {
 			h.log.Warn("stopping the embedded nats engine", "err", err)

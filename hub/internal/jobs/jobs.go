@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -68,6 +69,34 @@ func Open(ctx context.Context, nc *nats.Conn, replicas int) (*Store, error) {
 		return nil, fmt.Errorf("jobs: bucket %s: %w", EventsBucket, err)
 	}
 	return &Store{kv: kv, events: events}, nil
+}
+
+// OpenWhenReady opens the store, trying again until it is open or ctx
+// ends, and hands it to use. A cluster that is still forming (JetStream
+// has no meta leader yet, as on a slow machine or with a node down) can
+// take longer than one try, and a store never opened would leave the hub
+// without shared jobs and Slack event claims for good.
+func OpenWhenReady(ctx context.Context, nc *nats.Conn, replicas int, log *slog.Logger, use func(*Store)) {
+	for try := 1; ; try++ {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		s, err := Open(octx, nc, replicas)
+		cancel()
+		if err == nil {
+			log.Info("shared job store open", "tries", try)
+			use(s)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("shared job store not open yet: a result whose hub is gone will not reach its asker, and a retried Slack event may be answered twice; trying again",
+			"err", err, "tries", try)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // ClaimEvent takes the Slack event key (any string: an event id, a
