@@ -88,11 +88,14 @@ func (e *Engine) warmUp(ctx context.Context, timeout time.Duration, srvTLS *tls.
 		return fmt.Errorf("nats engine: %w", err)
 	}
 	for round := 1; ; round++ {
+		// In a forming cluster the stream may not be there yet (the
+		// first CONNECT creates it; "stream not found" until its
+		// leader is elected): try again, like an incomplete replay.
+		var got int
 		want, err := retainedSubjects(ctx, js)
-		if err != nil {
-			return err
+		if err == nil {
+			got, err = replayed(ctx, c, round)
 		}
-		got, err := replayed(ctx, c, round)
 		if err == nil && got >= want {
 			e.log.Info("MQTT ready", "connect", connected.Round(time.Millisecond),
 				"total", time.Since(start).Round(time.Millisecond), "retained", got, "rounds", round)
