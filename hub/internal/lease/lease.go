@@ -108,6 +108,9 @@ func (l *Lease) Run(ctx context.Context) error {
 			Storage: jetstream.MemoryStorage, Replicas: l.o.Replicas})
 		cancel()
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped before the bucket was ready: nothing to say
+			}
 			l.log.Warn("lease bucket not ready; trying again", "err", err)
 			select {
 			case <-ctx.Done():
