@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"errors"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,14 +11,15 @@ import (
 	"testing"
 
 	"github.com/pifleet/pifleet/hub/internal/broker"
+	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/internal/testenv"
 	"github.com/pifleet/pifleet/internal/transport"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // TestProvisionedDeviceConnects follows the README: scripts/provision makes
-// the secrets, the hub's embedded broker starts from them with the
-// security flags, and the Pi connects over TLS with the files unpacked
+// the secrets, the hub's embedded engine (nats-server) starts from them
+// with the security flags, and the Pi connects over TLS with the files unpacked
 // from its bundle — and a second Pi's bundle cannot be used for the first.
 func TestProvisionedDeviceConnects(t *testing.T) {
 	root := testenv.ModuleRoot(t)
@@ -34,15 +34,17 @@ func TestProvisionedDeviceConnects(t *testing.T) {
 		TLSCert: filepath.Join(secrets, "broker.pem"), TLSKey: filepath.Join(secrets, "broker.key"),
 		ClientCA: filepath.Join(secrets, "ca.pem"), Credentials: filepath.Join(secrets, "credentials.json"),
 	}
-	cfg, hooks, _, err := sec.Build(slog.New(slog.DiscardHandler))
+	eo, err := sec.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.Start(broker.Options{Listen: "127.0.0.1:0", TLS: cfg, Hooks: hooks})
+	eo.MQTTListen, eo.NATSListen = "127.0.0.1:0", "127.0.0.1:0"
+	e, err := natsengine.Start(t.Context(), eo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer e.Close()
+	url := e.MQTTURL()
 
 	pi := unpack(t, filepath.Join(secrets, "devices", "pi-1.tar"))
 	env := pi["etc/default/pifleet-agent"]
@@ -51,9 +53,9 @@ func TestProvisionedDeviceConnects(t *testing.T) {
 		Username:     envValue(t, env, "PIFLEET_AGENT_USERNAME"),
 		PasswordFile: filepath.Join(pi["dir"], "etc/pifleet/device.password"),
 	}
-	hub := mustConnect(t, b.URL(), transport.Options{CAFile: filepath.Join(secrets, "ca.pem"), Username: "hub", PasswordFile: filepath.Join(secrets, "hub.password")}, "pifleet-hub")
+	hub := mustConnect(t, url, transport.Options{CAFile: filepath.Join(secrets, "ca.pem"), Username: "hub", PasswordFile: filepath.Join(secrets, "hub.password")}, "pifleet-hub")
 	hub.sub(t, wire.FilterAllStates)
-	dev := mustConnect(t, b.URL(), o, "pifleet-agent-pi-1")
+	dev := mustConnect(t, url, o, "pifleet-agent-pi-1")
 	dev.pub(t, wire.StateTopic("pi-1"), 1, "online")
 	if m := hub.next(t); m.Topic() != wire.StateTopic("pi-1") {
 		t.Errorf("hub got %s, want pi-1's state", m.Topic())
@@ -61,7 +63,7 @@ func TestProvisionedDeviceConnects(t *testing.T) {
 
 	other := unpack(t, filepath.Join(secrets, "devices", "pi-2.tar"))
 	o.PasswordFile = filepath.Join(other["dir"], "etc/pifleet/device.password")
-	if c, err := connect(b.URL(), o, "pifleet-agent-pi-1", ""); err == nil {
+	if c, err := connect(url, o, "pifleet-agent-pi-1", ""); err == nil {
 		c.Disconnect(0)
 		t.Errorf("pi-1 logged in with pi-2's password")
 	}

@@ -23,7 +23,7 @@ import (
 var Version = "dev"
 
 func init() {
-	register("hub", "run the hub: fleet view, embedded MQTT broker, HTTP API (and Slack when configured)", runHub)
+	register("hub", "run the hub: fleet view, embedded MQTT broker (nats-server), HTTP API (and Slack when configured)", runHub)
 	register("version", "print the version (also: pifleet --version)", runVersion)
 }
 
@@ -55,13 +55,13 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	host, _ := os.Hostname()
 	fs.StringVar(&f.id, "id", "hub", "hub id (unique among hubs sharing a broker)")
 	fs.StringVar(&f.broker, "broker", "", "external MQTT broker URL (mqtt://host:1883); empty: run the embedded broker")
-	fs.StringVar(&f.engine, "engine", fleetserver.EngineMochi, "embedded engine: mochi (MQTT), or nats (nats-server: MQTT for the Pis, JetStream for state; the coming default)")
-	fs.StringVar(&f.mqttListen, "mqtt-listen", "127.0.0.1:1883", "address of the embedded MQTT broker")
-	fs.StringVar(&f.mqttData, "mqtt-data", "", "directory where the embedded broker keeps retained messages across restarts, so a restarted hub still knows the offline Pis (default <state-dir>/broker; off: memory only)")
+	fs.StringVar(&f.engine, "engine", engineNATS, "the embedded broker: nats (nats-server: MQTT for the Pis, JetStream for state), the only one; the flag stays for old configs")
+	fs.StringVar(&f.mqttListen, "mqtt-listen", "127.0.0.1:1883", "address of the embedded broker's MQTT listener")
+	fs.StringVar(&f.mqttData, "mqtt-data", "", "directory where the embedded broker keeps retained messages across restarts (its store is the nats/ subdirectory), so a restarted hub still knows the offline Pis (default <state-dir>/broker; off: a throw-away store)")
 	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "address of the HTTP API")
 	fs.StringVar(&f.tokenFile, "http-token-file", "", "file holding the API bearer token (required off loopback)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&f.clusterListen, "cluster-listen", "", "with --engine nats: this hub's cluster route listener (host:port, e.g. 0.0.0.0:6222); several hubs then share one fleet (see README, Outgrow one machine)")
+	fs.StringVar(&f.clusterListen, "cluster-listen", "", "with the embedded broker: this hub's cluster route listener (host:port, e.g. 0.0.0.0:6222); several hubs then share one fleet (see README, Outgrow one machine)")
 	fs.StringVar(&f.clusterRoutes, "cluster-routes", "", "with --cluster-listen: every hub's route URL, this one's too (nats://hub1:6222,nats://hub2:6222,nats://hub3:6222)")
 	fs.StringVar(&f.clusterName, "cluster-name", "pifleet", "with --cluster-listen: the cluster's name, the same on every hub")
 	fs.StringVar(&f.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (default: off)")
@@ -91,6 +91,9 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	// start, its one error line is all there is to read.
 	startLog := newStartLog(log.Handler())
 	log = slog.New(startLog)
+	if err := checkEngine(f.engine); err != nil {
+		return err
+	}
 	if f.broker != "" && !strings.Contains(f.broker, "://") {
 		return fmt.Errorf("--broker %q: want a URL such as mqtt://host:1883", f.broker)
 	}
@@ -123,9 +126,9 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		return errors.New("--cluster-routes needs --cluster-listen")
 	}
 	err = hubd.Run(ctx, hubd.Config{Cluster: cluster,
-		Server: fleetserver.Config{ID: f.id, Version: Version, BrokerURL: f.broker, Engine: f.engine, MQTTListen: f.mqttListen,
+		Server: fleetserver.Config{ID: f.id, Version: Version, BrokerURL: f.broker, MQTTListen: f.mqttListen,
 			HTTPListen: f.httpListen, HTTPToken: token, Logger: log, ConfigureMQTT: topts.Apply,
-			BrokerOptions: broker.Options{DataDir: f.mqttData}, Ready: func(*fleetserver.Hub) { startLog.release() }},
+			DataDir: f.mqttData, Ready: func(*fleetserver.Hub) { startLog.release() }},
 		Security: sec, Commands: cf.config(), Slack: slackCfg, DebugListen: f.debugListen, Host: host,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -134,6 +137,21 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		startLog.release() // stopped while starting (Ctrl-C): say what it did
 	}
 	return err
+}
+
+// engineNATS is --engine's one value: the embedded nats-server.
+const engineNATS = "nats"
+
+// checkEngine takes --engine from an old config: nats (or nothing) is the
+// embedded engine; mochi, the former default, is gone.
+func checkEngine(engine string) error {
+	switch engine {
+	case "", engineNATS:
+		return nil
+	case "mochi":
+		return errors.New("--engine mochi: the mochi broker was removed; the embedded engine is nats-server (drop --engine)")
+	}
+	return fmt.Errorf("--engine %q: the only embedded engine is nats (drop --engine)", engine)
 }
 
 // usageErr maps flagenv.Parse's error to the command's: nil after -h.

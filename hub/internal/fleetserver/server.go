@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pifleet/pifleet/hub/internal/api"
-	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
 	"github.com/pifleet/pifleet/hub/internal/jobs"
@@ -37,21 +36,20 @@ import (
 type Config struct {
 	ID         string // hub id; default "hub"
 	Version    string
-	BrokerURL  string // external broker; empty: start the embedded one
-	MQTTListen string // embedded broker address; default 127.0.0.1:1883
+	BrokerURL  string // external broker; empty: start the embedded nats engine
+	MQTTListen string // the embedded engine's MQTT address; default 127.0.0.1:1883
 	HTTPListen string // default 127.0.0.1:8080
 	HTTPToken  string // required when HTTPListen is not loopback
 	KeepAlive  time.Duration
 
 	// ConfigureMQTT adjusts the hub's MQTT client (TLS, credentials).
 	ConfigureMQTT func(o *mqtt.ClientOptions) error
-	// BrokerOptions are passed to the embedded broker (hooks, TLS).
-	BrokerOptions broker.Options
-	// Engine is the embedded engine: EngineMochi (default) or EngineNATS.
-	Engine string
+	// DataDir keeps the embedded engine's store (in DataDir/nats) across
+	// restarts; empty: a throw-away store.
+	DataDir string
 	// NATS configures the embedded nats-server (TLS, credentials); its
-	// listen address, store (BrokerOptions.DataDir/nats) and logger come
-	// from the fields above.
+	// listen address, store (DataDir/nats) and logger come from the
+	// fields above.
 	NATS natsengine.Options
 
 	Logger *slog.Logger
@@ -61,22 +59,9 @@ type Config struct {
 	Ready func(h *Hub)
 }
 
-// The embedded engines.
-const (
-	EngineMochi = "mochi" // mochi-mqtt: MQTT only
-	EngineNATS  = "nats"  // nats-server: MQTT for the Pis, JetStream for state
-)
-
 func (c *Config) ensureDefaults() error {
 	if c.ID == "" {
 		c.ID = "hub"
-	}
-	switch c.Engine {
-	case "":
-		c.Engine = EngineMochi
-	case EngineMochi, EngineNATS:
-	default:
-		return fmt.Errorf("engine %q: want %s or %s", c.Engine, EngineMochi, EngineNATS)
 	}
 	if err := wire.ValidateID(c.ID); err != nil {
 		return fmt.Errorf("hub id: %w", err)
@@ -109,7 +94,6 @@ type Hub struct {
 	Fleet  *fleet.Fleet
 	Engine *chat.Engine
 
-	broker   *broker.Broker
 	nats     atomic.Pointer[natsengine.Engine] // set while the embedded nats engine runs
 	alerts   atomic.Pointer[lease.Lease]       // the alerts lease, with the nats engine
 	jobs     atomic.Pointer[jobs.Store]        // the cluster's shared jobs
@@ -142,11 +126,8 @@ func (h *Hub) ID() string { return h.cfg.ID }
 
 // BrokerURL is the broker the hub uses.
 func (h *Hub) BrokerURL() string {
-	switch {
-	case h.broker != nil:
-		return h.broker.URL()
-	case h.nats.Load() != nil:
-		return h.nats.Load().MQTTURL()
+	if e := h.nats.Load(); e != nil {
+		return e.MQTTURL()
 	}
 	return h.cfg.BrokerURL
 }
@@ -206,13 +187,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			case <-stopped:
 			}
 		}
-		var stop func()
-		var err error
-		if h.cfg.Engine == EngineNATS {
-			stop, err = h.startNATS(ctx, enqueue)
-		} else {
-			stop, err = h.startMochi(enqueue)
-		}
+		stop, err := h.startNATS(ctx, enqueue)
 		if err != nil {
 			close(stopped)
 			return err
@@ -259,36 +234,6 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
-// startMochi starts the embedded mochi broker and subscribes the fleet
-// inside it (broker.Subscribe); stop closes it.
-func (h *Hub) startMochi(enqueue func(topic string, payload []byte, retained bool)) (stop func(), err error) {
-	bo := h.cfg.BrokerOptions
-	bo.Listen = h.cfg.MQTTListen
-	if bo.Logger == nil {
-		// mochi is chatty at info level (every listener start/stop).
-		bo.Logger = slog.New(newQuietHandler(h.cfg.Logger.Handler()))
-	}
-	b, err := broker.Start(bo)
-	if err != nil {
-		return nil, err
-	}
-	stop = func() {
-		if err := b.Close(); err != nil {
-			h.log.Warn("stopping the embedded broker", "err", err)
-		}
-	}
-	h.Fleet.Resync(h.cfg.Now())
-	for _, f := range []string{wire.FilterAllStates, wire.FilterAllStatuses} {
-		if err := b.Subscribe(f, enqueue); err != nil {
-			stop()
-			return nil, fmt.Errorf("embedded broker: subscribe %s: %w", f, err)
-		}
-	}
-	h.broker = b
-	h.log.Info("embedded MQTT broker listening", "url", b.URL())
-	return stop, nil
-}
-
 // startNATS starts the embedded nats-server and reads the fleet from
 // JetStream (natsfeed: every Pi's last state and status, then every
 // update, on any node), not from MQTT's per-node retained replay; stop
@@ -302,8 +247,8 @@ func (h *Hub) startNATS(ctx context.Context, enqueue func(topic string, payload 
 	if o.Cluster != nil && o.ServerName == "" {
 		o.ServerName = wire.ClientID(wire.ClientHub, h.cfg.ID) // one per node, stable across restarts
 	}
-	if o.StateDir == "" && h.cfg.BrokerOptions.DataDir != "" {
-		o.StateDir = filepath.Join(h.cfg.BrokerOptions.DataDir, "nats")
+	if o.StateDir == "" && h.cfg.DataDir != "" {
+		o.StateDir = filepath.Join(h.cfg.DataDir, "nats")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(newQuietHandler(h.cfg.Logger.Handler()))
@@ -392,7 +337,7 @@ func (h *Hub) SetCredentials(c *credentials.File) error {
 // Group is the reply-to that the hubs of one cluster share for command
 // results ("hubs-<cluster name>"); "" when the hub is alone.
 func (h *Hub) Group() string {
-	if h.cfg.Engine == EngineNATS && h.cfg.BrokerURL == "" && h.cfg.NATS.Cluster != nil {
+	if h.cfg.BrokerURL == "" && h.cfg.NATS.Cluster != nil {
 		name := h.cfg.NATS.Cluster.Name
 		if name == "" {
 			name = "pifleet"
@@ -405,15 +350,15 @@ func (h *Hub) Group() string {
 // Jobs is the cluster's shared job store (nil: alone, or not open yet).
 func (h *Hub) Jobs() *jobs.Store { return h.jobs.Load() }
 
-// AlertLeader reports whether this hub posts alerts now. With the nats
-// engine, hubs sharing one fleet (a cluster) hold an "alerts" lease in
-// JetStream and only its holder posts (hub/internal/lease); otherwise the
-// hub is alone and always does.
+// AlertLeader reports whether this hub posts alerts now. With the
+// embedded engine, hubs sharing one fleet (a cluster) hold an "alerts"
+// lease in JetStream and only its holder posts (hub/internal/lease); with
+// an external broker the hub is alone and always does.
 func (h *Hub) AlertLeader() bool {
 	if l := h.alerts.Load(); l != nil {
 		return l.Held()
 	}
-	return h.cfg.Engine != EngineNATS || h.cfg.BrokerURL != ""
+	return h.cfg.BrokerURL != ""
 }
 
 // Refused counts logins the embedded nats engine refused.
@@ -540,7 +485,7 @@ func (h *Hub) apply(topic string, payload []byte, retained bool) {
 	}
 }
 
-// ingestQueue is how many fleet messages from the embedded broker may wait
+// ingestQueue is how many fleet messages from the embedded engine may wait
 // for the ingest goroutine before their senders wait.
 const ingestQueue = 4096
 
@@ -584,10 +529,11 @@ func trunc(s string, n int) string {
 	return s
 }
 
-// quietHandler is the embedded broker's log: records below warn are
-// dropped, and warnings are rate-limited. mochi warns once per client for
-// ordinary events (a connection closed by its Pi, a keepalive under 5 s);
-// at 10,000 Pis a restart wrote thousands of such lines.
+// quietHandler is the embedded engine's log: records below warn are
+// dropped (nats-server's notices are its own starts and stops), and
+// warnings are rate-limited: an embedded broker may warn once per client
+// about ordinary events (a connection closed by its Pi), and at 10,000
+// Pis a restart would write thousands of such lines.
 type quietHandler struct {
 	slog.Handler
 	lim *loglimit.Limit
@@ -627,9 +573,10 @@ func (q quietHandler) WithGroup(name string) slog.Handler {
 }
 
 // subscribe subscribes and checks every SUBACK return code (paho does not
-// report a refused filter as an error). mochi v2.7.9 refuses a SUBSCRIBE
-// whose packet id clashes with one of its own in-flight ids (code 0x91),
-// so a refused filter is retried a few times before the hub says so.
+// report a refused filter as an error). A refusal may pass (a broker that
+// refuses a SUBSCRIBE whose packet id clashes with one of its own
+// in-flight ids, code 0x91), so a refused filter is retried a few times
+// before the hub says so.
 func (h *Hub) subscribe(c mqtt.Client, filters map[string]byte, cb mqtt.MessageHandler) {
 	for attempt := 1; ; attempt++ {
 		tok := c.SubscribeMultiple(filters, cb)

@@ -10,7 +10,6 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/fleetserver"
 	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/hub/internal/slackbot"
-	"github.com/pifleet/pifleet/internal/credentials"
 	"github.com/pifleet/pifleet/internal/sdnotify"
 	"github.com/pifleet/pifleet/internal/transport"
 )
@@ -18,10 +17,10 @@ import (
 // Config is the hub: what `pifleet hub`'s flags say.
 type Config struct {
 	// Server is the fleet server: ids, broker, listeners, the HTTP token,
-	// the hub's MQTT login (ConfigureMQTT) and the broker's data dir.
+	// the hub's MQTT login (ConfigureMQTT) and the engine's data dir.
 	Server fleetserver.Config
-	// Security is the embedded broker's TLS and logins; hubd builds them
-	// into Server.BrokerOptions and re-reads the credentials on SIGHUP.
+	// Security is the embedded engine's TLS and logins; hubd builds them
+	// into Server.NATS and re-reads the credentials on SIGHUP.
 	Security broker.SecurityFlags
 	// Cluster joins the embedded nats engine to other hubs' (nil: alone).
 	Cluster  *natsengine.Cluster
@@ -44,27 +43,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Server.BrokerURL == "" && !transport.IsLoopbackAddr(cfg.Server.MQTTListen) && cfg.Security.Credentials == "" {
 		return fmt.Errorf("refusing to open the embedded broker on %s to anyone: set --mqtt-credentials (scripts/provision makes it), or listen on 127.0.0.1", cfg.Server.MQTTListen)
 	}
-	var reloader credentialSetter // what SIGHUP reloads; nil: nothing
-	if cfg.Server.Engine == fleetserver.EngineNATS {
-		no, err := natsOptions(cfg.Security)
-		if err != nil {
-			return err
-		}
-		no.Cluster = cfg.Cluster
-		cfg.Server.NATS = no
-	} else {
-		if cfg.Cluster != nil {
-			return errors.New("a cluster (--cluster-listen, --cluster-routes) needs --engine nats")
-		}
-		brokerTLS, hooks, authHook, err := cfg.Security.Build(log)
-		if err != nil {
-			return err
-		}
-		if authHook != nil {
-			reloader = authHook
-		}
-		cfg.Server.BrokerOptions.TLS, cfg.Server.BrokerOptions.Hooks = brokerTLS, hooks
+	no, err := cfg.Security.Build()
+	if err != nil {
+		return err
 	}
+	no.Cluster = cfg.Cluster
+	cfg.Server.NATS = no
 	if cfg.Notifier == nil {
 		cfg.Notifier = sdnotify.New()
 	}
@@ -79,11 +63,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Server.Engine == fleetserver.EngineNATS && cfg.Security.Credentials != "" {
-		reloader = h // the engine's logins, once it runs
-	}
-	if reloader != nil {
-		go reloadCredentialsOnHUP(ctx, log, cfg.Security.Credentials, reloader)
+	if cfg.Security.Credentials != "" {
+		go reloadCredentialsOnHUP(ctx, log, cfg.Security.Credentials, h) // the engine's logins, once it runs
 	}
 	late, err := wireCommands(cfg.Commands, log, h)
 	if err != nil {
@@ -119,24 +100,4 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log.Info("pifleet hub stopped")
 	return nil
-}
-
-// natsOptions turns the embedded broker's TLS and login flags into the
-// nats engine's options: the same flags, the same credentials file.
-func natsOptions(s broker.SecurityFlags) (natsengine.Options, error) {
-	var o natsengine.Options
-	switch {
-	case s.TLSCert != "" || s.TLSKey != "":
-		o.TLS = &transport.ServerFiles{CertFile: s.TLSCert, KeyFile: s.TLSKey, ClientCAFile: s.ClientCA}
-	case s.ClientCA != "":
-		return o, errors.New("--mqtt-client-ca needs --mqtt-tls-cert and --mqtt-tls-key")
-	}
-	if s.Credentials != "" {
-		c, err := credentials.Load(s.Credentials)
-		if err != nil {
-			return o, err
-		}
-		o.Credentials, o.AllowPlaintext = c, s.AllowPlaintext
-	}
-	return o, nil
 }

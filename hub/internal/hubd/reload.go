@@ -11,7 +11,7 @@ import (
 )
 
 // credentialSetter is an engine whose logins can be swapped while it runs:
-// the mochi broker's auth hook or the fleet server's nats engine.
+// the fleet server's embedded nats engine.
 type credentialSetter interface {
 	SetCredentials(*credentials.File) error
 	Refused() int64
