@@ -5,16 +5,17 @@ package dispatch
 // e2e_test.go; here the hub stays and waits).
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pifleet/pifleet/hub/internal/broker"
+	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/internal/testenv"
 )
 
-// The embedded broker (with its data dir, as the hub runs it) goes down
+// The embedded engine (with its state dir, as the hub runs it) goes down
 // just after the Pi starts a command and comes back after the command
 // has ended: the agent holds its final (FinalRetry) until the broker is
 // back, the hub, still waiting in Handle, reconnects and gets it within
@@ -23,10 +24,10 @@ func TestDockerBrokerRestartMidCommand(t *testing.T) {
 	e := newE2E(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	data := t.TempDir()
-	var b *broker.Broker
+	var b *natsengine.Engine
 	startBroker := func() {
 		var err error
-		if b, err = broker.Start(broker.Options{Listen: addr, DataDir: data}); err != nil {
+		if b, err = natsengine.Start(context.Background(), natsengine.Options{MQTTListen: addr, NATSListen: "127.0.0.1:0", StateDir: data}); err != nil {
 			t.Fatalf("start the broker: %v", err)
 		}
 	}

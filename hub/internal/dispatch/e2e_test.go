@@ -24,9 +24,9 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/internal/policy"
 	"github.com/pifleet/pifleet/internal/runnertest"
 	"github.com/pifleet/pifleet/internal/shellwords"
@@ -54,12 +54,12 @@ func newE2E(t *testing.T) *e2e {
 	if os.Getenv("E2E_BROKER") == "mosquitto" {
 		url = testenv.StartMosquitto(t, "").URL
 	} else {
-		b, err := broker.Start(broker.Options{Listen: "127.0.0.1:0"})
+		b, err := natsengine.Start(context.Background(), natsengine.Options{MQTTListen: "127.0.0.1:0", NATSListen: "127.0.0.1:0"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { b.Close() })
-		url = b.URL()
+		url = b.MQTTURL()
 	}
 	e := &e2e{t: t, brokerURL: url, dir: t.TempDir(), fleet: fleet.New(nil),
 		instance: fmt.Sprintf("dispatch-e2e-%d", time.Now().UnixNano())}

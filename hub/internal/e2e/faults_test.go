@@ -59,7 +59,7 @@ type faultRig struct {
 // store) and fails at once without a container; "job" sleeps in busybox.
 func newFaultRig(t *testing.T, dataDir string) *faultRig {
 	t.Helper()
-	_, url := testenv.StartMochi(t)
+	url := testenv.StartMosquitto(t, "").URL
 	dir := t.TempDir()
 	pub, key, _ := ed25519.GenerateKey(nil)
 	r := &faultRig{t: t, id: fmt.Sprintf("pi-fault-%d", time.Now().UnixNano()%1e9), bin: binAgent(t), broker: url, dataDir: dataDir, key: key,

@@ -3,13 +3,13 @@ package sim
 import (
 	"context"
 	"net/netip"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/pifleet/pifleet/internal/testenv"
 	"github.com/pifleet/pifleet/internal/wire"
@@ -48,31 +48,32 @@ func TestConfigRejected(t *testing.T) {
 	}
 }
 
-// TestSimAgainstBroker: 30 simulated Pis against a real (in-process)
-// broker publish a retained birth and valid statuses of their session,
+// TestSimAgainstBroker: 30 simulated Pis against a real broker (Mosquitto,
+// whose log says where each client connected from) publish a retained birth and valid statuses of their session,
 // from the source addresses asked for; churn drops connections and the
 // links reconnect with a higher epoch.
 func TestSimAgainstBroker(t *testing.T) {
-	srv, url := testenv.StartMochi(t)
+	m := testenv.StartMosquitto(t, "")
+	url := m.URL
 	var mu sync.Mutex
 	births := map[string]uint64{}
 	statuses := map[string]wire.Status{}
 	remotes := map[string]bool{}
-	watch := func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
-		tp, err := wire.ParseTopic(pk.TopicName)
+	watch := func(_ paho.Client, pk paho.Message) {
+		tp, err := wire.ParseTopic(pk.Topic())
 		if err != nil {
-			t.Errorf("topic %q: %v", pk.TopicName, err)
+			t.Errorf("topic %q: %v", pk.Topic(), err)
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		switch tp.Leaf {
 		case wire.LeafState:
-			if st, err := wire.DecodeState(pk.Payload); err == nil && st.State == wire.StateOnline {
+			if st, err := wire.DecodeState(pk.Payload()); err == nil && st.State == wire.StateOnline {
 				births[tp.Device] = max(births[tp.Device], st.Epoch)
 			}
 		case wire.LeafStatus:
-			st, err := wire.DecodeStatus(pk.Payload)
+			st, err := wire.DecodeStatus(pk.Payload())
 			if err != nil {
 				t.Errorf("status of %s does not decode: %v", tp.Device, err)
 				return
@@ -80,10 +81,14 @@ func TestSimAgainstBroker(t *testing.T) {
 			statuses[tp.Device] = st
 		}
 	}
-	for _, f := range []string{wire.FilterAllStates, wire.FilterAllStatuses} {
-		if err := srv.Subscribe(f, 1, watch); err != nil {
-			t.Fatal(err)
-		}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("watcher"))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("watcher connect: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	tok := c.SubscribeMultiple(map[string]byte{wire.FilterAllStates: 1, wire.FilterAllStatuses: 1}, watch)
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("watcher subscribe: %v", tok.Error())
 	}
 	src := []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}
 	s, err := New(Config{Agents: 60, Shard: 1, Shards: 2, Prefix: "t-", Brokers: []string{url}, Rate: 200,
@@ -106,9 +111,11 @@ func TestSimAgainstBroker(t *testing.T) {
 		}
 		return ""
 	})
-	for _, cl := range srv.Clients.GetAll() {
-		if strings.HasPrefix(cl.ID, wire.ClientID(wire.ClientAgent, "t-")) {
-			remotes[strings.Split(cl.Net.Remote, ":")[0]] = true
+	// "New client connected from 127.0.0.2:40312 as pifleet-agent-t-00031 (…)"
+	connected := regexp.MustCompile(`New client connected from ([0-9.]+):[0-9]+ as ` + regexp.QuoteMeta(wire.ClientID(wire.ClientAgent, "t-")))
+	for _, line := range m.Log.Lines() {
+		if sm := connected.FindStringSubmatch(line); sm != nil {
+			remotes[sm[1]] = true
 		}
 	}
 	cancel()
