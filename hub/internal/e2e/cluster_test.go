@@ -11,7 +11,7 @@ import (
 	"github.com/pifleet/pifleet/internal/testenv"
 )
 
-// clusterHub is one `pifleet hub --engine nats` whose embedded server is
+// clusterHub is one `pifleet hub` whose embedded nats-server is
 // a node of a three-node cluster.
 type clusterHub struct {
 	env  *fleetEnv // its HTTP API and CLI (env.hub is this process)
@@ -33,9 +33,9 @@ func startCluster(t *testing.T) []*clusterHub {
 	var hubs []*clusterHub
 	for i := range 3 {
 		e := &fleetEnv{t: t, pifleet: pifleet, agentBin: agent, httpPort: testenv.FreePort(t), mqttPort: testenv.FreePort(t),
-			stateDir: t.TempDir(), engine: "nats"}
+			stateDir: t.TempDir()}
 		e.brokerURL = fmt.Sprintf("mqtt://127.0.0.1:%d", e.mqttPort)
-		args := []string{"hub", "--id", fmt.Sprintf("hub%d", i+1), "--engine", "nats",
+		args := []string{"hub", "--id", fmt.Sprintf("hub%d", i+1),
 			"--http-listen", fmt.Sprintf("127.0.0.1:%d", e.httpPort), "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", e.mqttPort),
 			"--state-dir", e.stateDir, "--log-level", "debug",
 			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", clusterPorts[i]), "--cluster-routes", strings.Join(routes, ",")}

@@ -86,13 +86,11 @@ type brokerKind struct {
 	name string
 	// external returns a broker URL, or "" for the hub's embedded broker.
 	external func(t testing.TB) string
-	engine   string // the embedded engine (--engine); "": the default
 }
 
 var brokers = []brokerKind{
 	{name: "embedded", external: func(testing.TB) string { return "" }},
 	{name: "mosquitto", external: func(t testing.TB) string { return testenv.StartMosquitto(t, "").URL }},
-	{name: "nats", external: func(testing.TB) string { return "" }, engine: "nats"},
 }
 
 // fleetEnv is a hub (and maybe an external broker) for one test.
@@ -106,7 +104,6 @@ type fleetEnv struct {
 	httpPort  int
 	mqttData  string // embedded broker's --mqtt-data; empty: the default, <state-dir>/broker
 	stateDir  string // the hub's --state-dir, kept across its restarts
-	engine    string // the embedded engine (--engine); "": the default
 	hub       *proc
 }
 
@@ -116,7 +113,6 @@ func newEnv(t testing.TB, b brokerKind, opts ...func(*fleetEnv)) *fleetEnv {
 		agentBin: testenv.Binary(t, "./agent", "pifleet-agent"),
 		httpPort: testenv.FreePort(t),
 		stateDir: t.TempDir(),
-		engine:   b.engine,
 	}
 	if url := b.external(t); url != "" {
 		e.brokerURL, e.external = url, true
@@ -139,9 +135,6 @@ func (e *fleetEnv) startHub() {
 		args = append(args, "--broker", e.brokerURL)
 	} else {
 		args = append(args, "--mqtt-listen", fmt.Sprintf("127.0.0.1:%d", e.mqttPort))
-		if e.engine != "" {
-			args = append(args, "--engine", e.engine)
-		}
 		if e.mqttData != "" {
 			args = append(args, "--mqtt-data", e.mqttData)
 		}

@@ -32,8 +32,6 @@ const (
 
 func TestScaleEmbedded(t *testing.T) { testScale(t, brokers[0], nil, false) }
 
-func TestScaleNATS(t *testing.T) { testScale(t, brokers[2], nil, false) }
-
 func TestScaleMosquitto(t *testing.T) {
 	m := testenv.StartMosquitto(t, "")
 	testScale(t, brokerKind{name: "mosquitto", external: func(testing.TB) string { return m.URL }}, m, true)
