@@ -7,8 +7,8 @@ import (
 	"github.com/pifleet/pifleet/internal/credentials"
 )
 
-// TestLogin is the rule both embedded engines apply (their policy suites
-// run it against real brokers): a verified certificate's CN first, else
+// TestLogin is the rule the embedded engine applies (its policy suite
+// runs it against a real broker): a verified certificate's CN first, else
 // username and password.
 func TestLogin(t *testing.T) {
 	h, err := credentials.HashPassword("pi-a-password")
@@ -43,6 +43,22 @@ func TestLogin(t *testing.T) {
 		}
 		if err != nil || id != tc.id || hub != tc.hub {
 			t.Errorf("Login(%q, %q, cn %q) = %q hub=%v %v; want %q hub=%v", tc.user, tc.pw, tc.cn, id, hub, err, tc.id, tc.hub)
+		}
+	}
+}
+
+func TestCredentialsValidate(t *testing.T) {
+	for _, tc := range []struct{ json, want string }{
+		{`{"version":1,"hubs":[{"id":"hub"}],"devices":[{"id":"hub"}]}`, "appears twice"},
+		{`{"version":1,"devices":[{"id":"a/b"}]}`, "invalid id"},
+		{`{"version":1,"devices":[{"id":"pi","password_hash":"plain"}]}`, "not a $7$"},
+		{`{"version":2}`, "version 2"},
+		{`{"version":1,"extra":1}`, "unknown field"},
+		{`{"version":1,"devices":[{"id":"pi"}]}`, ""},
+	} {
+		_, err := credentials.Parse([]byte(tc.json))
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: got %v, want %q", tc.json, err, tc.want)
 		}
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
-// TestPolicy is hub/internal/broker's policy suite (runPolicy and the
-// mochi-only checks) against the nats engine. Negative checks never wait
+// TestPolicy is the broker policy suite (hub/internal/broker's runPolicy
+// checks the same on Mosquitto with the generated config), with the checks
+// only the embedded engine makes, against the nats engine. Negative
+// checks never wait
 // for "nothing happens": a forbidden message is followed by an allowed one
 // on the same path, and the allowed one must arrive first.
 func TestPolicy(t *testing.T) {
