@@ -12,8 +12,10 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/internal/link"
 	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/transport"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -48,17 +50,22 @@ func (l *levelLog) errors() []string {
 }
 
 // TestAgentLinkUnderACL: the agent's real MQTT session, logged in as its
-// device under the broker policy (the embedded broker and Mosquitto with
-// the generated ACL), connects with no ERROR line and keeps its
+// device under the broker policy (the embedded nats engine and Mosquitto
+// with the generated ACL), connects with no ERROR line and keeps its
 // stale-death protection: a retained state from an earlier session with a
 // higher epoch (a Pi whose clock went backwards) is read and answered
 // with a birth above it — which needs the Pi to read its own state topic.
 func TestAgentLinkUnderACL(t *testing.T) {
 	f := newFleetPKI(t)
-	b, _ := startMochi(t, f, true, true)
+	e, err := natsengine.Start(t.Context(), natsengine.Options{MQTTListen: "127.0.0.1:0", NATSListen: "127.0.0.1:0", Credentials: f.creds,
+		TLS: &transport.ServerFiles{CertFile: f.serverCert, KeyFile: f.srvKey, ClientCAFile: f.ca}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
 	m := writeMosquitto(t, f, "")
 	for name, url := range map[string]string{
-		"mochi":     b.URL(),
+		"nats":      e.MQTTURL(),
 		"mosquitto": fmt.Sprintf("mqtts://127.0.0.1:%d", m.Port),
 	} {
 		t.Run(name, func(t *testing.T) {

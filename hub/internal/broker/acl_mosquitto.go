@@ -8,9 +8,10 @@ import (
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
-// MosquittoFiles is the same policy as AuthHook for an external Mosquitto
-// (2.0+): a password_file (the same "$7$" hashes) and an acl_file, plus the
-// listener lines that go with them.
+// MosquittoFiles is the embedded engine's policy (natsengine's logins and
+// subject permissions) for an external Mosquitto (2.0+): a password_file
+// (the same "$7$" hashes) and an acl_file, plus the listener lines that go
+// with them.
 type MosquittoFiles struct {
 	Passwords string // password_file content: "id:$7$…" per identity with a password
 	ACL       string // acl_file content
@@ -56,7 +57,7 @@ func MosquittoConfig(c *credentials.File, p MosquittoPaths) (MosquittoFiles, err
 
 	var acl strings.Builder
 	root := wire.Root
-	fmt.Fprintf(&acl, "# pifleet ACL (generated; see hub/internal/broker/acl.go for the policy).\n")
+	fmt.Fprintf(&acl, "# pifleet ACL (generated; the embedded engine's policy is in hub/internal/natsengine/acl.go).\n")
 	fmt.Fprintf(&acl, "# Devices: username (or certificate CN) = device id.\n")
 	fmt.Fprintf(&acl, "pattern write %s/devices/%%u/%s\n", root, wire.LeafState)
 	fmt.Fprintf(&acl, "pattern write %s/devices/%%u/%s\n", root, wire.LeafStatus)

@@ -1,5 +1,6 @@
-// Package broker runs the hub's embedded MQTT broker (mochi-mqtt v2). It is
-// the default for small fleets and for `make run`; larger fleets point the
-// hub and agents at an external broker (Mosquitto, EMQX, NATS) instead, and
-// nothing in the hub depends on the broker being embedded.
+// Package broker holds what the hub's broker settings need besides the
+// embedded engine itself (hub/internal/natsengine): the `pifleet hub`
+// flags for its TLS and logins (SecurityFlags), and the same per-device
+// policy as config files for an external Mosquitto (MosquittoConfig, for
+// `pifleet mosquitto-config`).
 package broker
