@@ -97,7 +97,7 @@ func (c *File) Find(id string) (e Entry, hub, ok bool) {
 	return Entry{}, false, false
 }
 
-// Login checks one login against the file, as both embedded engines do:
+// Login checks one login against the file, as the embedded engine does:
 // a client certificate verified against the fleet CA (verifiedCN, its CN)
 // names the identity, and a username given with it must be the same;
 // otherwise the username is the id and the password must match its hash

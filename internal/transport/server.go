@@ -7,8 +7,8 @@ import (
 )
 
 // ServerFiles name an MQTT listener's certificate and key and, optionally,
-// the CA that signs client certificates: the embedded engines' TLS
-// (mochi and nats-server), one loader for both.
+// the CA that signs client certificates: the TLS of the hub's embedded
+// engine (nats-server).
 type ServerFiles struct {
 	CertFile string // PEM server certificate (chain)
 	KeyFile  string // PEM private key

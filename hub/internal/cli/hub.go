@@ -143,7 +143,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 const engineNATS = "nats"
 
 // checkEngine takes --engine from an old config: nats (or nothing) is the
-// embedded engine; mochi, the former default, is gone.
+// embedded engine; the former default, mochi, is gone and says so.
 func checkEngine(engine string) error {
 	switch engine {
 	case "", engineNATS:

@@ -1,8 +1,9 @@
 package dispatch
 
-// End to end over a real MQTT broker (the embedded mochi) with a real
-// agent process (agent/internal/cmdexec/testagent: link + cmdexec +
-// runner) and real containers. Named TestDocker* (the qemu run skips them).
+// End to end over a real MQTT broker (the embedded nats engine, or
+// Mosquitto with E2E_BROKER=mosquitto) with a real agent process
+// (agent/internal/cmdexec/testagent: link + cmdexec + runner) and real
+// containers. Named TestDocker* (the qemu run skips them).
 
 import (
 	"bytes"

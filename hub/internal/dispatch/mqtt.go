@@ -38,10 +38,10 @@ func (p pahoPublisher) Publish(topic string, qos byte, retained bool, payload []
 // and the broker then re-sends any retained finals the hub missed).
 //
 // A SUBACK can refuse a filter with a failure code that paho does not
-// report as an error: mochi v2.7.9 answers "packet identifier in use"
-// (0x91) when the client's SUBSCRIBE id equals one of the broker's own
-// unacknowledged PUBLISH ids (e.g. retained states it is still sending).
-// So the code is checked and the subscription retried.
+// report as an error, and a refusal may pass: a broker may answer "packet
+// identifier in use" (0x91) when the client's SUBSCRIBE id equals one of
+// its own unacknowledged PUBLISH ids (e.g. retained states it is still
+// sending). So the code is checked and the subscription retried.
 func (d *Dispatcher) Subscribe(c mqtt.Client) {
 	filter := wire.ResultFilter(d.o.ReplyTo)
 	handler := func(_ mqtt.Client, m mqtt.Message) {

@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// TestBrokerWarningsRateLimited: mochi warns once per closed connection;
-// at 10,000 Pis that is thousands of lines. Ten per minute get through,
+// TestBrokerWarningsRateLimited: an embedded broker that warns once per
+// closed connection writes thousands of lines at 10,000 Pis. Ten per minute get through,
 // the rest are counted and reported once in the next minute; errors
 // always pass, info never does.
 func TestBrokerWarningsRateLimited(t *testing.T) {

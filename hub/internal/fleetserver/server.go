@@ -395,7 +395,7 @@ func (h *Hub) connect(ctx context.Context) error {
 			h.everConnected.Store(true)
 			h.log.Info("connected to MQTT broker", "broker", broker)
 			c.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOnline))
-			if h.cfg.BrokerURL != "" { // the embedded engines feed the fleet themselves
+			if h.cfg.BrokerURL != "" { // the embedded engine feeds the fleet itself
 				h.subscribeFleet(c)
 			}
 			h.onConnMu.Lock()

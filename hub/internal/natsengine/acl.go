@@ -30,8 +30,9 @@ func token(id string) string { return strings.ReplaceAll(id, ".", "//") }
 // root is wire.Root as a subject.
 const root = "pifleet.v1"
 
-// permissions is the mochi broker's policy (broker.Identity.CanWrite and
-// CanRead) as subject permissions on the converted topics:
+// permissions is the fleet's topic policy (the same as the Mosquitto ACL
+// that broker.MosquittoConfig writes) as subject permissions on the
+// converted topics:
 //
 //   - a device publishes its own state, status and result/<hub>/<cmd>,
 //     never a command, not even to itself; it reads its own command

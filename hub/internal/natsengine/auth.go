@@ -68,7 +68,7 @@ func (a *authenticator) refuse(c server.ClientAuthentication, cid, user string, 
 	}
 }
 
-// authenticate is the mochi broker's AuthHook.authenticate: a verified
+// authenticate logs a client in (credentials.File.Login): a verified
 // client certificate first (CN = id), else username = id and password;
 // then the client id must fit the identity.
 func (a *authenticator) authenticate(c server.ClientAuthentication, cid string) (identity, error) {

@@ -3,6 +3,6 @@
 // use NATS on a loopback port, and retained states and sessions live in a
 // JetStream store under the state directory. Logins come from the
 // credentials file ("$7$" passwords or fleet-CA client certificates) and
-// each identity gets the same topic policy as the mochi broker's ACL, as
-// NATS subject permissions.
+// each identity gets the fleet's topic policy (the one `pifleet
+// mosquitto-config` writes for Mosquitto) as NATS subject permissions.
 package natsengine
