@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
 # Fleet-scale benchmark: N simulated Pis (pifleet sim, several processes,
-# 16 loopback source addresses) against the real hub, on the embedded
-# broker and on the hub + Mosquitto. Prints one Markdown table row per run:
+# 16 loopback source addresses) against the real hub, on its embedded
+# broker (nats-server) and on the hub + Mosquitto. Prints one Markdown table row per run:
 #   time until the API is exact, hub (and broker) RSS and CPU at the
 #   heartbeat, GET /api/devices latency, time until exact after half the
 #   Pis are killed (SIGKILL: their wills), time until 99 % of the live ones
 #   are back online after a hub restart (heard live again, not only claimed
 #   by a retained state: /api/summary's online − unconfirmed).
 #
-#   scripts/bench-fleet.sh                 # 10,000 Pis: embedded, mosquitto, nats
-#   PIS=19000 MODES=embedded scripts/bench-fleet.sh
-#   MODES=nats scripts/bench-fleet.sh      # the hub with --engine nats (embedded nats-server)
+#   scripts/bench-fleet.sh                 # 10,000 Pis: embedded, mosquitto
+#   PIS=19000 MODES=embedded scripts/bench-fleet.sh   # (MODES=nats: the same, its old name)
 #   MODES=cluster scripts/bench-fleet.sh   # three hubs, one NATS cluster, a node killed
-#   PROFILE=/tmp/prof MODES=nats scripts/bench-fleet.sh  # + the hub's CPU and heap profiles
+#   PROFILE=/tmp/prof MODES=embedded scripts/bench-fleet.sh  # + the hub's CPU and heap profiles
 #
 # Engine-neutral: it talks to the hub's HTTP API and counts processes only,
 # so the same script measures whatever engine the hub embeds.
@@ -26,7 +25,7 @@ PROCS=${PROCS:-2}              # sim processes (≤ ~19,000 sockets each: 20,000
 RATE=${RATE:-250}              # connects/s per sim process
 HEARTBEAT=${HEARTBEAT:-30s}
 KEEPALIVE=${KEEPALIVE:-10s}
-MODES=${MODES:-embedded mosquitto nats}
+MODES=${MODES:-embedded mosquitto}
 WAIT=${WAIT:-180}              # seconds each step may take before it counts as failed
 WINDOW=${WINDOW:-60}           # seconds of steady state to measure CPU over
 SETTLE=${SETTLE:-30}           # seconds after the view is exact before the CPU window (one heartbeat: the connect wave's last statuses and the stores' flushes are over)
@@ -94,6 +93,7 @@ start_sims() { # args: broker URL
 
 run() { # mode
   local mode=$1 broker extra=() brokerpid="" t0 exact devlat cpu0 cpu1 bcpu0 bcpu1 rss brss killed restart listed
+  [ "$mode" = nats ] && mode=embedded # the embedded engine is nats-server: "nats" is its old mode name
   rm -rf "$WORK/state"; : >"$WORK/hub.log"
   if [ "$mode" = mosquitto ]; then
     command -v mosquitto >/dev/null || { echo "bench-fleet: needs mosquitto (make deps)" >&2; exit 1; }
@@ -101,9 +101,7 @@ run() { # mode
     mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
     brokerpid=$!; PIDS+=("$brokerpid"); sleep 0.5
     broker="mqtt://127.0.0.1:$MQTT_PORT"; extra=(--broker "$broker")
-  elif [ "$mode" = nats ]; then # the embedded nats-server (hub --engine nats)
-    broker="mqtt://127.0.0.1:$MQTT_PORT"; extra=(--mqtt-listen "127.0.0.1:$MQTT_PORT" --engine nats)
-  else
+  else # the hub's embedded nats-server
     broker="mqtt://127.0.0.1:$MQTT_PORT"; extra=(--mqtt-listen "127.0.0.1:$MQTT_PORT")
   fi
   if [ -n "$PROFILE" ]; then mkdir -p "$PROFILE"; extra+=(--debug-listen "127.0.0.1:$DEBUG_PORT"); fi
@@ -157,7 +155,7 @@ run_cluster() {
   for i in 0 1 2; do routes+="${routes:+,}nats://127.0.0.1:$((CLUSTER_PORT + i))"; done
   for i in 0 1 2; do
     rm -rf "$WORK/state$i"
-    "$BIN" hub --engine nats --id "hub$((i + 1))" --state-dir "$WORK/state$i" --http-listen "127.0.0.1:$((HTTP_PORT + i))" \
+    "$BIN" hub --id "hub$((i + 1))" --state-dir "$WORK/state$i" --http-listen "127.0.0.1:$((HTTP_PORT + i))" \
       --mqtt-listen "127.0.0.1:$((MQTT_PORT + i))" --cluster-listen "127.0.0.1:$((CLUSTER_PORT + i))" --cluster-routes "$routes" \
       --log-level warn >>"$WORK/hub$i.log" 2>&1 &
     hubs+=($!); PIDS+=($!)
