@@ -206,6 +206,10 @@ func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error)
 	opts := mqtt.NewClientOptions().
 		AddBroker(broker).
 		SetClientID(wire.ClientID(wire.ClientAgent, l.o.ID)).
+		// MQTT 3.1.1 only: paho otherwise retries a refused login as
+		// MQTT 3.1, which nats-server closes without an answer, so a
+		// wrong password would read "EOF" instead of "not Authorized".
+		SetProtocolVersion(4).
 		SetKeepAlive(l.o.KeepAlive).
 		SetPingTimeout(l.o.KeepAlive/2).
 		SetConnectTimeout(l.o.ConnectTimeout).

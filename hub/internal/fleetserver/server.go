@@ -382,6 +382,7 @@ func (h *Hub) connect(ctx context.Context) error {
 	opts := mqtt.NewClientOptions().
 		AddBroker(broker).
 		SetClientID(wire.ClientID(wire.ClientHub, h.cfg.ID)).
+		SetProtocolVersion(4). // MQTT 3.1.1 only, as the agent (internal/link)
 		SetKeepAlive(h.cfg.KeepAlive).
 		SetCleanSession(true).
 		SetAutoReconnect(true).
