@@ -9,10 +9,14 @@ import (
 	"syscall"
 
 	"github.com/pifleet/pifleet/hub/internal/cli"
+	"github.com/pifleet/pifleet/hub/internal/gctune"
 	"github.com/pifleet/pifleet/internal/exitcode"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "hub" {
+		gctune.Apply() // may re-execute this process with the hub's GC settings
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.Run(ctx, cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}, os.Args[1:])
 	stop()

@@ -31,7 +31,7 @@ WINDOW=${WINDOW:-60}           # seconds of steady state to measure CPU over
 SETTLE=${SETTLE:-30}           # seconds after the view is exact before the CPU window (one heartbeat: the connect wave's last statuses and the stores' flushes are over)
 MQTT_PORT=${MQTT_PORT:-21883}
 HTTP_PORT=${HTTP_PORT:-28080}
-PROFILE=${PROFILE:-}            # a directory: save the hub's CPU profile over the CPU window there (<mode>-cpu.pprof) and its heap after it
+PROFILE=${PROFILE:-}            # a directory: save the hub's CPU profile over the CPU window there (<mode>-cpu.pprof) and its heap before and after it (allocations in the window: go tool pprof -sample_index=alloc_space -base <mode>-heap0.pprof <mode>-heap.pprof)
 DEBUG_PORT=${DEBUG_PORT:-26060}
 CLUSTER_PORT=${CLUSTER_PORT:-26222}  # MODES=cluster: route listeners (3 in a row, as HTTP_PORT and MQTT_PORT)
 
@@ -113,6 +113,7 @@ run() { # mode
   sleep "$SETTLE"
   cpu0=$(cpu_ticks "$HUB"); [ -n "$brokerpid" ] && bcpu0=$(cpu_ticks "$brokerpid")
   if [ -n "$PROFILE" ]; then
+    curl -sf -o "$PROFILE/$mode-heap0.pprof" "http://127.0.0.1:$DEBUG_PORT/debug/pprof/heap"
     curl -sf --max-time $((WINDOW + 30)) -o "$PROFILE/$mode-cpu.pprof" "http://127.0.0.1:$DEBUG_PORT/debug/pprof/profile?seconds=$WINDOW"
   else
     sleep "$WINDOW"
