@@ -1,9 +1,7 @@
 package broker_test
 
 import (
-	"bytes"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -295,7 +293,7 @@ func dropWithWill(t *testing.T, url string, f *fleetPKI, id, willTopic string, m
 		t.Fatalf("dial %s: %v", url, err)
 	}
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := conn.Write(connectPacket(wire.ClientID(wire.ClientAgent, id), id, pw, willTopic, "lost")); err != nil {
+	if _, err := conn.Write(testenv.MQTTConnect(wire.ClientID(wire.ClientAgent, id), id, pw, willTopic, "lost")); err != nil {
 		t.Fatal(err)
 	}
 	ack := make([]byte, 4)
@@ -319,38 +317,6 @@ func writeMosquitto(t *testing.T, f *fleetPKI, extra string) *testenv.Mosquitto 
 	f.write("mosq.passwd", []byte(files.Passwords))
 	f.write("mosq.acl", []byte(files.ACL))
 	return testenv.StartMosquitto(t, files.Conf+extra)
-}
-
-// connectPacket encodes an MQTT 3.1.1 CONNECT (clean session, keepalive
-// 30 s) with a username, a password and a QoS 1 will.
-func connectPacket(clientID, user, pass, willTopic, willMsg string) []byte {
-	str := func(b *bytes.Buffer, s string) {
-		_ = binary.Write(b, binary.BigEndian, uint16(len(s)))
-		b.WriteString(s)
-	}
-	var body bytes.Buffer
-	str(&body, "MQTT")
-	body.WriteByte(4)                                // protocol level 3.1.1
-	body.WriteByte(0x80 | 0x40 | 0x08 | 0x04 | 0x02) // user, password, will QoS 1, will, clean
-	_ = binary.Write(&body, binary.BigEndian, uint16(30))
-	str(&body, clientID)
-	str(&body, willTopic)
-	str(&body, willMsg)
-	str(&body, user)
-	str(&body, pass)
-	pk := []byte{0x10}
-	for n := body.Len(); ; {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		pk = append(pk, d)
-		if n == 0 {
-			break
-		}
-	}
-	return append(pk, body.Bytes()...)
 }
 
 func TestPolicyMosquitto(t *testing.T) {

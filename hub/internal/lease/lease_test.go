@@ -6,26 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/testenv/natstest"
 )
 
 // natsServer runs a real nats-server with JetStream on loopback.
-func natsServer(t *testing.T) string {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s.ClientURL()
-}
+func natsServer(t *testing.T) string { return natstest.Server(t).ClientURL() }
 
 type hub struct {
 	l      *Lease

@@ -1,10 +1,8 @@
 package natsengine_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/testenv"
 	"github.com/pifleet/pifleet/internal/transport"
 	"github.com/pifleet/pifleet/internal/transport/pki"
 )
@@ -212,45 +211,13 @@ func rawConnect(t *testing.T, url, caFile, clientID, user, pass, willTopic strin
 		t.Fatalf("dial %s: %v", url, err)
 	}
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := conn.Write(connectPacket(clientID, user, pass, willTopic, "lost")); err != nil {
+	if _, err := conn.Write(testenv.MQTTConnect(clientID, user, pass, willTopic, "lost")); err != nil {
 		t.Fatal(err)
 	}
 	ack := make([]byte, 4)
 	_, err = io.ReadFull(conn, ack)
 	_ = conn.SetDeadline(time.Time{})
 	return conn, err == nil && ack[0] == 0x20 && ack[3] == 0
-}
-
-// connectPacket encodes an MQTT 3.1.1 CONNECT (clean session, keepalive
-// 30 s) with a QoS 1 will.
-func connectPacket(clientID, user, pass, willTopic, willMsg string) []byte {
-	str := func(b *bytes.Buffer, s string) {
-		_ = binary.Write(b, binary.BigEndian, uint16(len(s)))
-		b.WriteString(s)
-	}
-	var body bytes.Buffer
-	str(&body, "MQTT")
-	body.WriteByte(4)                                // protocol level 3.1.1
-	body.WriteByte(0x80 | 0x40 | 0x08 | 0x04 | 0x02) // user, password, will QoS 1, will, clean
-	_ = binary.Write(&body, binary.BigEndian, uint16(30))
-	str(&body, clientID)
-	str(&body, willTopic)
-	str(&body, willMsg)
-	str(&body, user)
-	str(&body, pass)
-	pk := []byte{0x10}
-	for n := body.Len(); ; {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		pk = append(pk, d)
-		if n == 0 {
-			break
-		}
-	}
-	return append(pk, body.Bytes()...)
 }
 
 func password(t *testing.T, f *fleetPKI, id string) string {

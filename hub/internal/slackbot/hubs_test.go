@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/jobs"
 	sbt "github.com/pifleet/pifleet/hub/internal/slackbot/slackbottest"
 	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/testenv/natstest"
 )
 
 // memClaim is a shared claim in memory: what the hubs' JetStream bucket
@@ -42,15 +42,7 @@ func (m *memClaim) Claim(_ context.Context, key string) (bool, error) {
 // nats-server with JetStream, through the hubs' job store.
 func natsClaims(t *testing.T, n int) []func(context.Context, string) (bool, error) {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(s.Shutdown)
+	s := natstest.Server(t)
 	var out []func(context.Context, string) (bool, error)
 	for range n {
 		nc, err := nats.Connect(s.ClientURL())
