@@ -275,3 +275,46 @@ func LoadCertPool(path string) (*x509.CertPool, []*x509.Certificate, error) {
 	}
 	return pool, certs, nil
 }
+
+// IsNATSScheme reports whether a URL scheme names a NATS server: nats://
+// (plaintext) or tls:// (NATS over TLS). tls:// alone also means MQTT
+// over TLS to ParseBroker; a caller that takes both says which applies.
+func IsNATSScheme(scheme string) bool {
+	switch strings.ToLower(scheme) {
+	case "nats", "tls":
+		return true
+	}
+	return false
+}
+
+// CheckNATS parses a NATS server URL (nats:// or tls://, default port
+// 4222) and checks it against these settings as CheckBroker does an MQTT
+// one: TLS files with nats://, or nats:// off this machine without
+// AllowPlaintext, are errors; tls:// is TLS.
+func (o Options) CheckNATS(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("NATS URL %q: %w", raw, err)
+	}
+	if !IsNATSScheme(u.Scheme) {
+		return nil, fmt.Errorf("NATS URL %q: scheme %q (want nats:// or tls://)", raw, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("NATS URL %q: no host (want tls://host:4222)", raw)
+	}
+	if p := u.Port(); p == "" {
+		u.Host = net.JoinHostPort(u.Hostname(), "4222")
+	} else if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return nil, fmt.Errorf("NATS URL %q: port %q is not 1–65535", raw, p)
+	}
+	if strings.EqualFold(u.Scheme, "tls") {
+		return u, nil
+	}
+	if o.CAFile != "" || o.CertFile != "" {
+		return nil, fmt.Errorf("NATS server %s is plaintext but TLS files are configured: use tls://%s", u.Redacted(), u.Host)
+	}
+	if !o.AllowPlaintext && !isLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("NATS server %s: plaintext off this machine would send credentials and the fleet in the clear; use tls:// (or --allow-plaintext in a lab)", u.Redacted())
+	}
+	return u, nil
+}
