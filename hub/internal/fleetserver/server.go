@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pifleet/pifleet/hub/internal/api"
 	"github.com/pifleet/pifleet/hub/internal/chat"
@@ -34,13 +36,28 @@ import (
 
 // Config configures a hub. Zero values get defaults.
 type Config struct {
-	ID         string // hub id; default "hub"
-	Version    string
-	BrokerURL  string // external broker; empty: start the embedded nats engine
-	MQTTListen string // the embedded engine's MQTT address; default 127.0.0.1:1883
-	HTTPListen string // default 127.0.0.1:8080
-	HTTPToken  string // required when HTTPListen is not loopback
-	KeepAlive  time.Duration
+	ID      string // hub id; default "hub"
+	Version string
+	// BrokerURL is the external broker's MQTT URL, or several
+	// separated by commas (paho tries them in turn); empty: start the
+	// embedded nats engine.
+	BrokerURL string
+	// NATSURLs, with BrokerURL, are an external nats-server cluster's
+	// NATS URLs (nats:// or tls://): the hub reads the fleet from its
+	// JetStream as from the embedded engine, holds the alerts lease and
+	// shares jobs there, and BrokerURL is the same cluster's MQTT
+	// listeners, for the hub's own session (retained presence, will,
+	// commands, results).
+	NATSURLs []string
+	// NATSOptions are the NATS connection's credentials and TLS.
+	NATSOptions []nats.Option
+	// ClusterName names the external NATS cluster's group of hubs
+	// (Group: "hubs-<name>"); default "pifleet".
+	ClusterName string
+	MQTTListen  string // the embedded engine's MQTT address; default 127.0.0.1:1883
+	HTTPListen  string // default 127.0.0.1:8080
+	HTTPToken   string // required when HTTPListen is not loopback
+	KeepAlive   time.Duration
 
 	// ConfigureMQTT adjusts the hub's MQTT client (TLS, credentials).
 	ConfigureMQTT func(o *mqtt.ClientOptions) error
@@ -81,6 +98,9 @@ func (c *Config) ensureDefaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if len(c.NATSURLs) > 0 && c.BrokerURL == "" {
+		return errors.New("external NATS servers need the same servers' MQTT URLs too (the hub's own session speaks MQTT)")
+	}
 	if !transport.IsLoopbackAddr(c.HTTPListen) && c.HTTPToken == "" {
 		return fmt.Errorf("refusing to serve the HTTP API on %s without a bearer token: set --http-token-file, or listen on 127.0.0.1", c.HTTPListen)
 	}
@@ -95,6 +115,7 @@ type Hub struct {
 	Engine *chat.Engine
 
 	nats     atomic.Pointer[natsengine.Engine] // set while the embedded nats engine runs
+	extNATS  atomic.Pointer[nats.Conn]         // the connection to external NATS servers
 	alerts   atomic.Pointer[lease.Lease]       // the alerts lease, with the nats engine
 	jobs     atomic.Pointer[jobs.Store]        // the cluster's shared jobs
 	clientMu sync.Mutex
@@ -161,11 +182,17 @@ func (h *Hub) AddStats(name string, fn func() any) {
 	h.counters[name] = fn
 }
 
+// feedFromNATS reports whether the hub reads the fleet from JetStream
+// (the embedded engine, or an external nats-server cluster) rather than
+// from MQTT subscriptions.
+func (h *Hub) feedFromNATS() bool { return h.cfg.BrokerURL == "" || len(h.cfg.NATSURLs) > 0 }
+
 // Run runs the hub until ctx ends.
 func (h *Hub) Run(ctx context.Context) error {
-	if h.cfg.BrokerURL == "" {
-		// The hub reads the fleet inside its own engine: no MQTT queue to
-		// overflow. The engine hands each message to one ingest goroutine,
+	if h.feedFromNATS() {
+		// The hub reads the fleet from JetStream (its embedded engine's
+		// or an external cluster's): no MQTT queue to overflow. The
+		// engine (or the NATS connection) hands each message to one ingest goroutine,
 		// in arrival order; when it falls behind the engine waits
 		// (backpressure, never a drop), and no Pi's connection ever runs
 		// the hub's own work (decoding, alert callbacks).
@@ -187,7 +214,11 @@ func (h *Hub) Run(ctx context.Context) error {
 			case <-stopped:
 			}
 		}
-		stop, err := h.startNATS(ctx, enqueue)
+		start := h.startNATS
+		if h.cfg.BrokerURL != "" {
+			start = h.startExternalNATS
+		}
+		stop, err := start(ctx, enqueue)
 		if err != nil {
 			close(stopped)
 			return err
@@ -262,21 +293,130 @@ func (h *Hub) startNATS(ctx context.Context, enqueue func(topic string, payload 
 		e.Close()
 		return nil, fmt.Errorf("nats engine: the hub's own connection: %w", err)
 	}
-	feed, err := natsfeed.New(natsfeed.Options{Conn: nc, Logger: h.log, Live: true,
-		OnSnapshot: func() { h.Fleet.Resync(h.cfg.Now()) }})
+	replicas := 1
+	if o.Cluster != nil {
+		replicas = min(3, len(o.Cluster.Routes))
+	}
+	stopFeed, err := h.runFeed(ctx, nc, enqueue, func(context.Context) int { return replicas }, o.Cluster != nil)
 	if err != nil {
 		nc.Close()
 		e.Close()
 		return nil, err
 	}
-	replicas := 1
-	if o.Cluster != nil {
-		replicas = min(3, len(o.Cluster.Routes))
+	h.nats.Store(e)
+	h.log.Info("embedded nats engine listening", "mqtt", e.MQTTURL())
+	return func() {
+		h.nats.Store(nil)
+		stopFeed()
+		nc.Close()
+		if err := e.Close(); err != nil {
+			h.log.Warn("stopping the embedded nats engine", "err", err)
+		}
+	}, nil
+}
+
+// startExternalNATS connects to an external nats-server cluster
+// (Config.NATSURLs) and reads the fleet from its JetStream as startNATS
+// does from the embedded engine; the connection reconnects forever.
+func (h *Hub) startExternalNATS(ctx context.Context, enqueue func(topic string, payload []byte, retained bool)) (stop func(), err error) {
+	urls := strings.Join(h.cfg.NATSURLs, ",")
+	opts := append([]nats.Option{nats.Name(wire.ClientID(wire.ClientHub, h.cfg.ID)),
+		nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true), nats.ReconnectWait(time.Second),
+		nats.ConnectHandler(func(nc *nats.Conn) { h.log.Info("connected to NATS server", "server", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { h.log.Info("reconnected to NATS server", "server", nc.ConnectedUrlRedacted()) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				h.log.Warn("NATS connection lost; reconnecting", "err", err)
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if h.allowLog() {
+				h.log.Warn("NATS", "err", err)
+			}
+		}),
+		// A refused login (a password being rotated) is retried like
+		// any other break instead of closing the connection for good.
+		nats.IgnoreAuthErrorAbort(),
+	}, h.cfg.NATSOptions...)
+	nc, err := nats.Connect(urls, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("NATS servers %s: %w", h.natsRedacted(), err)
 	}
-	alertLease, err := lease.New(lease.Options{Conn: nc, Name: "alerts", Holder: h.cfg.ID, Replicas: replicas, Logger: h.log})
+	// The shared buckets are replicated as nats-server replicates the
+	// MQTT streams: over up to three nodes of the cluster (or its
+	// mqtt.stream_replicas), so they survive what the fleet survives.
+	stopFeed, err := h.runFeed(ctx, nc, enqueue, func(ctx context.Context) int { return h.mqttReplicas(ctx, nc) }, true)
 	if err != nil {
 		nc.Close()
-		e.Close()
+		return nil, err
+	}
+	h.extNATS.Store(nc)
+	h.log.Info("reading the fleet from external NATS servers", "servers", h.natsRedacted(), "group", h.Group())
+	return func() {
+		h.extNATS.Store(nil)
+		stopFeed()
+		nc.Close()
+	}, nil
+}
+
+// natsRedacted lists Config.NATSURLs without passwords.
+func (h *Hub) natsRedacted() string {
+	var out []string
+	for _, raw := range h.cfg.NATSURLs {
+		if u, err := url.Parse(raw); err == nil {
+			raw = u.Redacted()
+		}
+		out = append(out, raw)
+	}
+	return strings.Join(out, ",")
+}
+
+// rmsgsStream is nats-server's stream of retained MQTT messages.
+const rmsgsStream = "$MQTT_rmsgs"
+
+// mqttReplicas waits for the cluster's retained-message stream (made when
+// the first MQTT client, the hub's own session at the latest, connects)
+// and returns its replica count; 0 when ctx ends first.
+func (h *Hub) mqttReplicas(ctx context.Context, nc *nats.Conn) int {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		h.log.Error("JetStream", "err", err)
+		return 0
+	}
+	for try := 1; ; try++ {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		s, err := js.Stream(cctx, rmsgsStream)
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = s.Info(cctx)
+		}
+		cancel()
+		if err == nil {
+			return max(info.Config.Replicas, 1)
+		}
+		if ctx.Err() != nil {
+			return 0
+		}
+		if try%10 == 3 {
+			h.log.Warn("waiting for the NATS servers' MQTT retained-message stream (are MQTT and JetStream on?)", "stream", rmsgsStream, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// runFeed reads the fleet over nc (natsfeed, Live) into enqueue, holds
+// the alerts lease and, when shared (hubs of one cluster), opens the
+// jobs store; both buckets get replicas(ctx) replicas (0: stopped).
+// stop ends them all and lets the lease go; nc stays open.
+func (h *Hub) runFeed(ctx context.Context, nc *nats.Conn, enqueue func(topic string, payload []byte, retained bool),
+	replicas func(context.Context) int, shared bool) (stop func(), err error) {
+	feed, err := natsfeed.New(natsfeed.Options{Conn: nc, Logger: h.log, Live: true,
+		OnSnapshot: func() { h.Fleet.Resync(h.cfg.Now()) }})
+	if err != nil {
 		return nil, err
 	}
 	feedCtx, cancel := context.WithCancel(ctx)
@@ -284,43 +424,49 @@ func (h *Hub) startNATS(ctx context.Context, enqueue func(topic string, payload 
 	go func() {
 		defer close(feedDone)
 		if err := feed.Run(feedCtx, enqueue); err != nil {
-			h.log.Error("fleet feed from the nats engine stopped", "err", err)
+			h.log.Error("fleet feed from NATS stopped", "err", err)
 		}
 	}()
 	leaseDone := make(chan struct{})
 	go func() {
 		defer close(leaseDone)
+		n := replicas(feedCtx)
+		if n == 0 {
+			return
+		}
+		jobsDone := make(chan struct{})
+		go func() {
+			defer close(jobsDone)
+			if shared {
+				jobs.OpenWhenReady(feedCtx, nc, n, h.log, h.jobs.Store)
+			}
+		}()
+		defer func() { <-jobsDone }()
+		alertLease, err := lease.New(lease.Options{Conn: nc, Name: "alerts", Holder: h.cfg.ID, Replicas: n, Logger: h.log})
+		if err != nil {
+			h.log.Error("alerts lease", "err", err)
+			return
+		}
+		h.alerts.Store(alertLease)
 		if err := alertLease.Run(feedCtx); err != nil {
 			h.log.Error("alerts lease stopped", "err", err)
 		}
 	}()
-	h.alerts.Store(alertLease)
-	jobsDone := make(chan struct{})
-	go func() {
-		defer close(jobsDone)
-		if o.Cluster != nil {
-			jobs.OpenWhenReady(feedCtx, nc, replicas, h.log, h.jobs.Store)
-		}
-	}()
-	h.nats.Store(e)
 	h.AddStats("natsfeed", func() any { return feed.Stats() })
 	h.AddStats("alerts_lease", func() any {
-		return struct {
+		var st struct {
 			Held    bool `json:"held"`
 			Changes int  `json:"changes"`
-		}{alertLease.Held(), alertLease.Changes()}
+		}
+		if l := h.alerts.Load(); l != nil {
+			st.Held, st.Changes = l.Held(), l.Changes()
+		}
+		return st
 	})
-	h.log.Info("embedded nats engine listening", "mqtt", e.MQTTURL())
 	return func() {
-		h.nats.Store(nil)
 		cancel()
 		<-feedDone
-		<-leaseDone // lets the lease go at once
-		<-jobsDone
-		nc.Close()
-		if err := e.Close(); err != nil {
-			h.log.Warn("stopping the embedded nats engine", "err", err)
-		}
+		<-leaseDone // lets the lease go at once, and waits for the jobs store
 	}, nil
 }
 
@@ -337,28 +483,34 @@ func (h *Hub) SetCredentials(c *credentials.File) error {
 // Group is the reply-to that the hubs of one cluster share for command
 // results ("hubs-<cluster name>"); "" when the hub is alone.
 func (h *Hub) Group() string {
-	if h.cfg.BrokerURL == "" && h.cfg.NATS.Cluster != nil {
-		name := h.cfg.NATS.Cluster.Name
-		if name == "" {
-			name = "pifleet"
-		}
-		return "hubs-" + name
+	var name string
+	switch {
+	case len(h.cfg.NATSURLs) > 0: // hubs of an external NATS cluster
+		name = h.cfg.ClusterName
+	case h.cfg.BrokerURL == "" && h.cfg.NATS.Cluster != nil:
+		name = h.cfg.NATS.Cluster.Name
+	default:
+		return ""
 	}
-	return ""
+	if name == "" {
+		name = "pifleet"
+	}
+	return "hubs-" + name
 }
 
 // Jobs is the cluster's shared job store (nil: alone, or not open yet).
 func (h *Hub) Jobs() *jobs.Store { return h.jobs.Load() }
 
 // AlertLeader reports whether this hub posts alerts now. With the
-// embedded engine, hubs sharing one fleet (a cluster) hold an "alerts"
-// lease in JetStream and only its holder posts (hub/internal/lease); with
-// an external broker the hub is alone and always does.
+// embedded engine or an external NATS cluster, hubs sharing one fleet
+// hold an "alerts" lease in JetStream and only its holder posts
+// (hub/internal/lease); with an external MQTT broker the hub is alone
+// and always does.
 func (h *Hub) AlertLeader() bool {
 	if l := h.alerts.Load(); l != nil {
 		return l.Held()
 	}
-	return h.cfg.BrokerURL != ""
+	return !h.feedFromNATS()
 }
 
 // Refused counts logins the embedded nats engine refused.
@@ -379,8 +531,13 @@ func (h *Hub) presence(state wire.Lifecycle) []byte {
 func (h *Hub) connect(ctx context.Context) error {
 	h.epoch = uint64(max(h.cfg.Now().UnixMilli(), 1))
 	broker := h.BrokerURL()
-	opts := mqtt.NewClientOptions().
-		AddBroker(broker).
+	opts := mqtt.NewClientOptions()
+	for _, u := range strings.Split(broker, ",") { // tried in turn
+		if u = strings.TrimSpace(u); u != "" {
+			opts.AddBroker(u)
+		}
+	}
+	opts.
 		SetClientID(wire.ClientID(wire.ClientHub, h.cfg.ID)).
 		SetProtocolVersion(4). // MQTT 3.1.1 only, as the agent (internal/link)
 		SetKeepAlive(h.cfg.KeepAlive).
@@ -396,7 +553,7 @@ func (h *Hub) connect(ctx context.Context) error {
 			h.everConnected.Store(true)
 			h.log.Info("connected to MQTT broker", "broker", broker)
 			c.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOnline))
-			if h.cfg.BrokerURL != "" { // the embedded engine feeds the fleet itself
+			if !h.feedFromNATS() { // NATS (embedded or external) feeds the fleet itself
 				h.subscribeFleet(c)
 			}
 			h.onConnMu.Lock()
@@ -605,7 +762,8 @@ func (h *Hub) subscribe(c mqtt.Client, filters map[string]byte, cb mqtt.MessageH
 }
 
 // Health says whether the hub does its job — its MQTT session to the
-// broker is up — and, one line each, the broker connection, the age of
+// broker is up, and with external NATS servers its NATS connection too —
+// and, one line each, the broker (and NATS) connection, the age of
 // the last message from a Pi, and the fleet's size: for GET /healthz and
 // systemd's STATUS.
 func (h *Hub) Health() (ok bool, text string) {
@@ -620,6 +778,14 @@ func (h *Hub) Health() (ok bool, text string) {
 		fmt.Fprintf(&b, "broker: connection to %s lost; reconnecting\n", broker)
 	default:
 		fmt.Fprintf(&b, "broker: %s not reached yet\n", broker)
+	}
+	if nc := h.extNATS.Load(); nc != nil {
+		if nc.IsConnected() {
+			fmt.Fprintf(&b, "nats: connected to %s\n", nc.ConnectedUrlRedacted())
+		} else {
+			ok = false // the fleet view is not fed
+			fmt.Fprintf(&b, "nats: %s not reached; reconnecting\n", h.natsRedacted())
+		}
 	}
 	if last := h.lastMessage.Load(); last == 0 {
 		b.WriteString("last message from a Pi: none yet\n")
