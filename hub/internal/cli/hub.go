@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/fleetserver"
 	"github.com/pifleet/pifleet/hub/internal/hubd"
@@ -54,7 +56,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	fs := flagenv.NewFlagSet("pifleet hub", "", hubEnvPrefix)
 	host, _ := os.Hostname()
 	fs.StringVar(&f.id, "id", "hub", "hub id (unique among hubs sharing a broker)")
-	fs.StringVar(&f.broker, "broker", "", "external MQTT broker URL (mqtt://host:1883); empty: run the embedded broker")
+	fs.StringVar(&f.broker, "broker", "", "external broker instead of the embedded one: an MQTT URL (mqtts://host:8883; several, comma-separated, are tried in turn), or an external nats-server cluster with MQTT and JetStream: its NATS URLs and its MQTT URLs (nats://n1:4222,nats://n2:4222,mqtt://n1:1883,mqtt://n2:1883; tls:// and mqtts:// with TLS); empty: run the embedded broker")
 	fs.StringVar(&f.engine, "engine", engineNATS, "the embedded broker: nats (nats-server: MQTT for the Pis, JetStream for state), the only one; the flag stays for old configs")
 	fs.StringVar(&f.mqttListen, "mqtt-listen", "127.0.0.1:1883", "address of the embedded broker's MQTT listener")
 	fs.StringVar(&f.mqttData, "mqtt-data", "", "directory where the embedded broker keeps retained messages across restarts (its store is the nats/ subdirectory), so a restarted hub still knows the offline Pis (default <state-dir>/broker; off: a throw-away store)")
@@ -63,7 +65,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.clusterListen, "cluster-listen", "", "with the embedded broker: this hub's cluster route listener (host:port, e.g. 0.0.0.0:6222); several hubs then share one fleet (see README, Outgrow one machine)")
 	fs.StringVar(&f.clusterRoutes, "cluster-routes", "", "with --cluster-listen: every hub's route URL, this one's too (nats://hub1:6222,nats://hub2:6222,nats://hub3:6222)")
-	fs.StringVar(&f.clusterName, "cluster-name", "pifleet", "with --cluster-listen: the cluster's name, the same on every hub")
+	fs.StringVar(&f.clusterName, "cluster-name", "pifleet", "with --cluster-listen or --broker nats://…: the cluster's name, the same on every hub (the hubs share command results as hubs-<name>)")
 	fs.StringVar(&f.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (default: off)")
 	slackCfg := slackbot.ConfigFromEnv(env.Getenv)
 	slackCfg.Flags(fs)
@@ -94,12 +96,17 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	if err := checkEngine(f.engine); err != nil {
 		return err
 	}
-	if f.broker != "" && !strings.Contains(f.broker, "://") {
-		return fmt.Errorf("--broker %q: want a URL such as mqtt://host:1883", f.broker)
+	brokers, err := parseBroker(f.broker, topts)
+	if err != nil {
+		return err
 	}
-	if f.broker != "" {
-		if _, err := topts.CheckBroker(f.broker); err != nil {
-			return fmt.Errorf("--broker: %w", err)
+	var natsOpts []nats.Option
+	if len(brokers.nats) > 0 {
+		if f.clusterListen != "" || f.clusterRoutes != "" {
+			return errors.New("--cluster-listen and --cluster-routes are for the embedded broker; with --broker nats://… the nats-servers form the cluster (--cluster-name names the hubs' group)")
+		}
+		if natsOpts, err = natsOptions(topts, brokers.nats); err != nil {
+			return fmt.Errorf("--broker: NATS login: %w", err)
 		}
 	}
 	token, err := readSecretFile(f.tokenFile)
@@ -126,7 +133,8 @@ func runHub(ctx context.Context, env Env, args []string) error {
 		return errors.New("--cluster-routes needs --cluster-listen")
 	}
 	err = hubd.Run(ctx, hubd.Config{Cluster: cluster,
-		Server: fleetserver.Config{ID: f.id, Version: Version, BrokerURL: f.broker, MQTTListen: f.mqttListen,
+		Server: fleetserver.Config{ID: f.id, Version: Version, BrokerURL: strings.Join(brokers.mqtt, ","), MQTTListen: f.mqttListen,
+			NATSURLs: brokers.nats, NATSOptions: natsOpts, ClusterName: f.clusterName,
 			HTTPListen: f.httpListen, HTTPToken: token, Logger: log, ConfigureMQTT: topts.Apply,
 			DataDir: f.mqttData, Ready: func(*fleetserver.Hub) { startLog.release() }},
 		Security: sec, Commands: cf.config(), Slack: slackCfg, DebugListen: f.debugListen, Host: host,
