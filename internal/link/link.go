@@ -388,7 +388,12 @@ func (l *Link) shutdown() {
 	if c == nil || !c.IsConnectionOpen() {
 		return
 	}
-	if err := publishWait(c, wire.StateTopic(l.o.ID), l.stateMsg(wire.StateOffline, epoch), true, StateQoS, 2*time.Second); err != nil {
+	// QoS 1, not StateQoS: the broker acknowledges "offline" before the
+	// close below. Closing a socket with unread incoming data (our own
+	// birth echoed back, a PINGRESP) sends a reset, and the broker may
+	// then drop what it had not read yet — the offline with it, leaving
+	// the will's "lost" (seen under qemu in CI).
+	if err := publishWait(c, wire.StateTopic(l.o.ID), l.stateMsg(wire.StateOffline, epoch), true, 1, 2*time.Second); err != nil {
 		l.log.Warn("publish offline", "err", err)
 	}
 	c.Disconnect(250)
