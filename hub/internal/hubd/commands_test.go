@@ -135,6 +135,16 @@ func TestLateResultAfterRestartReachesTheSlackThread(t *testing.T) {
 	// retained records (published here once the hub is up: the dispatcher
 	// treats them as it would the broker's retained copies on resubscribe,
 	// which the dispatch package's restart tests cover with a real agent).
+	// After the dispatcher's SUBSCRIBE: nats-server replays retained
+	// messages from a per-node view it fills asynchronously, so a record
+	// published while the subscription is being made may be neither
+	// replayed nor delivered live (CI saw c1 missed that way).
+	testenv.Eventually(t, within, func() string {
+		if !strings.Contains(logs.String(), "subscribed to results") {
+			return "the dispatcher has not subscribed to its results yet"
+		}
+		return ""
+	})
 	pub := dispatch.Paho(h.MQTT)
 	for i, out := range []string{"bucket-slack\n", "bucket-http\n"} {
 		id := fmt.Sprintf("c%016d", i+1)
