@@ -77,7 +77,16 @@ func TestAgentLinkUnderACL(t *testing.T) {
 			}
 			seed.Disconnect(50)
 			t.Cleanup(func() { // the next broker's case starts clean
-				c := mustConnect(t, url, f.as("pi-a"), wire.ClientID(wire.ClientAgent, "pi-a"))
+				// Right after the link's session ended, nats-server may still
+				// be closing it and refuse the same client id (EOF): retry.
+				var c *client
+				testenv.Eventually(t, 20*time.Second, func() string {
+					var err error
+					if c, err = connect(url, f.as("pi-a"), wire.ClientID(wire.ClientAgent, "pi-a"), ""); err != nil {
+						return "connect as pi-a again: " + err.Error()
+					}
+					return ""
+				})
 				c.Publish(wire.StateTopic("pi-a"), 1, true, []byte{}).WaitTimeout(20 * time.Second)
 				c.Disconnect(50)
 			})
