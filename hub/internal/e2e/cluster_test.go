@@ -87,38 +87,11 @@ func TestClusterThreeHubs(t *testing.T) {
 		id := fmt.Sprintf("pi-n%d", i+1)
 		agents[id] = h.env.startAgentWith(id, brokersFrom(hubs, i))
 	}
-	converged := func(within time.Duration, live []*clusterHub, want func(id string, state string) string) time.Duration {
-		t.Helper()
-		start := time.Now()
-		testenv.Eventually(t, within, func() string {
-			var first map[string]string
-			for k, h := range live {
-				v, err := view(h.env)
-				if err != nil {
-					return fmt.Sprintf("hub %d: %v", k, err)
-				}
-				for id := range agents {
-					if p := want(id, v[id]); p != "" {
-						return fmt.Sprintf("hub %s: %s", h.env.hub.name, p)
-					}
-				}
-				if first == nil {
-					first = v
-				} else if fmt.Sprint(first) != fmt.Sprint(v) {
-					return fmt.Sprintf("views differ: %v and %v", first, v)
-				}
-			}
-			return ""
-		})
-		return time.Since(start)
+	ids := make([]string, 0, len(agents))
+	for id := range agents {
+		ids = append(ids, id)
 	}
-	online := func(id, state string) string {
-		if !strings.HasPrefix(state, "online@") {
-			return fmt.Sprintf("%s is %q, want online", id, state)
-		}
-		return ""
-	}
-	took := converged(90*time.Second, hubs, online)
+	took := agree(t, 90*time.Second, hubs, ids, isOnline)
 	t.Logf("three hubs agree on three online Pis %v after the APIs opened", took)
 	// Steady state before the fault: every hub has its results
 	// subscription (a JetStream consumer, made while the new cluster
@@ -148,8 +121,8 @@ func TestClusterThreeHubs(t *testing.T) {
 		return ""
 	})
 	reconnected := time.Since(killed)
-	converged(10*time.Second, rest, func(id, state string) string {
-		if p := online(id, state); p != "" {
+	agree(t, 10*time.Second, rest, ids, func(id, state string) string {
+		if p := isOnline(id, state); p != "" {
 			return p
 		}
 		if id == "pi-n1" && state == before[id] {
