@@ -80,11 +80,11 @@ func TestDoctorBroken(t *testing.T) {
 		"OK    enable_uart  enable_uart is not set, which defaults to 1",
 		"FIX   overlay",
 		"in /boot/firmware/config.txt, add this line at the end (after [all]):\n                       core_freq=250\n",
-		"see firmware-notes/config.txt-miniuart-bt",
+		"see /usr/share/doc/pifleet-agent/firmware-notes/config.txt-miniuart-bt",
 		"FIX   cmdline.txt",
 		"in /boot/firmware/cmdline.txt, replace line 1\n                       console=tty1 root=PARTUUID=020c3677-02 rootfstype=ext4 fsck.repair=yes rootwait\n" +
 			"                   with\n                       console=serial0,115200 console=tty1 root=PARTUUID=020c3677-02 rootfstype=ext4 fsck.repair=yes rootwait\n",
-		"see firmware-notes/cmdline.txt-serial-console",
+		"see /usr/share/doc/pifleet-agent/firmware-notes/cmdline.txt-serial-console",
 		"2 thing(s) to fix",
 	} {
 		if !strings.Contains(out, want) {

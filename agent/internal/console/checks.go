@@ -30,16 +30,22 @@ type Finding struct {
 	Replace string // the current line that Line replaces ("" to add Line)
 	Line    string // the exact line to write (for cmdline.txt: the whole new line)
 	Action  string // a command to run instead of an edit, e.g. "sudo reboot"
-	Snippet string // firmware-notes/ file with the context
+	Snippet string // firmware-notes/ file with the context, as installed on the Pi (NotesDir)
 }
+
+// NotesDir is where the agent's .deb installs the repository's
+// firmware-notes/, so that the advice doctor prints names a file the Pi
+// has (scripts/nfpm-agent.yaml ships it; scripts/deb_test.go checks that
+// every snippet named here is in the package).
+const NotesDir = "/usr/share/doc/pifleet-agent/firmware-notes/"
 
 // Snippets in firmware-notes/ that the advice names.
 const (
-	SnippetEnableUART   = "firmware-notes/config.txt-enable_uart"
-	SnippetDisableBT    = "firmware-notes/config.txt-disable-bt"
-	SnippetMiniUARTBT   = "firmware-notes/config.txt-miniuart-bt"
-	SnippetCmdline      = "firmware-notes/cmdline.txt-serial-console"
-	SnippetSerialGetty  = "firmware-notes/README.md#the-login-prompt-serial-getty"
+	SnippetEnableUART   = NotesDir + "config.txt-enable_uart"
+	SnippetDisableBT    = NotesDir + "config.txt-disable-bt"
+	SnippetMiniUARTBT   = NotesDir + "config.txt-miniuart-bt"
+	SnippetCmdline      = NotesDir + "cmdline.txt-serial-console"
+	SnippetSerialGetty  = NotesDir + "README.md (\"The login prompt\")"
 	consoleBaud         = "115200"
 	consoleArg          = "console=serial0," + consoleBaud
 	miniUARTCoreFreqKey = "core_freq"
