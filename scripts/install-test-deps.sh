@@ -46,7 +46,9 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 # A fresh machine may still be running its own apt (unattended upgrades):
-# wait for the dpkg lock instead of failing.
+# wait for the dpkg lock, saying who holds it, instead of failing; apt's
+# own lock timeout covers a holder that starts between the two.
+"$(dirname "$0")/wait-dpkg-lock.sh" 600
 lock=(-o DPkg::Lock::Timeout=600)
 $SUDO apt-get "${lock[@]}" update -qq
 # shellcheck disable=SC2086
