@@ -14,8 +14,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/pifleet/pifleet/agent/internal/netwatch/netnstest"
 	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/testenv/netnstest"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 

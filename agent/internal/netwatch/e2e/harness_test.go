@@ -15,8 +15,8 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"github.com/pifleet/pifleet/agent/internal/netwatch/netnstest"
 	"github.com/pifleet/pifleet/internal/testenv"
+	"github.com/pifleet/pifleet/internal/testenv/netnstest"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
