@@ -6,7 +6,8 @@
 # systemd (systemd-analyze verify), dpkg-dev (inspecting .deb packages),
 # openssh (deploy tests), jq and curl (make bench-fleet), strace (the
 # hub's state file is fsynced before it replaces the old one), chromium and
-# fonts-noto-color-emoji (the Slack message gallery's screenshot test).
+# fonts-noto-color-emoji (the Slack message gallery's screenshot test),
+# avahi-daemon (mDNS discovery works beside it, as on Raspberry Pi OS).
 # Idempotent: it only calls apt-get when something is missing. The
 # Docker Engine itself is part of the machine; the tests fail with a
 # clear message when it is not reachable.
@@ -14,7 +15,7 @@ set -euo pipefail
 
 pkgs_needed=(mosquitto socat util-linux qemu-user-static iproute2 busybox-static mmdebstrap
   systemd dpkg openssh-server openssh-client openssl passwd init-system-helpers shellcheck
-  jq curl strace chromium fonts-noto-color-emoji)
+  jq curl strace chromium fonts-noto-color-emoji avahi-daemon)
 
 missing=()
 for p in "${pkgs_needed[@]}"; do

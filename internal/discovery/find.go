@@ -1,0 +1,105 @@
+package discovery
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// queryGaps is when Find asks again: at once, then after 1, 2, 4… seconds
+// (RFC 6762 §5.2), in case the first question or answer was lost.
+var queryGaps = []time.Duration{0, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+
+// browsePorts are tried in turn: port 5353 gets the multicast answers every
+// browser on the link sees; when it cannot be shared, a one-shot port gets
+// answers sent straight back (RFC 6762 §6.7).
+var browsePorts = []int{mdnsPort, 0}
+
+// Find browses for _pifleet._tcp on every multicast-capable interface that
+// is up and collects the hubs that answer until timeout. Only complete,
+// well-formed answers count. It returns an error only when it cannot open
+// a socket or ctx ends first; no hub is an empty list.
+func Find(ctx context.Context, timeout time.Duration) ([]Hub, error) {
+	return browse(ctx, timeout, nil, func([]Hub) bool { return false })
+}
+
+// FindPin is Find that returns as soon as a hub whose CAPin matches pin
+// (the hex SHA-256 of the fleet CA, as in an enrolment token) has answered;
+// the list then holds the matching hubs seen so far. After timeout it
+// returns what matched, which may be nothing.
+func FindPin(ctx context.Context, timeout time.Duration, pin string) ([]Hub, error) {
+	var match []Hub
+	_, err := browse(ctx, timeout, nil, func(hubs []Hub) bool {
+		match = match[:0]
+		for _, h := range hubs {
+			if h.MatchesPin(pin) {
+				match = append(match, h)
+			}
+		}
+		return len(match) > 0
+	})
+	if err != nil {
+		return nil, err
+	}
+	return match, nil
+}
+
+func browse(ctx context.Context, timeout time.Duration, ifaces []net.Interface, enough func([]Hub) bool) ([]Hub, error) {
+	if ifaces == nil {
+		var err error
+		if ifaces, err = multicastInterfaces(); err != nil {
+			return nil, err
+		}
+	}
+	var m *mconn
+	var err error
+	for _, p := range browsePorts {
+		if m, err = listen(ifaces, p); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer m.close()
+	q := new(dns.Msg)
+	q.SetQuestion(serviceName, dns.TypePTR)
+	q.Id, q.RecursionDesired = 0, false
+	query, err := q.Pack()
+	if err != nil {
+		return nil, err
+	}
+	cache := newBrowseCache()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	ask := time.NewTimer(0)
+	defer ask.Stop()
+	for next := 0; ; {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline.C:
+			return cache.hubs(), nil
+		case <-ask.C:
+			for idx := range m.ifaces {
+				m.multicast(query, idx)
+			}
+			if next++; next < len(queryGaps) {
+				ask.Reset(queryGaps[next])
+			}
+		case p := <-m.in:
+			cache.add(p.data, p.src.Addr(), zoneOf(m, p))
+			if hubs := cache.hubs(); enough(hubs) {
+				return hubs, nil
+			}
+		}
+	}
+}
+
+// zoneOf names the interface a packet came in on: the zone of the
+// link-local addresses it carries.
+func zoneOf(m *mconn, p packet) string {
+	return m.ifaces[p.ifIndex].Name
+}
