@@ -69,14 +69,8 @@ func newAdvertiser(s Service) (*advertiser, error) {
 	if err != nil {
 		return nil, err
 	}
-	ifaces := s.Interfaces
-	if ifaces == nil {
-		if ifaces, err = multicastInterfaces(); err != nil {
-			return nil, err
-		}
-	}
 	host, _ := os.Hostname()
-	m, err := listen(ifaces, mdnsPort)
+	m, err := listen(s.Interfaces, mdnsPort)
 	if err != nil {
 		return nil, err
 	}
@@ -90,18 +84,25 @@ func newAdvertiser(s Service) (*advertiser, error) {
 
 func (a *advertiser) run(ctx context.Context) {
 	defer a.m.close()
+	a.m.refresh()
 	tick := time.NewTimer(0)
 	defer tick.Stop()
+	rescan := time.NewTicker(refreshEvery)
+	defer rescan.Stop()
 	next := 0
 	for {
 		select {
 		case <-ctx.Done():
-			a.announce(true)
+			a.announce(a.m.indexes(), true)
 			return
 		case <-tick.C:
-			a.announce(false)
+			a.announce(a.m.indexes(), false)
 			if next++; next < len(announceGaps) {
 				tick.Reset(announceGaps[next])
+			}
+		case <-rescan.C:
+			if changed, err := a.m.refresh(); err == nil {
+				a.announce(changed, false)
 			}
 		case p := <-a.m.in:
 			a.answer(p)
@@ -109,12 +110,20 @@ func (a *advertiser) run(ctx context.Context) {
 	}
 }
 
-// announce multicasts every record on every interface, or says goodbye.
-func (a *advertiser) announce(goodbye bool) {
-	for idx, ifi := range a.m.ifaces {
+// refreshEvery is how often the advertiser looks for interfaces and
+// addresses that came or changed.
+const refreshEvery = 5 * time.Second
+
+// announce multicasts every record on the interfaces, or says goodbye.
+func (a *advertiser) announce(idxs []int, goodbye bool) {
+	for _, idx := range idxs {
+		l, ok := a.m.link(idx)
+		if !ok {
+			continue
+		}
 		m := new(dns.Msg)
 		m.Response, m.Authoritative = true, true
-		m.Answer = a.recs.all(addrsOf(ifi), goodbye)
+		m.Answer = a.recs.all(l.addrs, goodbye)
 		if b, err := m.Pack(); err == nil {
 			a.m.multicast(b, idx)
 		}
@@ -134,9 +143,9 @@ func (a *advertiser) answer(p packet) {
 	if q.Unpack(p.data) != nil || q.Response || q.Opcode != dns.OpcodeQuery || len(q.Question) == 0 || len(q.Question) > maxRecords {
 		return
 	}
-	ifi := a.m.ifaces[p.ifIndex]
+	l, _ := a.m.link(p.ifIndex)
 	legacy := p.src.Port() != mdnsPort
-	ans, extra := a.records(q.Question, addrsOf(ifi), legacy)
+	ans, extra := a.records(q.Question, addrsOf(l.ifi), legacy)
 	ans = suppressKnown(ans, q.Answer)
 	if len(ans) == 0 {
 		return

@@ -2,7 +2,7 @@ package discovery
 
 import (
 	"context"
-	"net"
+	"errors"
 	"time"
 
 	"github.com/miekg/dns"
@@ -22,7 +22,7 @@ var browsePorts = []int{mdnsPort, 0}
 // well-formed answers count. It returns an error only when it cannot open
 // a socket or ctx ends first; no hub is an empty list.
 func Find(ctx context.Context, timeout time.Duration) ([]Hub, error) {
-	return browse(ctx, timeout, nil, func([]Hub) bool { return false })
+	return browse(ctx, timeout, func([]Hub) bool { return false })
 }
 
 // FindPin is Find that returns as soon as a hub whose CAPin matches pin
@@ -31,7 +31,7 @@ func Find(ctx context.Context, timeout time.Duration) ([]Hub, error) {
 // returns what matched, which may be nothing.
 func FindPin(ctx context.Context, timeout time.Duration, pin string) ([]Hub, error) {
 	var match []Hub
-	_, err := browse(ctx, timeout, nil, func(hubs []Hub) bool {
+	_, err := browse(ctx, timeout, func(hubs []Hub) bool {
 		match = match[:0]
 		for _, h := range hubs {
 			if h.MatchesPin(pin) {
@@ -46,17 +46,11 @@ func FindPin(ctx context.Context, timeout time.Duration, pin string) ([]Hub, err
 	return match, nil
 }
 
-func browse(ctx context.Context, timeout time.Duration, ifaces []net.Interface, enough func([]Hub) bool) ([]Hub, error) {
-	if ifaces == nil {
-		var err error
-		if ifaces, err = multicastInterfaces(); err != nil {
-			return nil, err
-		}
-	}
+func browse(ctx context.Context, timeout time.Duration, enough func([]Hub) bool) ([]Hub, error) {
 	var m *mconn
 	var err error
 	for _, p := range browsePorts {
-		if m, err = listen(ifaces, p); err == nil {
+		if m, err = listen(nil, p); err == nil {
 			break
 		}
 	}
@@ -64,6 +58,12 @@ func browse(ctx context.Context, timeout time.Duration, ifaces []net.Interface, 
 		return nil, err
 	}
 	defer m.close()
+	if _, err := m.refresh(); err != nil {
+		return nil, err
+	}
+	if len(m.indexes()) == 0 {
+		return nil, errors.New("mdns: no multicast-capable network interface with an address is up")
+	}
 	q := new(dns.Msg)
 	q.SetQuestion(serviceName, dns.TypePTR)
 	q.Id, q.RecursionDesired = 0, false
@@ -83,7 +83,7 @@ func browse(ctx context.Context, timeout time.Duration, ifaces []net.Interface, 
 		case <-deadline.C:
 			return cache.hubs(), nil
 		case <-ask.C:
-			for idx := range m.ifaces {
+			for _, idx := range m.indexes() {
 				m.multicast(query, idx)
 			}
 			if next++; next < len(queryGaps) {
@@ -101,5 +101,6 @@ func browse(ctx context.Context, timeout time.Duration, ifaces []net.Interface, 
 // zoneOf names the interface a packet came in on: the zone of the
 // link-local addresses it carries.
 func zoneOf(m *mconn, p packet) string {
-	return m.ifaces[p.ifIndex].Name
+	l, _ := m.link(p.ifIndex)
+	return l.ifi.Name
 }

@@ -74,10 +74,11 @@ func runRole(role string) int {
 	case "watch":
 		fmt.Println("watching")
 		seen, gone := false, false
-		_, err := browse(ctx, time.Minute, nil, func(hubs []Hub) bool {
+		_, err := browse(ctx, time.Minute, func(hubs []Hub) bool {
 			if len(hubs) > 0 && !seen {
 				seen = true
-				fmt.Println("seen")
+				b, _ := json.Marshal(hubs)
+				fmt.Printf("seen %s\n", b)
 			}
 			gone = seen && len(hubs) == 0
 			return gone
@@ -297,6 +298,24 @@ func TestNetnsGoodbyeOnStop(t *testing.T) {
 	a.stdin.Close()
 	a.waitLine("stopped", 10*time.Second)
 	w.waitLine("gone", 10*time.Second)
+}
+
+// A hub that starts before its network (a Pi whose DHCP lease comes
+// later) advertises once its address arrives.
+func TestNetnsAddressAfterStart(t *testing.T) {
+	hub, pi := netnstest.Pair(t)
+	pi.IP("addr", "add", "192.0.2.2/24", "dev", "vb")
+	hub.IP("-6", "addr", "flush", "dev", "va") // no link-local address either
+	advertiseIn(t, hub, testService)
+	w := startRole(t, pi, "watch")
+	w.waitLine("watching", 10*time.Second)
+	hub.IP("addr", "add", "192.0.2.1/24", "dev", "va")
+	l := w.waitLine("seen", 3*refreshEvery+5*time.Second)
+	var hubs []Hub
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(l, "seen ")), &hubs); err != nil {
+		t.Fatalf("watch output %q: %v", l, err)
+	}
+	checkFound(t, hubs, "192.0.2.1")
 }
 
 // Two hubs on one LAN: each found, told apart by the pin.

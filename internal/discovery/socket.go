@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -15,23 +16,36 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// packet is one datagram received on a chosen interface.
+// packet is one datagram received on an interface in use.
 type packet struct {
 	data    []byte
 	src     netip.AddrPort
 	ifIndex int
 }
 
-// mconn is the mDNS socket pair (IPv4 and IPv6) joined to the group on
-// a set of interfaces. Either family may be missing (a kernel without
-// IPv6, an interface without IPv4), not both.
+// mconn is the mDNS socket pair (IPv4 and IPv6) and the interfaces it
+// has joined the group on. Either family may be missing (a kernel without
+// IPv6), not both. refresh follows interfaces and addresses that come and
+// go (a Pi whose DHCP lease arrives after the hub started).
 type mconn struct {
-	p4     *ipv4.PacketConn
-	p6     *ipv6.PacketConn
-	ifaces map[int]net.Interface // joined, by index
-	in     chan packet
-	wg     sync.WaitGroup
-	once   sync.Once
+	p4    *ipv4.PacketConn
+	p6    *ipv6.PacketConn
+	port  int
+	fixed []net.Interface // the caller's set; nil: every multicast-capable one
+	in    chan packet
+	wg    sync.WaitGroup
+	once  sync.Once
+
+	mu    sync.RWMutex
+	links map[int]link // by interface index
+}
+
+// link is an interface in use: the families joined, its addresses as of
+// the last refresh.
+type link struct {
+	ifi    net.Interface
+	v4, v6 bool
+	addrs  []netip.Addr
 }
 
 // reuse lets several mDNS stacks share port 5353, as avahi-daemon does
@@ -92,27 +106,35 @@ func ifaceAddrs(ifi net.Interface) (v4, v6 []netip.Addr) {
 	return v4, v6
 }
 
-// listen opens the sockets on port (5353, or 0 for a one-shot asker that
-// gets unicast answers) and joins the group on each interface that has an
-// address of the family.
-func listen(ifaces []net.Interface, port int) (*mconn, error) {
-	if len(ifaces) == 0 {
-		return nil, errors.New("no multicast-capable network interface is up")
-	}
-	m := &mconn{ifaces: map[int]net.Interface{}, in: make(chan packet, 64)}
+// listen opens the sockets on port: 5353, or 0 for a one-shot asker that
+// gets its answers sent straight back and joins no group. refresh then
+// chooses the interfaces.
+func listen(fixed []net.Interface, port int) (*mconn, error) {
+	m := &mconn{port: port, fixed: fixed, links: map[int]link{}, in: make(chan packet, 64)}
 	lc := net.ListenConfig{Control: reuse}
 	var errs []error
 	if c, err := lc.ListenPacket(context.Background(), "udp4", net.JoinHostPort("0.0.0.0", strconv.Itoa(port))); err != nil {
 		errs = append(errs, fmt.Errorf("udp4 port %d: %w", port, err))
-	} else if err := m.join4(c, ifaces, port); err != nil {
-		c.Close()
-		errs = append(errs, err)
+	} else {
+		m.p4 = ipv4.NewPacketConn(c)
+		if err := m.p4.SetControlMessage(ipv4.FlagInterface, true); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("mdns: udp4 control messages: %w", err)
+		}
+		m.p4.SetMulticastTTL(255) // RFC 6762 §11
+		m.p4.SetMulticastLoopback(true)
 	}
 	if c, err := lc.ListenPacket(context.Background(), "udp6", net.JoinHostPort("::", strconv.Itoa(port))); err != nil {
 		errs = append(errs, fmt.Errorf("udp6 port %d: %w", port, err))
-	} else if err := m.join6(c, ifaces, port); err != nil {
-		c.Close()
-		errs = append(errs, err)
+	} else {
+		m.p6 = ipv6.NewPacketConn(c)
+		if err := m.p6.SetControlMessage(ipv6.FlagInterface, true); err != nil {
+			c.Close()
+			m.close()
+			return nil, fmt.Errorf("mdns: udp6 control messages: %w", err)
+		}
+		m.p6.SetMulticastHopLimit(255)
+		m.p6.SetMulticastLoopback(true)
 	}
 	if m.p4 == nil && m.p6 == nil {
 		return nil, fmt.Errorf("mdns: %w", errors.Join(errs...))
@@ -128,58 +150,72 @@ func listen(ifaces []net.Interface, port int) (*mconn, error) {
 	return m, nil
 }
 
-func (m *mconn) join4(c net.PacketConn, ifaces []net.Interface, port int) error {
-	p := ipv4.NewPacketConn(c)
-	if err := p.SetControlMessage(ipv4.FlagInterface, true); err != nil {
-		return fmt.Errorf("udp4 control messages: %w", err)
+// refresh joins the group on interfaces that now have an address of the
+// family, forgets interfaces that went away, and returns the indexes of
+// those that are new or whose addresses changed.
+func (m *mconn) refresh() (changed []int, err error) {
+	ifaces := m.fixed
+	if ifaces == nil {
+		if ifaces, err = multicastInterfaces(); err != nil {
+			return nil, err
+		}
 	}
-	p.SetMulticastTTL(255) // RFC 6762 §11
-	p.SetMulticastLoopback(true)
-	joined := 0
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[int]bool{}
 	for _, ifi := range ifaces {
-		if v4, _ := ifaceAddrs(ifi); len(v4) == 0 {
+		v4, v6 := ifaceAddrs(ifi)
+		l, had := m.links[ifi.Index]
+		l.ifi = ifi
+		if len(v4) > 0 && !l.v4 && m.p4 != nil {
+			l.v4 = m.port != mdnsPort || joined(m.p4.JoinGroup(&ifi, &net.UDPAddr{IP: group4.Addr().AsSlice()}))
+		}
+		if len(v6) > 0 && !l.v6 && m.p6 != nil {
+			l.v6 = m.port != mdnsPort || joined(m.p6.JoinGroup(&ifi, &net.UDPAddr{IP: group6.Addr().AsSlice()}))
+		}
+		if !l.v4 && !l.v6 {
 			continue
 		}
-		if port == mdnsPort {
-			if err := p.JoinGroup(&ifi, &net.UDPAddr{IP: group4.Addr().AsSlice()}); err != nil {
-				continue
-			}
+		addrs := append(v4, v6...)
+		if !had || !slices.Equal(addrs, l.addrs) {
+			changed = append(changed, ifi.Index)
 		}
-		m.ifaces[ifi.Index] = ifi
-		joined++
+		l.addrs = addrs
+		m.links[ifi.Index] = l
+		seen[ifi.Index] = true
 	}
-	if joined == 0 {
-		return errors.New("udp4: no interface with an IPv4 address joined 224.0.0.251")
+	for idx := range m.links {
+		if !seen[idx] {
+			delete(m.links, idx)
+		}
 	}
-	m.p4 = p
-	return nil
+	return changed, nil
 }
 
-func (m *mconn) join6(c net.PacketConn, ifaces []net.Interface, port int) error {
-	p := ipv6.NewPacketConn(c)
-	if err := p.SetControlMessage(ipv6.FlagInterface, true); err != nil {
-		return fmt.Errorf("udp6 control messages: %w", err)
+// joined takes a JoinGroup result: already a member (an interface that
+// went down and up again) counts.
+func joined(err error) bool {
+	return err == nil || errors.Is(err, unix.EADDRINUSE)
+}
+
+// link returns the interface in use with this index.
+func (m *mconn) link(idx int) (link, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	l, ok := m.links[idx]
+	return l, ok
+}
+
+// indexes are the interfaces in use.
+func (m *mconn) indexes() []int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []int
+	for idx := range m.links {
+		out = append(out, idx)
 	}
-	p.SetMulticastHopLimit(255)
-	p.SetMulticastLoopback(true)
-	joined := 0
-	for _, ifi := range ifaces {
-		if _, v6 := ifaceAddrs(ifi); len(v6) == 0 {
-			continue
-		}
-		if port == mdnsPort {
-			if err := p.JoinGroup(&ifi, &net.UDPAddr{IP: group6.Addr().AsSlice()}); err != nil {
-				continue
-			}
-		}
-		m.ifaces[ifi.Index] = ifi
-		joined++
-	}
-	if joined == 0 {
-		return errors.New("udp6: no interface with an IPv6 address joined ff02::fb")
-	}
-	m.p6 = p
-	return nil
+	slices.Sort(out)
+	return out
 }
 
 func (m *mconn) read4() {
@@ -222,7 +258,7 @@ func (m *mconn) read6() {
 // queue drops them (a flood must not block the reader).
 func (m *mconn) deliver(b []byte, src net.Addr, ifIndex int) {
 	ua, ok := src.(*net.UDPAddr)
-	if _, joined := m.ifaces[ifIndex]; !ok || !joined || len(b) > maxPacket {
+	if _, inUse := m.link(ifIndex); !ok || !inUse || len(b) > maxPacket {
 		return
 	}
 	select {
@@ -251,12 +287,11 @@ func (m *mconn) send(b []byte, dst netip.AddrPort, ifIndex int) error {
 // multicast sends b to the group of each family on interface ifIndex.
 func (m *mconn) multicast(b []byte, ifIndex int) error {
 	var errs []error
-	ifi := m.ifaces[ifIndex]
-	v4, v6 := ifaceAddrs(ifi)
-	if m.p4 != nil && len(v4) > 0 {
+	l, _ := m.link(ifIndex)
+	if l.v4 {
 		errs = append(errs, m.send(b, group4, ifIndex))
 	}
-	if m.p6 != nil && len(v6) > 0 {
+	if l.v6 {
 		errs = append(errs, m.send(b, group6, ifIndex))
 	}
 	return errors.Join(errs...)
