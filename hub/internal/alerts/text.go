@@ -4,9 +4,10 @@ import (
 	"cmp"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pifleet/pifleet/hub/internal/wording"
 )
 
 // fileNames names a summary's File after the kind of its first list.
@@ -67,7 +68,7 @@ func causeLine(counts map[string]int) string {
 		if w == "" {
 			w = k
 		}
-		parts[i] = thousands(counts[k]) + " " + w
+		parts[i] = wording.Thousands(counts[k]) + " " + w
 	}
 	return strings.Join(parts, " · ")
 }
@@ -79,19 +80,7 @@ func names(xs []string, total int) string {
 	}
 	s := strings.Join(xs, ", ")
 	if more := total - len(xs); more > 0 {
-		s += " and " + thousands(more) + " more"
-	}
-	return s
-}
-
-// thousands writes n with thousands separators: 9,874.
-func thousands(n int) string {
-	if n < 0 {
-		return "-" + thousands(-n)
-	}
-	s := strconv.Itoa(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
+		s += " and " + wording.Thousands(more) + " more"
 	}
 	return s
 }
@@ -101,5 +90,5 @@ func pis(n int) string {
 	if n == 1 {
 		return "1 Pi"
 	}
-	return thousands(n) + " Pis"
+	return wording.Thousands(n) + " Pis"
 }

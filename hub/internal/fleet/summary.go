@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pifleet/pifleet/hub/internal/wording"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -53,7 +54,7 @@ type Count struct {
 }
 
 // Sorted returns the entries with a count above zero, the largest first
-// (ties by name).
+// (ties by name, in natural order: room-4 before room-10).
 func (c Counts) Sorted() []Count {
 	out := make([]Count, 0, len(c))
 	for k, n := range c {
@@ -65,7 +66,7 @@ func (c Counts) Sorted() []Count {
 		if out[i].N != out[j].N {
 			return out[i].N > out[j].N
 		}
-		return out[i].Name < out[j].Name
+		return wording.NaturalCompare(out[i].Name, out[j].Name) < 0
 	})
 	return out
 }
