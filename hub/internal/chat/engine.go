@@ -9,6 +9,7 @@ import (
 
 	"github.com/pifleet/pifleet/hub/internal/fleet"
 	"github.com/pifleet/pifleet/internal/shellwords"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Request is one question from a person.
@@ -83,7 +84,7 @@ var builtins map[string]builtin
 func init() {
 	builtins = map[string]builtin{
 		"help":    {"help", "this list", (*Engine).help},
-		"fleet":   {"fleet [online|offline|problems|label:NAME]", "the devices, their addresses and health", (*Engine).fleetCmd},
+		"fleet":   {"fleet [online | offline | problems | label:NAME]", "the devices, their addresses and health", (*Engine).fleetCmd},
 		"where":   {"where <id>", "the addresses of one device", (*Engine).where},
 		"health":  {"health <id>", "everything the device reports about its health", (*Engine).health},
 		"history": {"history <id>", "recent state and health changes of one device", (*Engine).history},
@@ -114,10 +115,23 @@ func (e *Engine) Ask(ctx context.Context, r Request) Reply {
 		return h.h.Handle(ctx, r, words[1:])
 	}
 	msg := fmt.Sprintf("I don't know %q.", words[0])
+	var try []Action
 	if best := fleet.Closest(verb, e.verbs()); best != "" {
 		msg += fmt.Sprintf(" Did you mean %q?", best)
+		try = tryAction(shellwords.Join(append([]string{best}, words[1:]...)))
 	}
-	return problem(msg + " Try `help`.")
+	rep := problem(msg + " Try `help`.")
+	rep.Actions = try
+	return rep
+}
+
+// tryAction offers a corrected command as a button.
+func tryAction(command string) []Action { return []Action{{Label: command, Command: command}} }
+
+// DeviceActions are the buttons every message about one Pi offers (a
+// fleet line, an alert): its addresses and its health.
+func DeviceActions(id string) []Action {
+	return []Action{{Label: "Where", Command: "where " + id}, {Label: "Health", Command: "health " + id}}
 }
 
 func (e *Engine) verbs() []string {
@@ -134,10 +148,12 @@ func (e *Engine) verbs() []string {
 
 func problem(text string) Reply { return Reply{Text: text, Problem: true} }
 
+// help lists the commands: in Slack one per line at full width (a
+// half-width field broke "[online | offline …]" mid-word on a phone).
 func (e *Engine) help([]string) Reply {
 	var b strings.Builder
 	b.WriteString("Commands:\n")
-	var fields []Field
+	var lines []string
 	for _, v := range e.verbs() {
 		usage, summary := v, ""
 		if bi, ok := builtins[v]; ok {
@@ -147,9 +163,10 @@ func (e *Engine) help([]string) Reply {
 			usage = v + " …"
 		}
 		fmt.Fprintf(&b, "  %-45s %s\n", usage, summary)
-		fields = append(fields, Field{Label: usage, Value: summary})
+		verb, rest, _ := strings.Cut(usage, " ")
+		lines = append(lines, strings.TrimSpace(Bold(verb)+" "+rest)+" — "+summary)
 	}
-	return Reply{Text: b.String(), Title: "pifleet commands", Sections: []Section{{Fields: fields}}}
+	return Reply{Text: b.String(), Title: "pifleet commands", Sections: []Section{{Text: strings.Join(lines, "\n")}}}
 }
 
 // oneID checks that args name exactly one known device.
@@ -168,11 +185,17 @@ func (e *Engine) oneID(verb string, args []string) (fleet.Device, *Reply) {
 		}
 		r := problem(fmt.Sprintf("`%s` takes one Pi id; %s ignored and nothing was run (pifleet never hands chat text to a shell). Try `%s %s`.",
 			verb, rest, verb, id))
+		if wire.IDProblem(id) == "" {
+			r.Actions = tryAction(verb + " " + id)
+		}
 		return fleet.Device{}, &r
 	}
 	d, ok := e.fleet.Get(args[0])
 	if !ok {
 		r := problem(sentence(e.fleet.UnknownID(args[0]).Error()))
+		if best := e.fleet.Suggest(args[0]); best != "" {
+			r.Actions = tryAction(verb + " " + best)
+		}
 		return fleet.Device{}, &r
 	}
 	return d, nil

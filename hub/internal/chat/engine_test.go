@@ -61,8 +61,8 @@ func TestAnswers(t *testing.T) {
 	}{
 		{"help", false, []string{"fleet", "where <id>", "health <id>", "history <id>"}, nil},
 		{"", false, []string{"Commands"}, nil},
-		{"fleet", false, []string{"2 devices, 1 online, 1 with problems", "pi-kitchen · online · 192.0.2.10 · 47.2 °C", "pi-garage · lost", "under-voltage"}, []string{"127.0.0.1", "fe80::1"}},
-		{"FLEET online", false, []string{"1 devices", "pi-kitchen"}, []string{"pi-garage"}},
+		{"fleet", false, []string{"Fleet: 1/2 online\n", "pi-kitchen · online · 192.0.2.10 · 47.2 °C", "pi-garage · lost", "under-voltage"}, []string{"127.0.0.1", "fe80::1"}},
+		{"FLEET online", false, []string{"Fleet (online): 1/1 online\n", "pi-kitchen"}, []string{"pi-garage"}},
 		{"fleet problems", false, []string{"pi-garage"}, []string{"pi-kitchen"}},
 		{"fleet bogus", true, []string{"unknown filter"}, nil},
 		{"where pi-kitchen", false, []string{"pi-kitchen is online", "Reach it at 192.0.2.10 on eth0 (default route)", "eth0 (default route): 192.0.2.10/24 (primary)\n", "also eth0 fe80::1 (link-local)"}, []string{"lo:"}},
@@ -82,6 +82,9 @@ func TestAnswers(t *testing.T) {
 		{"\x00\x01 \u202e", true, []string{"I don't know"}, nil},
 	} {
 		r := ask(e, tc.text)
+		if Plain(r.Text) != r.Text {
+			t.Errorf("Ask(%.30q).Text holds marks: %q", tc.text, r.Text)
+		}
 		if r.Problem != tc.problem {
 			t.Errorf("Ask(%.30q).Problem = %v, want %v (text %q)", tc.text, r.Problem, tc.problem, r.Text)
 		}
@@ -115,15 +118,109 @@ func TestExtensionVerb(t *testing.T) {
 	}
 }
 
-func TestLongFleetGoesToFile(t *testing.T) {
+// TestFleetLayout: a fleet answer leads with the summary, lists the Pis
+// needing attention first, each with its id in bold, its IPv4 address as
+// code and what is wrong in words, and offers Where and Health for it.
+func TestFleetLayout(t *testing.T) {
+	e := testEngine(t)
+	r := ask(e, "fleet")
+	if r.Title != "1/2 online" {
+		t.Errorf("title = %q, want 1/2 online", r.Title)
+	}
+	lastSeen := now // testEngine's fleet saw everything at now
+	want := []Section{
+		{Text: "🔴 " + Bold("pi-garage") + " " + Code("198.51.100.4") + "\nlost · seen " + At(lastSeen, "just now"), Actions: DeviceActions("pi-garage")},
+		{Text: "🟢 " + Bold("pi-kitchen") + " " + Code("192.0.2.10") + " · 47.2 °C", Actions: DeviceActions("pi-kitchen")},
+	}
+	if fmt.Sprintf("%q", r.Sections) != fmt.Sprintf("%q", want) {
+		t.Errorf("sections =\n  %q\nwant\n  %q", r.Sections, want)
+	}
+	if got := DeviceActions("pi-1"); got[0].Command != "where pi-1" || got[1].Command != "health pi-1" {
+		t.Errorf("DeviceActions = %+v", got)
+	}
+}
+
+// TestFleetButtonsAndOrder: the first ButtonRows Pis get buttons, the rest
+// are lines of one section; ids sort naturally; no file up to LargeFleet.
+func TestFleetButtonsAndOrder(t *testing.T) {
 	f := fleet.New(nil)
-	for i := 0; i < MaxRows+5; i++ {
+	for i := 0; i < 45; i++ {
 		b, _ := json.Marshal(wire.State{V: 1, State: wire.StateOnline, Epoch: 1})
-		f.Apply(wire.StateTopic(fmt.Sprintf("pi-%03d", i)), b)
+		f.Apply(wire.StateTopic(fmt.Sprintf("pi-%d", i)), b)
 	}
 	r := New(f, nil).Ask(context.Background(), Request{Text: "fleet"})
-	if len(r.Sections) != MaxRows || len(r.Files) != 1 || strings.Count(r.Files[0].Content, "pi-") != MaxRows+5 {
-		t.Errorf("sections=%d files=%d; want %d sections and one file with every device", len(r.Sections), len(r.Files), MaxRows)
+	if len(r.Sections) != ButtonRows+1 || len(r.Files) != 0 {
+		t.Fatalf("sections=%d files=%d; want %d sections and no file", len(r.Sections), len(r.Files), ButtonRows+1)
+	}
+	for i, s := range r.Sections {
+		if (len(s.Actions) == 2) != (i < ButtonRows) {
+			t.Errorf("section %d has %d actions", i, len(s.Actions))
+		}
+	}
+	if !strings.Contains(r.Text, "pi-9 ·") || strings.Index(r.Text, "pi-9 ·") > strings.Index(r.Text, "pi-10 ·") {
+		t.Errorf("pi-9 is not listed before pi-10:\n%s", r.Text)
+	}
+	if r.Title != "45/45 online" {
+		t.Errorf("title = %q", r.Title)
+	}
+}
+
+func TestEmptyFleetSaysItOnce(t *testing.T) {
+	e := New(fleet.New(nil), nil)
+	r := ask(e, "fleet")
+	if r.Title != "No devices yet" || len(r.Sections) != 1 || strings.Contains(r.Sections[0].Text, r.Title) {
+		t.Errorf("empty fleet = %+v", r)
+	}
+	if r := ask(e, "fleet online"); r.Title != "No device matches online" {
+		t.Errorf("empty filter: %+v", r)
+	}
+}
+
+// TestTryButtons: an answer that suggests a command offers it as a button.
+func TestTryButtons(t *testing.T) {
+	e := testEngine(t)
+	for text, want := range map[string]string{
+		"where pi-kichen":            "where pi-kitchen",
+		"health pi-kichen":           "health pi-kitchen",
+		"flet online":                "fleet online",
+		"wher 'pi kitchen'":          "where 'pi kitchen'",
+		"where pi-kitchen; rm -rf /": "where pi-kitchen",
+	} {
+		r := ask(e, text)
+		if len(r.Actions) != 1 || r.Actions[0].Command != want || r.Actions[0].Label != want {
+			t.Errorf("Ask(%q).Actions = %+v, want one button running %q", text, r.Actions, want)
+		}
+	}
+	for _, text := range []string{"where pi-zzzzzzzzzz", "where ../../etc", "rm -rf /"} {
+		if r := ask(e, text); len(r.Actions) != 0 {
+			t.Errorf("Ask(%q).Actions = %+v, want none", text, r.Actions)
+		}
+	}
+}
+
+// TestTimesAreMarks: every time an answer shows is a time mark (Slack
+// renders a date token), and the CLI's text has it in plain words.
+func TestTimesAreMarks(t *testing.T) {
+	e := testEngine(t)
+	e.now = func() time.Time { return now.Add(90 * time.Second) }
+	for _, q := range []string{"where pi-kitchen", "health pi-garage"} {
+		r := ask(e, q)
+		if r.Context != "last seen "+At(now, "1m ago") && !strings.HasPrefix(r.Context, "last seen "+At(now, "1m ago")+" · ") {
+			t.Errorf("%s: context %q, want a time mark", q, r.Context)
+		}
+		if !strings.Contains(r.Text, "last seen 1m ago") {
+			t.Errorf("%s: text %q, want last seen 1m ago", q, r.Text)
+		}
+	}
+	r := ask(e, "history pi-garage")
+	if !strings.HasPrefix(r.Sections[0].Text, AtSeconds(now, "2026-11-25 12:00:00Z")+" · ") {
+		t.Errorf("history: %q, want lines starting with a time mark", r.Sections[0].Text)
+	}
+	if !strings.Contains(r.Text, "2026-11-25 12:00:00Z  ") {
+		t.Errorf("history text: %q", r.Text)
+	}
+	if r := ask(e, "fleet"); !strings.Contains(r.Sections[0].Text, "seen "+At(now, "1m ago")) {
+		t.Errorf("fleet: %q, want a time mark", r.Sections[0].Text)
 	}
 }
 

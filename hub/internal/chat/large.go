@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/hub/internal/wording"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -48,7 +49,7 @@ func needsAttention(d *fleet.Device) bool { return !d.Online() || len(d.Problems
 // the summary, the devices needing attention (the first AttentionRows
 // inline), and fleet.txt with the whole summary, every device needing
 // attention and then every device.
-func (e *Engine) largeFleet(devs []fleet.Device, title string) Reply {
+func (e *Engine) largeFleet(devs []fleet.Device, title, head string) Reply {
 	sum := fleet.Summarize(devs)
 	var attn []*fleet.Device
 	for i := range devs {
@@ -63,8 +64,13 @@ func (e *Engine) largeFleet(devs []fleet.Device, title string) Reply {
 		lines[i] = e.DeviceLine(d)
 	}
 	inline, size := 0, 0
-	for inline < len(lines) && inline < AttentionRows && size+len(lines[inline]) <= attentionBytes {
-		size += len(lines[inline]) + 1
+	for inline < len(attn) && inline < AttentionRows {
+		// Both forms count: the CLI prints the plain line, Slack the marked.
+		n := max(len(lines[inline]), len(e.deviceMarked(attn[inline])))
+		if size+n > attentionBytes {
+			break
+		}
+		size += n + 1
 		inline++
 	}
 
@@ -79,46 +85,50 @@ func (e *Engine) largeFleet(devs []fleet.Device, title string) Reply {
 		{"Agent versions", countsText(sum.AgentVersions.Sorted(), summaryTop, nil), countsText(sum.AgentVersions.Sorted(), 0, nil)},
 		{"Labels", countsText(sum.Labels.Sorted(), summaryTop, nil), countsText(sum.Labels.Sorted(), 0, nil)},
 	}
-	var head string
+	var attnHead string
 	switch {
 	case len(attn) == 0:
-		head = fmt.Sprintf("All %d devices are online and healthy.", len(devs))
+		attnHead = fmt.Sprintf("All %s devices are online and healthy.", wording.Thousands(len(devs)))
 	case inline == len(attn):
-		head = fmt.Sprintf("Needing attention: %d (lost, unhealthy, unknown or offline):", len(attn))
+		attnHead = fmt.Sprintf("Needing attention: %s (lost, unhealthy, unknown or offline):", wording.Thousands(len(attn)))
 	default:
-		head = fmt.Sprintf("Needing attention: %d (lost, unhealthy, unknown or offline); the first %d:", len(attn), inline)
+		attnHead = fmt.Sprintf("Needing attention: %s (lost, unhealthy, unknown or offline); the first %d:", wording.Thousands(len(attn)), inline)
 	}
 
 	var text, file strings.Builder
-	fmt.Fprintln(&text, title)
-	fmt.Fprintln(&file, title)
+	fmt.Fprintln(&text, head)
+	fmt.Fprintln(&file, head)
 	var fields []Field
 	for _, r := range rows {
 		fmt.Fprintf(&text, "  %-16s %s\n", r.label+":", strings.Join(r.short, ", "))
 		fmt.Fprintf(&file, "  %-16s %s\n", r.label+":", strings.Join(r.full, ", "))
 		fields = append(fields, Field{Label: r.label, Value: strings.Join(r.short, "\n")})
 	}
-	fmt.Fprintln(&text, head)
-	secs := []Section{{Fields: fields}, {Text: head}}
-	for _, l := range lines[:inline] {
+	fmt.Fprintln(&text, attnHead)
+	secs := []Section{{Fields: fields}, {Text: attnHead}}
+	for i, l := range lines[:inline] {
 		fmt.Fprintln(&text, "  "+l)
-		secs = append(secs, Section{Text: l})
+		sec := Section{Text: e.deviceMarked(attn[i])}
+		if i < ButtonRows {
+			sec.Actions = DeviceActions(attn[i].ID)
+		}
+		secs = append(secs, sec)
 	}
 
 	if len(attn) > 0 {
-		fmt.Fprintf(&file, "\nNeeding attention (%d):\n", len(attn))
+		fmt.Fprintf(&file, "\nNeeding attention (%s):\n", wording.Thousands(len(attn)))
 		for _, l := range lines {
 			fmt.Fprintln(&file, "  "+l)
 		}
 	}
-	fmt.Fprintf(&file, "\nAll devices (%d):\n", len(devs))
+	fmt.Fprintf(&file, "\nAll devices (%s):\n", wording.Thousands(len(devs)))
 	for i := range devs {
 		fmt.Fprintln(&file, "  "+e.DeviceLine(&devs[i]))
 	}
 
-	ctx := fmt.Sprintf("The whole list (%d devices, those needing attention first) is attached as fleet.txt.", len(devs))
+	ctx := fmt.Sprintf("The whole list (%s, those needing attention first) is attached as fleet.txt.", wording.Count(len(devs), "device"))
 	if inline < len(attn) {
-		ctx = fmt.Sprintf("Showing %d of the %d devices needing attention. ", inline, len(attn)) + ctx
+		ctx = fmt.Sprintf("Showing %d of the %s devices needing attention. ", inline, wording.Thousands(len(attn))) + ctx
 	}
 	return Reply{Text: text.String(), Title: title, Sections: secs, Context: ctx,
 		Files: []File{{Name: "fleet.txt", Content: file.String()}}}
@@ -147,14 +157,14 @@ func countsText(cs []fleet.Count, top int, word func(string) string) []string {
 	var out []string
 	for i, c := range cs {
 		if top > 0 && i == top {
-			out = append(out, fmt.Sprintf("and %d more", len(cs)-i))
+			out = append(out, "and "+wording.Thousands(len(cs)-i)+" more")
 			break
 		}
 		name := c.Name
 		if word != nil {
 			name = word(name)
 		}
-		out = append(out, fmt.Sprintf("%d %s", c.N, name))
+		out = append(out, wording.Thousands(c.N)+" "+name)
 	}
 	return out
 }

@@ -100,14 +100,13 @@ func checkReplyGolden(t *testing.T, name string, r Reply) {
 	checkGolden(t, name+".txt", []byte(r.Text))
 }
 
-// TestFleetSmallUnchanged: up to LargeFleet devices, `fleet` answers as it
-// always did, every device inline (the golden files were made by the
-// engine before large fleets were answered differently).
-func TestFleetSmallUnchanged(t *testing.T) {
+// TestFleetSmallInline: up to LargeFleet devices, `fleet` lists every
+// device inline, those needing attention first, and needs no file.
+func TestFleetSmallInline(t *testing.T) {
 	e := New(mixedFleet(t, LargeFleet), func() time.Time { return now })
 	r := ask(e, "fleet")
-	if len(r.Files) != 1 || r.Files[0].Content != r.Text || strings.Count(r.Text, "\n") != LargeFleet+1 {
-		t.Errorf("%d devices: want every device in the text and the same text as fleet.txt", LargeFleet)
+	if len(r.Files) != 0 || strings.Count(r.Text, "\n") != LargeFleet+1 {
+		t.Errorf("%d devices: want every device in the text and no file", LargeFleet)
 	}
 	checkReplyGolden(t, "fleet-50", r)
 }
@@ -125,7 +124,7 @@ func TestFleetLargeGolden(t *testing.T) {
 
 	// A filter matching more than LargeFleet: the summary is of the match.
 	r = ask(New(mixedFleet(t, 1200), func() time.Time { return now }), "fleet problems")
-	if !strings.HasPrefix(r.Text, "Fleet: 116 devices, 68 online, 69 with problems\n") {
+	if !strings.HasPrefix(r.Text, "Fleet (problems): 68/116 online, 68 with problems\n") {
 		t.Errorf("fleet problems over 1200:\n%.300s", r.Text)
 	}
 	checkReplyGolden(t, "fleet-large-problems", r)
@@ -138,18 +137,18 @@ func TestFleetLarge10k(t *testing.T) {
 	f := mixedFleet(t, 10000)
 	e := New(f, func() time.Time { return now })
 	r := ask(e, "fleet")
-	if r.Problem || r.Title != "Fleet: 10000 devices, 9597 online, 575 with problems" {
+	if r.Problem || r.Title != "9,597/10,000 online · 553 🟠" {
 		t.Fatalf("title %q", r.Title)
 	}
 	text := strings.Split(strings.TrimSuffix(r.Text, "\n"), "\n")
 	if len(text) > 1+5+1+AttentionRows || len(r.Text) > 12000 {
 		t.Errorf("the text is %d lines, %d bytes: too long for a message", len(text), len(r.Text))
 	}
-	for i, want := range []string{r.Title, "  States:          9597 online, 303 lost, 100 offline",
+	for i, want := range []string{"Fleet: 9,597/10,000 online, 553 with problems", "  States:          9,597 online, 303 lost, 100 offline",
 		"  Problems:        575 throttled, 575 under-voltage, 175 running hot",
-		"  Models:          2500 Raspberry Pi 3 Model B Plus Rev 1.3, 2500 Raspberry Pi 4 Model B Rev 1.4, 2500 Raspberry Pi Zero 2 W Rev 1.0, 2475 Raspberry Pi 3 Model B Rev 1.2, 25 unknown",
-		"  Agent versions:  7475 v0.1.0, 2500 v0.2.0, 25 unknown",
-		"  Labels:          9975 lab, 1000 site-1, 1000 site-2, 1000 site-3, 1000 site-4, 1000 site-5, 1000 site-6, 1000 site-7, and 3 more",
+		"  Models:          2,500 Raspberry Pi 3 Model B Plus Rev 1.3, 2,500 Raspberry Pi 4 Model B Rev 1.4, 2,500 Raspberry Pi Zero 2 W Rev 1.0, 2,475 Raspberry Pi 3 Model B Rev 1.2, 25 unknown",
+		"  Agent versions:  7,475 v0.1.0, 2,500 v0.2.0, 25 unknown",
+		"  Labels:          9,975 lab, 1,000 site-1, 1,000 site-2, 1,000 site-3, 1,000 site-4, 1,000 site-5, 1,000 site-6, 1,000 site-7, and 3 more",
 	} {
 		if text[i] != want {
 			t.Errorf("line %d:\ngot  %q\nwant %q", i, text[i], want)
@@ -172,7 +171,7 @@ func TestFleetLarge10k(t *testing.T) {
 	if len(r.Sections) != 2+AttentionRows || len(r.Sections[0].Fields) != 5 {
 		t.Errorf("%d sections, summary fields %d", len(r.Sections), len(r.Sections[0].Fields))
 	}
-	if r.Context != fmt.Sprintf("Showing %d of the %d devices needing attention. The whole list (10000 devices, those needing attention first) is attached as fleet.txt.", AttentionRows, len(all)) {
+	if r.Context != fmt.Sprintf("Showing %d of the %d devices needing attention. The whole list (10,000 devices, those needing attention first) is attached as fleet.txt.", AttentionRows, len(all)) {
 		t.Errorf("context %q", r.Context)
 	}
 	if len(r.Files) != 1 {
@@ -180,7 +179,7 @@ func TestFleetLarge10k(t *testing.T) {
 	}
 	file := r.Files[0].Content
 	i := strings.Index(file, "\nNeeding attention ("+fmt.Sprint(len(all))+"):\n")
-	j := strings.Index(file, "\nAll devices (10000):\n")
+	j := strings.Index(file, "\nAll devices (10,000):\n")
 	if i < 0 || j < i {
 		t.Fatalf("fleet.txt lacks its parts:\n%.2000s", file)
 	}
@@ -196,8 +195,8 @@ func TestFleetLarge10k(t *testing.T) {
 	}
 
 	// A filter that matches few stays a small answer.
-	if r := ask(e, "fleet label:site-3"); len(r.Files) != 1 || !strings.HasPrefix(r.Text, "Fleet: 1000 devices") || strings.Count(r.Text, "\n") > 40 {
-		t.Errorf("label:site-3 (1000 devices): %d lines", strings.Count(r.Text, "\n"))
+	if r := ask(e, "fleet label:site-3"); len(r.Files) != 1 || !strings.HasPrefix(r.Text, "Fleet (label:site-3): 959/1,000 online") || strings.Count(r.Text, "\n") > 40 {
+		t.Errorf("label:site-3 (1000 devices): %d lines: %.80q", strings.Count(r.Text, "\n"), r.Text)
 	}
 }
 

@@ -1,68 +1,122 @@
 package chat
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/hub/internal/wording"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
-// MaxRows is how many devices a fleet answer lists inline; the whole table
-// goes in a file beyond that. Past LargeFleet devices the answer is a
-// summary instead (largeFleet).
-const MaxRows = 40
+// ButtonRows is how many Pis of a fleet answer get their own Where and
+// Health buttons (in Slack two blocks each, so that a list stays within a
+// message's 50 blocks): those needing attention come first. The others
+// are listed as lines.
+const ButtonRows = 8
 
 func (e *Engine) fleetCmd(args []string) Reply {
-	devs, err := e.fleet.Filter(strings.Join(args, " "))
+	filter := strings.Join(args, " ")
+	devs, err := e.fleet.Filter(filter)
 	if err != nil {
 		return problem(sentence(err.Error()))
 	}
+	if len(devs) == 0 {
+		return emptyFleet(filter)
+	}
+	sortForPeople(devs)
 	online, bad := 0, 0
 	for i := range devs {
 		if devs[i].Online() {
 			online++
-		}
-		if len(devs[i].Problems()) > 0 {
-			bad++
+			if len(devs[i].Problems()) > 0 {
+				bad++
+			}
 		}
 	}
-	title := fmt.Sprintf("Fleet: %d devices, %d online, %d with problems", len(devs), online, bad)
-	if len(devs) == 0 {
-		return Reply{Text: title + ".", Title: title}
+	// The header is the summary at a glance: "2/3 online · 1 🟠"; the
+	// CLI's first line says the same in words.
+	title := fmt.Sprintf("%s/%s online", wording.Thousands(online), wording.Thousands(len(devs)))
+	head := "Fleet: " + title
+	if bad > 0 {
+		title += fmt.Sprintf(" · %s 🟠", wording.Thousands(bad))
+		head += fmt.Sprintf(", %s with problems", wording.Thousands(bad))
+	}
+	if filter != "" {
+		title = filter + " · " + title
+		head = fmt.Sprintf("Fleet (%s): %s", filter, strings.TrimPrefix(head, "Fleet: "))
 	}
 	if len(devs) > LargeFleet {
-		return e.largeFleet(devs, title)
+		return e.largeFleet(devs, title, head)
 	}
 	var b strings.Builder
-	fmt.Fprintln(&b, title)
+	fmt.Fprintln(&b, head)
 	var secs []Section
+	var rest []string
 	for i := range devs {
-		line := e.DeviceLine(&devs[i])
-		fmt.Fprintln(&b, "  "+line)
-		if i < MaxRows {
-			secs = append(secs, Section{Text: line})
+		fmt.Fprintln(&b, "  "+e.DeviceLine(&devs[i]))
+		if i < ButtonRows {
+			secs = append(secs, Section{Text: e.deviceMarked(&devs[i]), Actions: DeviceActions(devs[i].ID)})
+		} else {
+			rest = append(rest, e.deviceMarked(&devs[i]))
 		}
 	}
-	r := Reply{Text: b.String(), Title: title, Sections: secs}
-	if len(devs) > MaxRows {
-		r.Context = fmt.Sprintf("Showing %d of %d; the whole list is attached.", MaxRows, len(devs))
-		r.Files = []File{{Name: "fleet.txt", Content: b.String()}}
+	if len(rest) > 0 {
+		secs = append(secs, Section{Text: strings.Join(rest, "\n")})
 	}
-	return r
+	return Reply{Text: b.String(), Title: title, Sections: secs}
 }
 
-// DeviceLine is the one-line summary of a device used in fleet lists.
-func (e *Engine) DeviceLine(d *fleet.Device) string {
-	mark := "🟢"
-	if !d.Online() {
-		mark = "🔴"
-	} else if len(d.Problems()) > 0 {
-		mark = "🟠"
+// emptyFleet answers a fleet (or a filter) with no device, once.
+func emptyFleet(filter string) Reply {
+	if filter == "" {
+		const hint = "A Pi shows up here once its agent connects to this hub."
+		return Reply{Text: "No devices yet. " + hint, Title: "No devices yet", Sections: []Section{{Text: hint}}}
 	}
-	parts := []string{fmt.Sprintf("%s %s", mark, d.ID)}
+	title := "No device matches " + filter
+	return Reply{Text: title + ".", Title: title, Sections: []Section{{Text: Code("fleet") + " alone lists every device."}}}
+}
+
+// sortForPeople puts the Pis needing attention first (lost, unhealthy,
+// unknown, shut down), then the rest, each in natural id order (pi-9
+// before pi-10).
+func sortForPeople(devs []fleet.Device) {
+	slices.SortStableFunc(devs, func(a, b fleet.Device) int {
+		if c := cmp.Compare(peopleRank(&a), peopleRank(&b)); c != 0 {
+			return c
+		}
+		return wording.NaturalCompare(a.ID, b.ID)
+	})
+}
+
+// peopleRank is attentionRank, with the healthy online Pis last.
+func peopleRank(d *fleet.Device) int {
+	if !needsAttention(d) {
+		return 4
+	}
+	return attentionRank(d)
+}
+
+// mark is the coloured dot of a device: green, orange (online with
+// problems), red (not online).
+func mark(d *fleet.Device) string {
+	switch {
+	case !d.Online():
+		return "🔴"
+	case len(d.Problems()) > 0:
+		return "🟠"
+	}
+	return "🟢"
+}
+
+// DeviceLine is the one-line summary of a device used in plain fleet
+// lists (the CLI, fleet.txt).
+func (e *Engine) DeviceLine(d *fleet.Device) string {
+	parts := []string{fmt.Sprintf("%s %s", mark(d), d.ID)}
 	state := string(d.State)
 	if state == "" {
 		state = "unknown"
@@ -81,6 +135,63 @@ func (e *Engine) DeviceLine(d *fleet.Device) string {
 	}
 	parts = append(parts, "seen "+Ago(e.now(), d.LastSeen))
 	return strings.Join(parts, " · ")
+}
+
+// deviceMarked is a device as a phone shows it: the dot, the id in bold
+// and the primary IPv4 address as code on the first line; what is wrong,
+// in words, on a second line only when something is.
+func (e *Engine) deviceMarked(d *fleet.Device) string {
+	line := mark(d) + " " + Bold(d.ID)
+	if addr := primaryAddress(d.Status); addr != "" {
+		line += " " + Code(addr)
+	} else {
+		line += " · no address"
+	}
+	switch {
+	case !d.Online():
+		return line + "\n" + stateShort(d) + " · seen " + e.seen(d.LastSeen)
+	case len(d.Problems()) > 0:
+		return line + "\n" + problemText(d.Problems())
+	}
+	if d.Status != nil && d.Status.Health.TempC != nil {
+		line += fmt.Sprintf(" · %.1f °C", *d.Status.Health.TempC)
+	}
+	return line
+}
+
+// primaryAddress is the address to reach a device at: the first usable
+// IPv4 address (the primary one first), else the first usable address.
+func primaryAddress(st *wire.Status) string {
+	addrs := fleet.UsableAddresses(st)
+	for _, a := range addrs {
+		if !strings.Contains(a, ":") {
+			return a
+		}
+	}
+	if len(addrs) > 0 {
+		return addrs[0]
+	}
+	return ""
+}
+
+// stateShort is a device that is not online, in a word or two.
+func stateShort(d *fleet.Device) string {
+	switch d.State {
+	case wire.StateLost:
+		return "lost"
+	case wire.StateOffline:
+		return "shut down"
+	}
+	return "state unknown"
+}
+
+// seen is when a device was last heard of, as a time mark: Slack shows
+// the date and time in the reader's zone, the CLI "12s ago".
+func (e *Engine) seen(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return At(t, Ago(e.now(), t))
 }
 
 func problemText(ps []wire.Problem) string {
@@ -188,7 +299,7 @@ func (e *Engine) where(args []string) Reply {
 				}
 			}
 			fmt.Fprintln(&b, "  "+line)
-			fields = append(fields, Field{Label: "Reach it at", Value: strings.TrimPrefix(line, "Reach it at ")})
+			fields = append(fields, Field{Label: "Reach it at", Value: Code(addrs[0]) + strings.TrimPrefix(line, "Reach it at "+addrs[0])})
 		}
 		for _, ifc := range d.Status.Interfaces {
 			if ifc.Loopback {
@@ -232,11 +343,11 @@ func (e *Engine) where(args []string) Reply {
 			}
 		}
 	}
-	ctx := "last seen " + Ago(e.now(), d.LastSeen)
+	ctx := "last seen " + e.seen(d.LastSeen)
 	if len(aside) > 0 {
 		ctx += " · also " + strings.Join(aside, " · ")
 	}
-	fmt.Fprintln(&b, "  "+ctx)
+	fmt.Fprintln(&b, "  "+Plain(ctx))
 	return Reply{Text: b.String(), Title: title, Sections: []Section{{Fields: fields}}, Context: ctx}
 }
 
@@ -286,7 +397,8 @@ func (e *Engine) health(args []string) Reply {
 		fmt.Fprintln(&b, "  "+p)
 		secs = append([]Section{{Text: p}}, secs...)
 	}
-	ctx := "last seen " + Ago(e.now(), d.LastSeen)
+	ctx := "last seen " + e.seen(d.LastSeen)
+	fmt.Fprintln(&b, "  "+Plain(ctx))
 	return Reply{Text: b.String(), Title: title, Sections: secs, Context: ctx}
 }
 
@@ -411,9 +523,10 @@ func (e *Engine) history(args []string) Reply {
 	var lines []string
 	for i := len(d.History) - 1; i >= 0; i-- {
 		c := d.History[i]
-		l := fmt.Sprintf("%s  %s", c.Time.UTC().Format("2006-01-02 15:04:05Z"), changeText(c.Kind, c.Detail))
-		lines = append(lines, l)
-		fmt.Fprintln(&b, "  "+l)
+		at := c.Time.UTC().Format("2006-01-02 15:04:05Z")
+		fmt.Fprintf(&b, "  %s  %s\n", at, changeText(c.Kind, c.Detail))
+		// In Slack the time is a date token in the reader's zone.
+		lines = append(lines, AtSeconds(c.Time, at)+" · "+changeText(c.Kind, c.Detail))
 	}
 	text := strings.Join(lines, "\n")
 	if text == "" {

@@ -2,14 +2,18 @@ package chat
 
 // Reply is the engine's answer, structured so that each adapter renders it
 // in its own way: the HTTP API and CLI use Text; Slack renders Title,
-// Sections and Context as Block Kit with Text as the fallback, and sends
-// Files as uploads in the thread.
+// Sections, Actions and Context as Block Kit with Text as the fallback,
+// and sends Files as uploads in the thread. Title, Sections and Context
+// may carry marks (see Spans); Text is plain.
 type Reply struct {
 	Text     string    `json:"text"`
 	Title    string    `json:"title,omitempty"`
 	Sections []Section `json:"sections,omitempty"`
-	Context  string    `json:"context,omitempty"`
-	Files    []File    `json:"files,omitempty"`
+	// Actions are commands offered as buttons under the sections ("did
+	// you mean pi-kitchen?").
+	Actions []Action `json:"actions,omitempty"`
+	Context string   `json:"context,omitempty"`
+	Files   []File   `json:"files,omitempty"`
 	// Problem marks answers about an error (unknown command, unknown id).
 	Problem bool `json:"problem,omitempty"`
 	// Confirm, when set, asks the person to confirm before the engine acts
@@ -18,10 +22,20 @@ type Reply struct {
 	Confirm *Confirm `json:"confirm,omitempty"`
 }
 
-// Section is a block of text with optional two-column fields.
+// Section is a block of text with optional two-column fields, and the
+// commands it offers as buttons (a Pi's Where and Health).
 type Section struct {
-	Text   string  `json:"text,omitempty"`
-	Fields []Field `json:"fields,omitempty"`
+	Text    string   `json:"text,omitempty"`
+	Fields  []Field  `json:"fields,omitempty"`
+	Actions []Action `json:"actions,omitempty"`
+}
+
+// Action is a command offered as a button: pressing it asks Command as if
+// the person who pressed it had typed it (the same checks, the same
+// answer). Label is the button's text.
+type Action struct {
+	Label   string `json:"label"`
+	Command string `json:"command"`
 }
 
 // Field is a label and its value.

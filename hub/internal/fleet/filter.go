@@ -109,10 +109,19 @@ func (f *Fleet) UnknownID(id string) error {
 	if problem := wire.IDProblem(id); problem != "" {
 		return fmt.Errorf("%q is not a valid device id: %s", id, problem)
 	}
-	if best := Closest(id, f.IDs()); best != "" {
+	if best := f.Suggest(id); best != "" {
 		return fmt.Errorf("no device %q; did you mean %q?", id, best)
 	}
 	return fmt.Errorf("no device %q", id)
+}
+
+// Suggest is the known id closest to an unknown one (the "did you mean"
+// of UnknownID), or "".
+func (f *Fleet) Suggest(id string) string {
+	if wire.IDProblem(id) != "" {
+		return ""
+	}
+	return Closest(id, f.IDs())
 }
 
 // Closest returns the candidate nearest to s by edit distance, or "" when
