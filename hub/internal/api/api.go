@@ -302,7 +302,7 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply := s.Engine.Ask(r.Context(), chat.Request{Text: req.Text, User: "http", Source: "http"})
-	writeJSON(w, http.StatusOK, reply)
+	writeJSON(w, http.StatusOK, reply.Plain()) // the API's JSON is plain text: no marks
 }
 
 // stats answers GET /api/stats: the fleet's counters, and each of
