@@ -62,7 +62,7 @@ func TestAnswers(t *testing.T) {
 		{"help", false, []string{"fleet", "where <id>", "health <id>", "history <id>"}, nil},
 		{"", false, []string{"Commands"}, nil},
 		{"fleet", false, []string{"Fleet: 1/2 online\n", "pi-kitchen · online · 192.0.2.10 · 47.2 °C", "pi-garage · lost", "under-voltage"}, []string{"127.0.0.1", "fe80::1"}},
-		{"FLEET online", false, []string{"Fleet (online): 1/1 online\n", "pi-kitchen"}, []string{"pi-garage"}},
+		{"FLEET online", false, []string{"Fleet: online · 1/1 online\n", "pi-kitchen"}, []string{"pi-garage"}},
 		{"fleet problems", false, []string{"pi-garage"}, []string{"pi-kitchen"}},
 		{"fleet bogus", true, []string{"unknown filter"}, nil},
 		{"where pi-kitchen", false, []string{"pi-kitchen is online", "Reach it at 192.0.2.10 on eth0 (default route)", "eth0 (default route): 192.0.2.10/24 (primary)\n", "also eth0 fe80::1 (link-local)"}, []string{"lo:"}},

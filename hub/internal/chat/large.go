@@ -49,7 +49,7 @@ func needsAttention(d *fleet.Device) bool { return !d.Online() || len(d.Problems
 // the summary, the devices needing attention (the first AttentionRows
 // inline), and fleet.txt with the whole summary, every device needing
 // attention and then every device.
-func (e *Engine) largeFleet(devs []fleet.Device, title, head string) Reply {
+func (e *Engine) largeFleet(devs []fleet.Device, title string) Reply {
 	sum := fleet.Summarize(devs)
 	var attn []*fleet.Device
 	for i := range devs {
@@ -96,8 +96,8 @@ func (e *Engine) largeFleet(devs []fleet.Device, title, head string) Reply {
 	}
 
 	var text, file strings.Builder
-	fmt.Fprintln(&text, head)
-	fmt.Fprintln(&file, head)
+	fmt.Fprintln(&text, "Fleet: "+title)
+	fmt.Fprintln(&file, "Fleet: "+title)
 	var fields []Field
 	for _, r := range rows {
 		fmt.Fprintf(&text, "  %-16s %s\n", r.label+":", strings.Join(r.short, ", "))

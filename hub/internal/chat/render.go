@@ -38,23 +38,21 @@ func (e *Engine) fleetCmd(args []string) Reply {
 			}
 		}
 	}
-	// The header is the summary at a glance: "2/3 online · 1 🟠"; the
-	// CLI's first line says the same in words.
+	// The header is the summary at a glance, and the CLI's first line
+	// after "Fleet: ": "2/3 online · 1 🟠" (the orange dot of the lines
+	// below: online with problems).
 	title := fmt.Sprintf("%s/%s online", wording.Thousands(online), wording.Thousands(len(devs)))
-	head := "Fleet: " + title
 	if bad > 0 {
 		title += fmt.Sprintf(" · %s 🟠", wording.Thousands(bad))
-		head += fmt.Sprintf(", %s with problems", wording.Thousands(bad))
 	}
 	if filter != "" {
 		title = filter + " · " + title
-		head = fmt.Sprintf("Fleet (%s): %s", filter, strings.TrimPrefix(head, "Fleet: "))
 	}
 	if len(devs) > LargeFleet {
-		return e.largeFleet(devs, title, head)
+		return e.largeFleet(devs, title)
 	}
 	var b strings.Builder
-	fmt.Fprintln(&b, head)
+	fmt.Fprintln(&b, "Fleet: "+title)
 	var secs []Section
 	var rest []string
 	for i := range devs {

@@ -193,7 +193,7 @@ func TestCLIAsk(t *testing.T) {
 	hub := startTestHub(t, cliToken)
 	env := map[string]string{"PIFLEET_HUB": hub.URL, "PIFLEET_HUB_TOKEN": cliToken}
 	code, stdout, stderr := pifleet(t, env, "ask", "fleet")
-	if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "Fleet: 2 devices, 1 online, 0 with problems\n") ||
+	if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "Fleet: 1/2 online\n") ||
 		!strings.Contains(stdout, "pi1 · online · 192.0.2.10 · 48.5 °C") || !strings.Contains(stdout, "pi2 · lost · no address") {
 		t.Errorf("ask fleet: exit %d, stderr %q, stdout:\n%s", code, stderr, stdout)
 	}

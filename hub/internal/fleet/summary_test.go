@@ -161,6 +161,13 @@ func TestCountsSorted(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Sorted = %v, want %v", got, want)
 	}
+	// Ties in natural order: room-4 before room-10 (the gallery showed
+	// room-10 first).
+	got = Counts{"room-10": 3, "room-4": 3, "room-11": 3, "room-0": 3}.Sorted()
+	want = []Count{{"room-0", 3}, {"room-4", 3}, {"room-10", 3}, {"room-11", 3}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Sorted = %v, want %v", got, want)
+	}
 	if got := (Counts{}).Sorted(); len(got) != 0 {
 		t.Errorf("empty Sorted = %v", got)
 	}
