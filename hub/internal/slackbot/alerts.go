@@ -117,17 +117,25 @@ func renderAlert(a alerts.Alert) message {
 		line, text = fmt.Sprintf("%s *%s*", look.emoji, look.verb), look.verb
 	}
 	if detail != "" {
-		line += ": " + esc(detail)
+		if a.Kind == alerts.Startup {
+			line += ": " + wholeIDs(esc(detail)) // lists of ids
+		} else {
+			line += ": " + esc(detail)
+		}
 		text += ": " + detail
 	}
 	when := a.Time
 	if when.IsZero() {
 		when = time.Now()
 	}
-	ctx := fmt.Sprintf("<!date^%d^{date_short_pretty} {time_secs}|%s> · pifleet alert", when.Unix(), when.UTC().Format(time.RFC3339))
+	blocks := []slack.Block{slack.NewSectionBlock(mrkdwn(cut(line, maxSectionText)), nil, nil)}
+	if a.Device != "" {
+		// The same buttons as the Pi's line in `fleet`.
+		blocks = append(blocks, actionBlock(chat.DeviceActions(a.Device)))
+	}
 	return message{
 		Text:   esc(cut(text, maxFallbackText)),
-		Blocks: []slack.Block{slack.NewSectionBlock(mrkdwn(cut(line, maxSectionText)), nil, nil), contextBlock(ctx)},
+		Blocks: append(blocks, contextBlock(timeToken(when, true)+" · pifleet alert")),
 	}
 }
 
@@ -145,18 +153,18 @@ func renderSummary(a alerts.Alert) message {
 	text := s.Head
 	if s.Timed {
 		hm := a.Time.UTC().Format("15:04") + " UTC"
-		line += fmt.Sprintf(" at <!date^%d^{time}|%s>", a.Time.Unix(), hm)
+		line += " at " + dateToken(a.Time, "{time}", hm)
 		text += " at " + hm
 	}
 	for _, l := range s.Lines {
-		line += "\n" + esc(cut(l, maxSummaryLine))
+		line += "\n" + wholeIDs(esc(cut(l, maxSummaryLine)))
 		text += "\n" + l
 	}
 	var blocks []slack.Block
 	for _, chunk := range splitLines(line, maxSectionText) {
 		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(chunk), nil, nil))
 	}
-	ctx := fmt.Sprintf("<!date^%d^{date_short_pretty} {time_secs}|%s> · pifleet alert", a.Time.Unix(), a.Time.UTC().Format(time.RFC3339))
+	ctx := timeToken(a.Time, true) + " · pifleet alert"
 	m := message{Text: esc(cut(text, maxFallbackText))}
 	if s.File != nil {
 		ctx += " · every Pi in `" + s.File.Name + "` below"

@@ -322,7 +322,7 @@ func TestTenThousandLineAnswerBecomesAFileInTheThread(t *testing.T) {
 	if len(post.Blocks) > 20000 || len(post.Text) > maxFallbackText+100 {
 		t.Errorf("the message itself is %d bytes of blocks and %d of text; the answer belongs in the file", len(post.Blocks), len(post.Text))
 	}
-	if !strings.Contains(string(post.Blocks), "10001 lines") && !strings.Contains(string(post.Blocks), "10000 lines") {
+	if !strings.Contains(string(post.Blocks), "of 10,001 lines") && !strings.Contains(string(post.Blocks), "of 10,000 lines") {
 		t.Errorf("message does not say the answer is attached: %s", post.Blocks)
 	}
 	if done.Seq < post.Seq {
@@ -764,5 +764,66 @@ func TestRefusalNamesTheAdmin(t *testing.T) {
 	}
 	if got, _ := a.refusal(context.Background(), "U1", "C1"); got != "" {
 		t.Errorf("allowed user refused: %q", got)
+	}
+}
+
+// TestRunButtonAsksForWhoeverClicks: a chat.Action's button (a Pi's
+// Where, a "did you mean") asks its command for the person who pressed
+// it, with the checks of a typed command, in the message's thread, once
+// even when Slack sends the click again; an outsider's click is refused.
+func TestRunButtonAsksForWhoeverClicks(t *testing.T) {
+	ws := sbt.New(t)
+	ws.SetAckTimeout(time.Second, sbt.MaxRetries) // a retry a second after a lost ack
+	eng := &sbt.Engine{Answer: func(r chat.Request) chat.Reply {
+		if r.Text == "where pi-1" {
+			return chat.Reply{Title: "pi-1 is online", Text: "pi-1 is online"}
+		}
+		return chat.Reply{Text: `no device "pi-l"; did you mean "pi-1"?`, Problem: true, Actions: []chat.Action{{Label: "where pi-1", Command: "where pi-1"}}}
+	}}
+	s := start(t, ws, testConfig(ws), eng, nil)
+	ws.Mention("EvRun", "U1", "C1", "1700000300.000100", "where pi-l")
+	typo := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000300.000100"))[0]
+	if !strings.Contains(string(typo.Blocks), `"action_id":"`+ActionRun+`","value":"where pi-1"`) {
+		t.Fatalf("no run button in %s", typo.Blocks)
+	}
+
+	ws.Click("U666", typo, ActionRun, "where pi-1")
+	refusal := waitPosts(t, ws, sbt.KindEphemeral, 1, inThread("C1", "1700000300.000100"))[0]
+	if !strings.Contains(refusal.Text, "not on pifleet's list") || refusal.User != "U666" {
+		t.Errorf("outsider's click: %q to %q, want a refusal only U666 sees", refusal.Text, refusal.User)
+	}
+
+	ws.LoseAcks(1) // Slack sends the click again: it runs once
+	ws.Click("U1", typo, ActionRun, "where pi-1")
+	answer := waitPosts(t, ws, sbt.KindPost, 2, inThread("C1", "1700000300.000100"))[1]
+	if a := text(answer.Blocks); !strings.Contains(a, "pi-1 is online") || !strings.Contains(a, "<@U1> asked `where pi-1` with a button") {
+		t.Errorf("the button's answer:\n%s", a)
+	}
+	testenv.Eventually(t, wait, func() string {
+		if d := s.bot.Stats().Duplicates; d != 1 {
+			return fmt.Sprintf("duplicates = %d, want 1: the retried click was not recognised", d)
+		}
+		return ""
+	})
+	s.stop(t)
+	var runs []chat.Request
+	for _, r := range eng.Asked() {
+		if r.Text == "where pi-1" {
+			runs = append(runs, r)
+		}
+	}
+	if len(runs) != 1 || runs[0].User != "U1" || runs[0].Source != "slack" || runs[0].Thread != "1700000300.000100" {
+		t.Errorf("the engine was asked %+v, want `where pi-1` once for U1 in the thread", runs)
+	}
+	if n := len(ws.Find(sbt.KindPost, inThread("C1", "1700000300.000100"))); n != 2 {
+		t.Errorf("%d answers in the thread, want 2 (the typo's and the button's)", n)
+	}
+	var vias []string
+	for _, e := range s.auditEntries(t) {
+		vias = append(vias, e.Via+":"+e.Outcome+":"+e.Command)
+	}
+	slices.Sort(vias)
+	if got, want := strings.Join(vias, ","), "button:answered:where pi-1,button:refused:where pi-1,mention:problem:where pi-l"; got != want {
+		t.Errorf("audit = %s, want %s", got, want)
 	}
 }

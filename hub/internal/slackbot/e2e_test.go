@@ -96,11 +96,34 @@ func TestEndToEndFleetInSlack(t *testing.T) {
 		t.Errorf("answer blocks = %v, want a header and sections", types)
 	}
 	blocks := text(post.Blocks)
-	if !strings.Contains(blocks, "pi-slack") || !strings.Contains(blocks, "Fleet: 1 devices, 1 online") {
+	if !strings.Contains(blocks, "*pi-slack*") || !strings.Contains(blocks, "1/1 online") {
 		t.Errorf("the fleet answer does not list pi-slack as online:\n%s", blocks)
 	}
 	if !strings.Contains(post.Text, "pi-slack") {
 		t.Errorf("fallback text %q does not name pi-slack", post.Text)
+	}
+
+	// The Pi's Where button asks `where pi-slack` for whoever presses it,
+	// and the real engine's answer follows in the thread.
+	if !strings.Contains(string(post.Blocks), `"value":"where pi-slack"`) {
+		t.Fatalf("no Where button for pi-slack in %s", post.Blocks)
+	}
+	ws.Click("U1", post, ActionRun, "where pi-slack")
+	where := waitPosts(t, ws, sbt.KindPost, 2, inThread("C1", "1700000100.000100"))[1]
+	if w := text(where.Blocks); !strings.Contains(w, "pi-slack is online") || !strings.Contains(w, "<@U1> asked `where pi-slack` with a button") {
+		t.Errorf("the Where button's answer:\n%s", w)
+	}
+
+	// A typo gets "did you mean pi-slack?" and a button that runs it.
+	ws.Mention("EvE2E2", "U1", "C1", "1700000101.000100", "health pi-slak")
+	typo := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000101.000100"))[0]
+	if !strings.Contains(typo.Text, `did you mean "pi-slack"?`) || !strings.Contains(string(typo.Blocks), `"value":"health pi-slack"`) {
+		t.Fatalf("the typo's answer has no button for the suggestion: %s", typo.Blocks)
+	}
+	ws.Click("U1", typo, ActionRun, "health pi-slack")
+	health := waitPosts(t, ws, sbt.KindPost, 2, inThread("C1", "1700000101.000100"))[1]
+	if h := text(health.Blocks); !strings.Contains(h, "Health of pi-slack (online)") {
+		t.Errorf("the suggestion's button answered:\n%s", h)
 	}
 
 	// Kill the agent: the broker publishes its will, the fleet marks it

@@ -31,6 +31,7 @@ func (b *Bot) register(h *socketmode.SocketmodeHandler) {
 	h.HandleSlashCommand(b.cfg.SlashCommand, b.tracked(b.onSlash))
 	h.HandleInteractionBlockAction(ActionConfirm, b.tracked(b.onButton))
 	h.HandleInteractionBlockAction(ActionCancel, b.tracked(b.onButton))
+	h.HandleInteractionBlockAction(ActionRun, b.tracked(b.onRun))
 	h.Handle(socketmode.EventTypeConnected, func(*socketmode.Event, *socketmode.Client) { b.log.Info("slack: connected") })
 	h.Handle(socketmode.EventTypeConnectionError, func(e *socketmode.Event, _ *socketmode.Client) {
 		if ce, ok := e.Data.(*slack.ConnectionErrorEvent); ok {
@@ -259,8 +260,11 @@ func (b *Bot) serve(ctx context.Context, a ask) {
 	}
 	req := chat.Request{Text: command, User: a.user, Channel: a.channel, Source: "slack", Thread: a.thread}
 	heading := ""
-	if a.via == viaSlash {
+	switch a.via {
+	case viaSlash:
 		heading = "<@" + a.user + "> asked `" + esc(a.slash+" "+command) + "`"
+	case viaButton:
+		heading = "<@" + a.user + "> asked `" + esc(command) + "` with a button"
 	}
 	reply, err := b.answer(ctx, a, command, heading, func(ctx context.Context, progress func(string)) chat.Reply {
 		if pa, ok := b.asker.(ProgressAsker); ok {
@@ -278,6 +282,32 @@ func (b *Bot) serve(ctx context.Context, a ask) {
 		b.log.Error("slack: answer not delivered", "user", a.user, "channel", a.channel, "command", command, "err", err)
 	}
 	b.audit.write(entry)
+}
+
+// onRun handles a button that runs a command (chat.Action: a Pi's Where
+// and Health, a "did you mean"): the command is served exactly as if the
+// person who pressed it had typed it (the same authorization, audit and
+// answer), in the thread of the message with the button. The message
+// keeps its buttons: anyone may press them again later.
+func (b *Bot) onRun(ctx context.Context, e *socketmode.Event) {
+	cb, ok := e.Data.(slack.InteractionCallback)
+	if !ok {
+		return
+	}
+	channel := cb.Container.ChannelID
+	if channel == "" {
+		channel = cb.Channel.ID
+	}
+	thread := threadOf(cb.Container.ThreadTs, threadOf(cb.Message.ThreadTimestamp, cb.Container.MessageTs))
+	for _, act := range cb.ActionCallback.BlockActions {
+		if act.ActionID != ActionRun || act.Value == "" {
+			continue
+		}
+		if !b.firstTime(ctx, "button:"+cb.User.ID+":"+act.ActionTs+":"+act.ActionID) {
+			continue
+		}
+		b.serve(ctx, ask{via: viaButton, user: cb.User.ID, channel: channel, text: act.Value, thread: thread})
+	}
 }
 
 // onButton handles the confirm and cancel buttons of a pending action.
@@ -371,13 +401,16 @@ var (
 	anyMention  = regexp.MustCompile(`<@[UW][A-Z0-9]+(\|[^>]*)?>`)
 	slackLink   = regexp.MustCompile(`<([^<>|]*)(\|([^<>]*))?>`)
 	unescaper   = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
-	quotes      = strings.NewReplacer("“", `"`, "”", `"`, "‘", "'", "’", "'")
+	// quotes straightens smart quotes, and turns the non-breaking hyphens
+	// of id lists (wholeIDs) back into hyphens.
+	quotes = strings.NewReplacer("“", `"`, "”", `"`, "‘", "'", "’", "'", "\u2011", "-")
 )
 
 // cleanText turns what Slack sent into the command the person typed: the
 // leading mention (and any mention of the bot) removed, links and
 // channel references back to their text, entities unescaped, smart
-// quotes straightened, whitespace collapsed.
+// quotes straightened, non-breaking hyphens made hyphens, whitespace
+// collapsed.
 func cleanText(text, botUser string) string {
 	text = userMention.ReplaceAllString(text, "")
 	if botUser != "" {

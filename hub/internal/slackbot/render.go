@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/hub/internal/wording"
 )
 
 // Slack's Block Kit limits (https://api.slack.com/reference/block-kit), with
@@ -28,10 +30,19 @@ const (
 	previewLines = 15
 )
 
-// Action ids of the confirm buttons (issue 7: mutating cloud commands).
+// Action ids of the buttons: confirm and cancel of a pending action
+// (issue 7: mutating cloud commands), and run, which asks its value (a
+// chat.Action's command) as if the person who pressed it had typed it.
 const (
 	ActionConfirm = "pifleet_confirm"
 	ActionCancel  = "pifleet_cancel"
+	ActionRun     = "pifleet_run"
+)
+
+// Button limits: a button's text (75 characters) and value (2000).
+const (
+	maxButtonText  = 75
+	maxButtonValue = 2000
 )
 
 // message is one Slack message as the adapter posts it: Block Kit, the
@@ -70,63 +81,145 @@ func replyBlocks(r chat.Reply) []slack.Block {
 		bs = append(bs, header(r.Title, r.Problem))
 	}
 	if len(r.Sections) == 0 && r.Text != "" {
-		text := r.Text
+		text := body(r)
 		if r.Problem && r.Title == "" {
 			text = ":warning: " + text
 		}
-		bs = append(bs, textSections(text)...)
+		bs = append(bs, textSections(esc(text), true)...)
 	}
 	for _, s := range r.Sections {
 		bs = append(bs, sectionBlocks(s)...)
+	}
+	if len(r.Actions) > 0 {
+		bs = append(bs, actionBlock(r.Actions))
 	}
 	if r.Confirm != nil {
 		bs = append(bs, confirmBlocks(*r.Confirm)...)
 	}
 	if r.Context != "" {
-		bs = append(bs, contextBlock(esc(r.Context)))
+		bs = append(bs, contextBlock(marked(r.Context)))
 	}
 	return bs
 }
 
+// body is the reply's text without its first line when that only says
+// the title again (the header shows it).
+func body(r chat.Reply) string {
+	first, rest, _ := strings.Cut(r.Text, "\n")
+	if title := chat.Plain(r.Title); title != "" && strings.Contains(first, title) && strings.TrimSpace(rest) != "" {
+		return rest
+	}
+	return r.Text
+}
+
 func header(title string, problem bool) slack.Block {
+	title = chat.Plain(title) // a header is plain text
 	if problem {
 		title = "⚠️ " + title
 	}
 	return slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, cut(title, maxHeaderText), true, false))
 }
 
-// sectionBlocks renders one chat.Section; long text and more than ten
-// fields spill into further section blocks.
+// marked is engine text with its marks (chat.Spans) as mrkdwn: ids bold,
+// addresses as code, times as date tokens in the reader's zone; the rest
+// escaped.
+func marked(s string) string {
+	var b strings.Builder
+	for _, sp := range chat.Spans(s) {
+		switch sp.Kind {
+		case chat.SpanBold:
+			b.WriteString("*" + esc(sp.Text) + "*")
+		case chat.SpanCode:
+			b.WriteString("`" + esc(sp.Text) + "`")
+		case chat.SpanTime:
+			b.WriteString(timeToken(sp.At, sp.Seconds))
+		default:
+			b.WriteString(esc(sp.Text))
+		}
+	}
+	return b.String()
+}
+
+// timeToken is t as a Slack date token: "Today 14:03" (to the second
+// with seconds) in the reader's own zone and clock, never stale; the
+// fallback is UTC.
+func timeToken(t time.Time, seconds bool) string {
+	if seconds {
+		return dateToken(t, "{date_short_pretty} {time_secs}", t.UTC().Format("2006-01-02 15:04:05 UTC"))
+	}
+	return dateToken(t, "{date_short_pretty} {time}", t.UTC().Format("2006-01-02 15:04 UTC"))
+}
+
+// dateToken is Slack's <!date^…> for t in format, with a fallback for
+// clients that cannot draw it.
+func dateToken(t time.Time, format, fallback string) string {
+	return fmt.Sprintf("<!date^%d^%s|%s>", t.Unix(), format, esc(fallback))
+}
+
+// wholeIDs keeps the ids of a list whole on a phone: a line breaks at a
+// hyphen ("pi-" here, "0007" on the next line) unless it is U+2011, the
+// non-breaking hyphen, which reads the same. Text copied from Slack back
+// into a command works: cleanText turns it back into "-". The notification
+// text and the attached files keep plain hyphens.
+func wholeIDs(s string) string { return strings.ReplaceAll(s, "-", "\u2011") }
+
+// actionBlock is a row of buttons that each run their command for whoever
+// presses them (onRun): a Pi's Where and Health, a "did you mean".
+func actionBlock(actions []chat.Action) slack.Block {
+	var els []slack.BlockElement
+	for _, a := range actions {
+		if a.Command == "" || len(a.Command) > maxButtonValue {
+			continue
+		}
+		label := chat.Plain(a.Label)
+		if label == "" {
+			label = a.Command
+		}
+		els = append(els, slack.NewButtonBlockElement(ActionRun, a.Command, slack.NewTextBlockObject(slack.PlainTextType, cut(label, maxButtonText), false, false)))
+	}
+	return slack.NewActionBlock("", els...)
+}
+
+// sectionBlocks renders one chat.Section (its text may carry marks); long
+// text and more than ten fields spill into further section blocks, and
+// its actions follow as buttons.
 func sectionBlocks(s chat.Section) []slack.Block {
 	var bs []slack.Block
 	if s.Text != "" {
-		bs = textSections(s.Text)
+		if preformatted(chat.Plain(s.Text)) {
+			bs = textSections(esc(chat.Plain(s.Text)), true) // a table: no marks inside a code block
+		} else {
+			bs = textSections(marked(s.Text), false)
+		}
 	}
 	fields := s.Fields
 	for len(fields) > 0 {
 		n := min(len(fields), maxFields)
 		var objs []*slack.TextBlockObject
 		for _, f := range fields[:n] {
-			objs = append(objs, mrkdwn(cut("*"+esc(f.Label)+"*\n"+esc(f.Value), maxFieldText)))
+			objs = append(objs, mrkdwn(cut("*"+esc(chat.Plain(f.Label))+"*\n"+marked(f.Value), maxFieldText)))
 		}
 		fields = fields[n:]
 		bs = append(bs, slack.NewSectionBlock(nil, objs, nil))
 	}
+	if len(s.Actions) > 0 {
+		bs = append(bs, actionBlock(s.Actions))
+	}
 	return bs
 }
 
-// textSections renders text as one or more mrkdwn sections, each under the
-// section limit, split at line ends. Aligned columns (a table) are kept in
-// a code block so they stay aligned.
-func textSections(text string) []slack.Block {
+// textSections renders mrkdwn as one or more sections, each under the
+// section limit, split at line ends. With table, aligned columns (a table)
+// are kept in a code block so they stay aligned.
+func textSections(text string, table bool) []slack.Block {
 	text = strings.TrimRight(text, " \n")
-	pre := preformatted(text)
+	pre := table && preformatted(text)
 	limit := maxSectionText
 	if pre {
 		limit -= 8 // the ``` fences
 	}
 	var bs []slack.Block
-	for _, chunk := range splitLines(esc(text), limit) {
+	for _, chunk := range splitLines(text, limit) {
 		if pre {
 			chunk = "```\n" + chunk + "\n```"
 		}
@@ -193,14 +286,22 @@ func overflowBlocks(r chat.Reply, full, name string) []slack.Block {
 		bs = append(bs, header(r.Title, r.Problem))
 	}
 	lines := strings.Count(strings.TrimRight(full, "\n"), "\n") + 1
-	preview := strings.SplitN(full, "\n", previewLines+1)
+	// The preview leaves out the title line the header already shows.
+	shown := full
+	if first, rest, ok := strings.Cut(full, "\n"); ok && r.Title != "" && strings.Contains(first, chat.Plain(r.Title)) {
+		shown = rest
+	}
+	preview := strings.SplitN(shown, "\n", previewLines+1)
 	if len(preview) > previewLines {
 		preview = preview[:previewLines]
 	}
 	bs = append(bs, slack.NewSectionBlock(mrkdwn("```\n"+cut(esc(strings.Join(preview, "\n")), maxSectionText-8)+"\n```"), nil, nil))
-	note := fmt.Sprintf("The full answer (%d lines) is too long for a message: it is attached below as `%s`.", lines, name)
-	if r.Context != "" {
-		note = esc(r.Context) + " · " + note
+	note := fmt.Sprintf("Too long for a message: above are the first %d of %s lines; the whole answer is attached below as `%s`.", len(preview), wording.Thousands(lines), name)
+	// The reply's own context line describes the whole answer: it is in
+	// the file when the file was written from the sections, else it
+	// follows the note.
+	if ctx := chat.Plain(r.Context); ctx != "" && !strings.Contains(full, ctx) {
+		note += " · " + marked(r.Context)
 	}
 	bs = append(bs, contextBlock(note))
 	if r.Confirm != nil {
@@ -215,6 +316,7 @@ func fullText(r chat.Reply) string {
 	if r.Text != "" {
 		return r.Text
 	}
+	r = r.Plain()
 	var b strings.Builder
 	if r.Title != "" {
 		b.WriteString(r.Title + "\n")
@@ -235,8 +337,9 @@ func fullText(r chat.Reply) string {
 
 func fallback(r chat.Reply, full string) string {
 	text := full
-	if r.Title != "" && r.Text != "" && !strings.HasPrefix(r.Text, r.Title) {
-		text = r.Title + "\n" + text
+	first, _, _ := strings.Cut(r.Text, "\n")
+	if title := chat.Plain(r.Title); title != "" && r.Text != "" && !strings.Contains(first, title) {
+		text = title + "\n" + text
 	}
 	if len(text) > maxFallbackText {
 		text = cut(text, maxFallbackText-len(" (truncated)")) + " (truncated)"

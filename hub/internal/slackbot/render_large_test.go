@@ -48,7 +48,8 @@ func TestRenderEngineLargeFleetGolden(t *testing.T) {
 	m := render(r, "fleet")
 	checkLimits(t, m)
 	checkGolden(t, "engine-fleet-10000", m)
-	if len(m.Blocks) > 40 {
+	// Headroom under Slack's 50 for a heading or a late context line.
+	if len(m.Blocks) > 45 {
 		t.Errorf("%d blocks", len(m.Blocks))
 	}
 	if len(m.Files) != 1 || m.Files[0].Name != "fleet.txt" {

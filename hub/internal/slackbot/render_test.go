@@ -17,6 +17,7 @@ import (
 	"github.com/pifleet/pifleet/hub/internal/chat"
 	"github.com/pifleet/pifleet/hub/internal/fleet"
 	"github.com/pifleet/pifleet/internal/testenv/golden"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // goldenMessage is the shape of a golden file: what would be posted, with files
@@ -108,20 +109,8 @@ var renderCases = []struct {
 	command string
 	reply   chat.Reply
 }{
-	{"fleet", "fleet", chat.Reply{
-		Title:    "Fleet: 3 devices, 2 online, 1 with problems",
-		Text:     "Fleet: 3 devices, 2 online, 1 with problems\n  🟢 pi-01 · online · 192.0.2.10 · 48.3 °C · seen just now\n  🟠 pi-02 · online · 192.0.2.11 · problems: under voltage · seen 5s ago\n  🔴 pi-03 · lost · no address · seen 2h ago\n",
-		Sections: []chat.Section{{Text: "🟢 pi-01 · online · 192.0.2.10 · 48.3 °C · seen just now"}, {Text: "🟠 pi-02 · online · 192.0.2.11 · problems: under voltage · seen 5s ago"}, {Text: "🔴 pi-03 · lost · no address · seen 2h ago"}},
-	}},
-	{"help", "help", chat.Reply{
-		Title: "pifleet commands",
-		Text:  "Commands:\n  fleet [online|offline|problems|label:NAME]    the devices\n  help                                          this list\n",
-		Sections: []chat.Section{{Fields: []chat.Field{
-			{Label: "fleet [online|offline|problems|label:NAME]", Value: "the devices, their addresses and health"},
-			{Label: "health <id>", Value: "everything the device reports about its health"},
-			{Label: "help", Value: "this list"},
-		}}},
-	}},
+	{"time-token", "where pi-01", chat.Reply{Title: "pi-01 is offline (connection lost)", Text: "pi-01 is offline (connection lost)\n  last seen 2h ago\n",
+		Context: "last seen " + chat.At(time.Date(2026, 11, 24, 23, 0, 0, 0, time.UTC), "2h ago") + " · changed " + chat.AtSeconds(time.Date(2026, 11, 24, 22, 59, 58, 0, time.UTC), "x")}},
 	{"health-problem", "health pi-02", chat.Reply{
 		Title: "Health of pi-02 (online)",
 		Text:  "Health of pi-02 (online)\n  SoC temperature:       81.2 °C\n",
@@ -130,12 +119,6 @@ var renderCases = []struct {
 			{Label: "Throttling now", Value: "under-voltage"}, {Label: "Root filesystem", Value: "read-only"},
 		}}},
 		Context: "last seen just now",
-	}},
-	{"where", "where pi-01", chat.Reply{
-		Title:    "pi-01 is online",
-		Text:     "pi-01 is online\n  eth0 (default route): 192.0.2.10/24 (primary), 2001:db8::10/64\n",
-		Sections: []chat.Section{{Fields: []chat.Field{{Label: "eth0 (default route)", Value: "192.0.2.10/24 (primary)\n2001:db8::10/64"}, {Label: "wlan0 wifi lab", Value: "198.51.100.7/24"}}}},
-		Context:  "last seen 3s ago",
 	}},
 	{"unknown-command", "flet", chat.Reply{Text: `I don't know "flet". Did you mean "fleet"? Try ` + "`help`.", Problem: true}},
 	{"unknown-id-titled", "where pi-99", chat.Reply{Title: "No such device", Text: `unknown device "pi-99"; did you mean "pi-09"?`, Problem: true}},
@@ -251,6 +234,7 @@ func TestCleanText(t *testing.T) {
 		{"<@UBOT> where <http://pi-01.local>", "where http://pi-01.local"},
 		{"<@UBOT> fleet label:&lt;lab&gt; &amp; co", "fleet label:<lab> & co"},
 		{"<@UBOT> aws s3 ls “my bucket” ‘x’", `aws s3 ls "my bucket" 'x'`},
+		{"<@UBOT> where pi\u2011kitchen", "where pi-kitchen"}, // copied from an alert's id list
 		{"<!here> <@UBOT> fleet <#C123|general>", "fleet #general"},
 		{"<@UBOT>", ""},
 	} {
@@ -310,5 +294,87 @@ func TestRenderEngineGolden(t *testing.T) {
 			checkLimits(t, m)
 			checkGolden(t, "engine-"+name, m)
 		})
+	}
+}
+
+// smallFleet is four Pis as the real fleet view holds them: one healthy
+// with a down Docker bridge, one under-voltage, one lost an hour ago, and
+// pi-10 (listed after pi-9 would be: natural order).
+func smallFleet(t *testing.T, now time.Time) *fleet.Fleet {
+	t.Helper()
+	at := now.Add(-time.Hour)
+	f := fleet.New(func() time.Time { return at })
+	apply := func(topic string, v any) {
+		t.Helper()
+		b, _ := json.Marshal(v)
+		if err := f.Apply(topic, b); err != nil {
+			t.Fatalf("Apply %s: %v", topic, err)
+		}
+	}
+	temp := func(c float64) *float64 { return &c }
+	pi := func(id, addr, addr6 string, h wire.Health) {
+		apply(wire.StateTopic(id), wire.State{V: 1, State: wire.StateOnline, Epoch: 1})
+		apply(wire.StatusTopic(id), wire.Status{V: 1, ID: id, Epoch: 1, Seq: 1, AgentVersion: "v0.1.0",
+			Interfaces: []wire.Interface{{Name: "eth0", Up: true, DefaultRoute: true}, {Name: "docker0", Up: false}},
+			Addresses: []wire.Address{{Address: addr, Prefix: 24, Family: wire.IPv4, Interface: "eth0", Primary: true},
+				{Address: addr6, Prefix: 64, Family: wire.IPv6, Interface: "eth0"},
+				{Address: "172.17.0.1", Prefix: 16, Family: wire.IPv4, Interface: "docker0"}},
+			Health: h})
+	}
+	pi("pi-attic", "192.0.2.30", "2001:db8::30", wire.Health{TempC: temp(51)})
+	apply(wire.StateTopic("pi-attic"), wire.State{V: 1, State: wire.StateLost, Epoch: 1})
+	at = now.Add(-5 * time.Second)
+	pi("pi-10", "192.0.2.110", "2001:db8::110", wire.Health{TempC: temp(44.5)})
+	pi("pi-garage", "192.0.2.20", "2001:db8::20", wire.Health{TempC: temp(62.1), Problems: []wire.Problem{wire.ProblemUnderVoltage}})
+	pi("pi-kitchen", "192.0.2.10", "2001:db8::10", wire.Health{TempC: temp(48.3)})
+	return f
+}
+
+// TestRenderEngineDevicesGolden renders the real engine's answers about
+// Pis: the fleet with its summary header, problem Pis first and their
+// buttons, times as date tokens, and the "did you mean" button.
+func TestRenderEngineDevicesGolden(t *testing.T) {
+	now := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
+	eng := chat.New(smallFleet(t, now), func() time.Time { return now })
+	for name, q := range map[string]string{
+		"fleet": "fleet", "where": "where pi-kitchen", "health-problem": "health pi-garage", "history": "history pi-attic",
+		"did-you-mean": "where pi-kichen", "extra-words": "where pi-kitchen; rm -rf /", "did-you-mean-verb": "helth pi-garage",
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := render(eng.Ask(context.Background(), chat.Request{Text: q, Source: "slack"}), q)
+			checkLimits(t, m)
+			checkGolden(t, "engine-"+name, m)
+		})
+	}
+}
+
+// TestRenderTimesAndButtons: a time mark becomes a date token, an id and
+// an address mrkdwn, and actions buttons that run their command.
+func TestRenderTimesAndButtons(t *testing.T) {
+	at := time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
+	m := render(chat.Reply{Title: "t", Sections: []chat.Section{{
+		Text:    "🔴 " + chat.Bold("pi-<1>") + " " + chat.Code("192.0.2.1") + "\nlost · seen " + chat.At(at, "5s ago"),
+		Actions: chat.DeviceActions("pi-1"),
+	}}, Context: "at " + chat.AtSeconds(at, "x")}, "fleet")
+	sec := m.Blocks[1].(*slack.SectionBlock).Text.Text
+	if want := "🔴 *pi-&lt;1&gt;* `192.0.2.1`\nlost · seen <!date^1795568523^{date_short_pretty} {time}|2026-11-25 01:02 UTC>"; sec != want {
+		t.Errorf("section = %q, want %q", sec, want)
+	}
+	act, ok := m.Blocks[2].(*slack.ActionBlock)
+	if !ok || len(act.Elements.ElementSet) != 2 {
+		t.Fatalf("block 2 = %#v, want the actions", m.Blocks[2])
+	}
+	for i, want := range []string{"where pi-1", "health pi-1"} {
+		b := act.Elements.ElementSet[i].(*slack.ButtonBlockElement)
+		if b.ActionID != ActionRun || b.Value != want {
+			t.Errorf("button %d: %s %q, want %s %q", i, b.ActionID, b.Value, ActionRun, want)
+		}
+	}
+	ctx := m.Blocks[3].(*slack.ContextBlock).ContextElements.Elements[0].(*slack.TextBlockObject).Text
+	if want := "at <!date^1795568523^{date_short_pretty} {time_secs}|2026-11-25 01:02:03 UTC>"; ctx != want {
+		t.Errorf("context = %q, want %q", ctx, want)
+	}
+	if strings.ContainsAny(m.Text, "\uE000\uE001\uE002") {
+		t.Errorf("fallback text holds marks: %q", m.Text)
 	}
 }

@@ -39,6 +39,9 @@ type cardReport struct {
 	Unsupported int      `json:"unsupported"`
 	Text        string   `json:"text"`
 	WrappedPre  int      `json:"wrappedPre"`
+	// PiLines is, per Pi needing attention (a section that starts with
+	// 🔴 or 🟠), how many lines it takes on the phone and how many it has.
+	PiLines [][2]int `json:"piLines"`
 }
 
 type pageReport struct {
@@ -75,6 +78,8 @@ const measure = `(() => {
       unsupported: c.querySelectorAll(".unsupported").length,
       text: c.innerText,
       wrappedPre: wrapped,
+      piLines: [...c.querySelectorAll(".b-section > .mrk")].filter(m => /^(🔴|🟠)/u.test(m.textContent))
+        .map(m => [Math.round(m.getBoundingClientRect().height / parseFloat(getComputedStyle(m).lineHeight)), m.textContent.split("\n").length]),
     };
   });
   return {
@@ -163,6 +168,10 @@ func TestGalleryScreenshot(t *testing.T) {
 	}
 }
 
+// maxPiLines is how many lines at phone width a Pi needing attention may
+// take in a fleet answer.
+const maxPiLines = 2
+
 // rawMarkers is what mrkdwn that was not drawn looks like in the visible text.
 var rawMarkers = []string{"<!date", "<@", "<#", "<http", "```", "&lt;b", "*312", "_Pis"}
 
@@ -207,6 +216,16 @@ func checkReport(t *testing.T, items []Item, rep pageReport) {
 		for _, w := range strings.Fields(c.Text) {
 			if len(w) > 2 && strings.HasPrefix(w, ":") && strings.HasSuffix(w, ":") && strings.Trim(w, ":abcdefghijklmnopqrstuvwxyz_") == "" {
 				t.Errorf("%s: emoji shortcode %s left as text (add it to blockkit's emoji table)", c.Name, w)
+			}
+		}
+		// A Pi needing attention is at most two lines in a fleet answer
+		// (the dot, id and address; then what is wrong), and neither
+		// wraps on the phone.
+		if strings.Contains(c.Name, "fleet") {
+			for j, n := range c.PiLines {
+				if n[0] > n[1] || n[0] > maxPiLines {
+					t.Errorf("%s: Pi needing attention #%d: %d lines of text take %d lines at %d px, want at most %d and no wrapping", c.Name, j+1, n[1], n[0], phoneWidth, maxPiLines)
+				}
 			}
 		}
 		if c.WrappedPre > 0 {
