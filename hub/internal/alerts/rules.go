@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pifleet/pifleet/hub/internal/wording"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -218,10 +218,10 @@ func (p *Policy) startupSummary(now time.Time) []Alert {
 func learntParts(offline, problems []string) []string {
 	var parts []string
 	if len(offline) > 0 {
-		parts = append(parts, fmt.Sprintf("%s offline: %s", wording.Thousands(len(offline)), names(offline, len(offline))))
+		parts = append(parts, fmt.Sprintf("%s offline: %s", fleet.Thousands(len(offline)), names(offline, len(offline))))
 	}
 	if len(problems) > 0 {
-		parts = append(parts, fmt.Sprintf("%s with problems: %s", wording.Thousands(len(problems)), names(problems, len(problems))))
+		parts = append(parts, fmt.Sprintf("%s with problems: %s", fleet.Thousands(len(problems)), names(problems, len(problems))))
 	}
 	return parts
 }
@@ -255,13 +255,13 @@ func (p *Policy) restartSummary(now time.Time, back, away int) []Alert {
 	}
 	head := pis(back) + " reconnected after the hub restart"
 	if away > 0 {
-		head += "; " + wording.Thousands(away) + " still away"
+		head += "; " + fleet.Thousands(away) + " still away"
 	}
 	s := &Summary{Head: head, Count: back, Away: away, Devices: awayIDs}
 	if away > 0 {
 		s.Lines = append(s.Lines, "Still away: "+names(awayIDs, max(away, len(awayIDs))))
 		if len(awayIDs) > MaxListed {
-			s.addFile(Restart, "Still away ("+wording.Thousands(len(awayIDs))+")", awayIDs)
+			s.addFile(Restart, "Still away ("+fleet.Thousands(len(awayIDs))+")", awayIDs)
 		}
 	}
 	s.Lines = append(s.Lines, learntParts(p.learnt(skip))...)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pifleet/pifleet/hub/internal/wording"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
 )
 
 // fileNames names a summary's File after the kind of its first list.
@@ -68,7 +68,7 @@ func causeLine(counts map[string]int) string {
 		if w == "" {
 			w = k
 		}
-		parts[i] = wording.Thousands(counts[k]) + " " + w
+		parts[i] = fleet.Thousands(counts[k]) + " " + w
 	}
 	return strings.Join(parts, " · ")
 }
@@ -80,7 +80,7 @@ func names(xs []string, total int) string {
 	}
 	s := strings.Join(xs, ", ")
 	if more := total - len(xs); more > 0 {
-		s += " and " + wording.Thousands(more) + " more"
+		s += " and " + fleet.Thousands(more) + " more"
 	}
 	return s
 }
@@ -90,5 +90,5 @@ func pis(n int) string {
 	if n == 1 {
 		return "1 Pi"
 	}
-	return wording.Thousands(n) + " Pis"
+	return fleet.Thousands(n) + " Pis"
 }

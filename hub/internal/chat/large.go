@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/pifleet/pifleet/hub/internal/fleet"
-	"github.com/pifleet/pifleet/hub/internal/wording"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -88,11 +87,11 @@ func (e *Engine) largeFleet(devs []fleet.Device, title string) Reply {
 	var attnHead string
 	switch {
 	case len(attn) == 0:
-		attnHead = fmt.Sprintf("All %s devices are online and healthy.", wording.Thousands(len(devs)))
+		attnHead = fmt.Sprintf("All %s devices are online and healthy.", fleet.Thousands(len(devs)))
 	case inline == len(attn):
-		attnHead = fmt.Sprintf("Needing attention: %s (lost, unhealthy, unknown or offline):", wording.Thousands(len(attn)))
+		attnHead = fmt.Sprintf("Needing attention: %s (lost, unhealthy, unknown or offline):", fleet.Thousands(len(attn)))
 	default:
-		attnHead = fmt.Sprintf("Needing attention: %s (lost, unhealthy, unknown or offline); the first %d:", wording.Thousands(len(attn)), inline)
+		attnHead = fmt.Sprintf("Needing attention: %s (lost, unhealthy, unknown or offline); the first %d:", fleet.Thousands(len(attn)), inline)
 	}
 
 	var text, file strings.Builder
@@ -116,19 +115,19 @@ func (e *Engine) largeFleet(devs []fleet.Device, title string) Reply {
 	}
 
 	if len(attn) > 0 {
-		fmt.Fprintf(&file, "\nNeeding attention (%s):\n", wording.Thousands(len(attn)))
+		fmt.Fprintf(&file, "\nNeeding attention (%s):\n", fleet.Thousands(len(attn)))
 		for _, l := range lines {
 			fmt.Fprintln(&file, "  "+l)
 		}
 	}
-	fmt.Fprintf(&file, "\nAll devices (%s):\n", wording.Thousands(len(devs)))
+	fmt.Fprintf(&file, "\nAll devices (%s):\n", fleet.Thousands(len(devs)))
 	for i := range devs {
 		fmt.Fprintln(&file, "  "+e.DeviceLine(&devs[i]))
 	}
 
-	ctx := fmt.Sprintf("The whole list (%s, those needing attention first) is attached as fleet.txt.", wording.Count(len(devs), "device"))
+	ctx := fmt.Sprintf("The whole list (%s, those needing attention first) is attached as fleet.txt.", fleet.Thousands(len(devs))+" devices")
 	if inline < len(attn) {
-		ctx = fmt.Sprintf("Showing %d of the %s devices needing attention. ", inline, wording.Thousands(len(attn))) + ctx
+		ctx = fmt.Sprintf("Showing %d of the %s devices needing attention. ", inline, fleet.Thousands(len(attn))) + ctx
 	}
 	return Reply{Text: text.String(), Title: title, Sections: secs, Context: ctx,
 		Files: []File{{Name: "fleet.txt", Content: file.String()}}}
@@ -157,14 +156,14 @@ func countsText(cs []fleet.Count, top int, word func(string) string) []string {
 	var out []string
 	for i, c := range cs {
 		if top > 0 && i == top {
-			out = append(out, "and "+wording.Thousands(len(cs)-i)+" more")
+			out = append(out, "and "+fleet.Thousands(len(cs)-i)+" more")
 			break
 		}
 		name := c.Name
 		if word != nil {
 			name = word(name)
 		}
-		out = append(out, wording.Thousands(c.N)+" "+name)
+		out = append(out, fleet.Thousands(c.N)+" "+name)
 	}
 	return out
 }

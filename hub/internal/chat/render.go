@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/hub/internal/fleet"
-	"github.com/pifleet/pifleet/hub/internal/wording"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -41,9 +40,9 @@ func (e *Engine) fleetCmd(args []string) Reply {
 	// The header is the summary at a glance, and the CLI's first line
 	// after "Fleet: ": "2/3 online · 1 🟠" (the orange dot of the lines
 	// below: online with problems).
-	title := fmt.Sprintf("%s/%s online", wording.Thousands(online), wording.Thousands(len(devs)))
+	title := fmt.Sprintf("%s/%s online", fleet.Thousands(online), fleet.Thousands(len(devs)))
 	if bad > 0 {
-		title += fmt.Sprintf(" · %s 🟠", wording.Thousands(bad))
+		title += fmt.Sprintf(" · %s 🟠", fleet.Thousands(bad))
 	}
 	if filter != "" {
 		title = filter + " · " + title
@@ -87,7 +86,7 @@ func sortForPeople(devs []fleet.Device) {
 		if c := cmp.Compare(peopleRank(&a), peopleRank(&b)); c != 0 {
 			return c
 		}
-		return wording.NaturalCompare(a.ID, b.ID)
+		return fleet.NaturalCompare(a.ID, b.ID)
 	})
 }
 

@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/pifleet/pifleet/hub/internal/wording"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -66,7 +65,7 @@ func (c Counts) Sorted() []Count {
 		if out[i].N != out[j].N {
 			return out[i].N > out[j].N
 		}
-		return wording.NaturalCompare(out[i].Name, out[j].Name) < 0
+		return NaturalCompare(out[i].Name, out[j].Name) < 0
 	})
 	return out
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
-	"github.com/pifleet/pifleet/hub/internal/wording"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
 )
 
 // Slack's Block Kit limits (https://api.slack.com/reference/block-kit), with
@@ -296,7 +296,7 @@ func overflowBlocks(r chat.Reply, full, name string) []slack.Block {
 		preview = preview[:previewLines]
 	}
 	bs = append(bs, slack.NewSectionBlock(mrkdwn("```\n"+cut(esc(strings.Join(preview, "\n")), maxSectionText-8)+"\n```"), nil, nil))
-	note := fmt.Sprintf("Too long for a message: above are the first %d of %s lines; the whole answer is attached below as `%s`.", len(preview), wording.Thousands(lines), name)
+	note := fmt.Sprintf("Too long for a message: above are the first %d of %s lines; the whole answer is attached below as `%s`.", len(preview), fleet.Thousands(lines), name)
 	// The reply's own context line describes the whole answer: it is in
 	// the file when the file was written from the sections, else it
 	// follows the note.

@@ -1,4 +1,4 @@
-package wording
+package fleet
 
 import (
 	"slices"
@@ -9,17 +9,6 @@ func TestThousands(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 7: "7", 999: "999", 1000: "1,000", 10000: "10,000", 9874: "9,874", 1234567: "1,234,567", -1500: "-1,500"} {
 		if got := Thousands(n); got != want {
 			t.Errorf("Thousands(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
-func TestCount(t *testing.T) {
-	for _, tc := range []struct {
-		n    int
-		want string
-	}{{0, "0 devices"}, {1, "1 device"}, {2, "2 devices"}, {10000, "10,000 devices"}} {
-		if got := Count(tc.n, "device"); got != tc.want {
-			t.Errorf("Count(%d) = %q, want %q", tc.n, got, tc.want)
 		}
 	}
 }

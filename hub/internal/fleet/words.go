@@ -1,4 +1,8 @@
-package wording
+package fleet
+
+// How the hub writes counts and orders names for people, in one place for
+// every front end (the chat engine, the alert policy, the summary's
+// order): 10,000 with its thousands separator, and pi-4 before pi-10.
 
 import (
 	"strconv"
@@ -15,15 +19,6 @@ func Thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
-}
-
-// Count is n and the noun, singular for one: "1 device", "10,000 devices".
-// The plural is the noun with an s.
-func Count(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return Thousands(n) + " " + noun + "s"
 }
 
 // NaturalCompare orders a and b as a person would: runs of digits by
