@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/enrol"
 	"github.com/pifleet/pifleet/internal/transport"
 	"github.com/pifleet/pifleet/internal/transport/pki"
 	"github.com/pifleet/pifleet/internal/wire"
@@ -36,8 +37,6 @@ import (
 const (
 	caValidity     = 20 * 365 * 24 * time.Hour
 	certValidity   = 10 * 365 * 24 * time.Hour
-	piDir          = "/etc/pifleet"
-	piEnvFile      = "/etc/default/pifleet-agent"
 	signingKeyName = "hub-signing.key" // format of hub/internal/dispatch: base64 seed; public key in .pub
 )
 
@@ -146,17 +145,8 @@ func (c *config) provision(id string, broker *url.URL, stdout io.Writer) error {
 		}
 	}
 
-	env := []string{
-		"# /etc/default/pifleet-agent for " + id + ", written by scripts/provision on " + c.now.UTC().Format(time.RFC3339),
-		"PIFLEET_AGENT_ID=" + id,
-		"PIFLEET_AGENT_BROKER=" + broker.String(),
-		"PIFLEET_AGENT_CA_FILE=" + piDir + "/ca.pem",
-		"PIFLEET_AGENT_HUB_KEY=" + piDir + "/hub-signing.pub",
-	}
-	files := []bundleFile{
-		{name: "ca.pem", body: ca.CertPEM, mode: 0o644},
-		{name: "hub-signing.pub", body: pub, mode: 0o644},
-	}
+	pi := enrol.PiConfig{ID: id, Broker: broker.String(), CAPEM: ca.CertPEM, HubKey: string(pub),
+		Origin: "scripts/provision on " + c.now.UTC().Format(time.RFC3339)}
 	switch c.auth {
 	case "password":
 		pw, err := credentials.NewPassword()
@@ -168,20 +158,21 @@ func (c *config) provision(id string, broker *url.URL, stdout io.Writer) error {
 			return err
 		}
 		creds.Set(false, credentials.Entry{ID: id, PasswordHash: h})
-		files = append(files, bundleFile{name: "device.password", body: []byte(pw + "\n"), mode: 0o640, group: true})
-		env = append(env, "PIFLEET_AGENT_USERNAME="+id, "PIFLEET_AGENT_PASSWORD_FILE="+piDir+"/device.password")
+		pi.Password = pw
 	case "cert":
 		cert, key, err := ca.Issue(pki.Client, id, nil, c.now, certValidity)
 		if err != nil {
 			return err
 		}
 		creds.Set(false, credentials.Entry{ID: id})
-		files = append(files, bundleFile{name: "device.pem", body: cert, mode: 0o644},
-			bundleFile{name: "device.key", body: key, mode: 0o640, group: true})
-		env = append(env, "PIFLEET_AGENT_CERT_FILE="+piDir+"/device.pem", "PIFLEET_AGENT_KEY_FILE="+piDir+"/device.key")
+		pi.CertPEM, pi.KeyPEM = cert, key
+	}
+	files, err := pi.Files()
+	if err != nil {
+		return err
 	}
 	tarPath := c.path(filepath.Join("devices", id+".tar"))
-	if err := writeBundle(tarPath, files, []byte(strings.Join(env, "\n")+"\n"), c.now); err != nil {
+	if err := writeBundle(tarPath, files, c.now); err != nil {
 		return err
 	}
 	if err := creds.Write(c.path("credentials.json")); err != nil {
@@ -291,43 +282,31 @@ func writeNew(path string, b []byte, mode os.FileMode) error {
 	return f.Close()
 }
 
-type bundleFile struct {
-	name  string
-	body  []byte
-	mode  int64
-	group bool // readable by group pifleet (the agent's user)
-}
-
-// writeBundle packs the Pi's files. Owners are by name (root, group
+// writeBundle packs the Pi's files (enrol.PiConfig.Files: the join
+// writes the same ones in place). Owners are by name (root, group
 // pifleet for what the agent must read), which tar honours when root
 // extracts; the env file is root-only (systemd reads it).
-func writeBundle(path string, files []bundleFile, env []byte, now time.Time) error {
+func writeBundle(path string, files []enrol.PiFile, now time.Time) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	hdr := func(name string, mode int64, size int, group bool, typ byte) error {
 		h := &tar.Header{Typeflag: typ, Name: name, Mode: mode, Size: int64(size), ModTime: now.Truncate(time.Second),
 			Uname: "root", Gname: "root", Format: tar.FormatPAX}
 		if group {
-			h.Gname = "pifleet"
+			h.Gname = enrol.AgentGroup
 		}
 		return tw.WriteHeader(h)
 	}
-	if err := hdr("etc/pifleet/", 0o750, 0, true, tar.TypeDir); err != nil {
+	if err := hdr(strings.TrimPrefix(enrol.PiDir, "/")+"/", 0o750, 0, true, tar.TypeDir); err != nil {
 		return err
 	}
 	for _, f := range files {
-		if err := hdr("etc/pifleet/"+f.name, f.mode, len(f.body), f.group, tar.TypeReg); err != nil {
+		if err := hdr(strings.TrimPrefix(f.Path, "/"), int64(f.Mode), len(f.Body), f.Group, tar.TypeReg); err != nil {
 			return err
 		}
-		if _, err := tw.Write(f.body); err != nil {
+		if _, err := tw.Write(f.Body); err != nil {
 			return err
 		}
-	}
-	if err := hdr(strings.TrimPrefix(piEnvFile, "/"), 0o600, len(env), false, tar.TypeReg); err != nil {
-		return err
-	}
-	if _, err := tw.Write(env); err != nil {
-		return err
 	}
 	if err := tw.Close(); err != nil {
 		return err
