@@ -142,6 +142,18 @@ func (c *File) Set(hub bool, e Entry) {
 	*list = append(*list, e)
 }
 
+// Remove deletes a device's entry; it reports whether there was one.
+// Hub entries are not removed this way.
+func (c *File) Remove(id string) bool {
+	for i, e := range c.Devices {
+		if e.ID == id {
+			c.Devices = append(c.Devices[:i:i], c.Devices[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
 // Write stores the credentials at path atomically (mode 0640).
 func (c *File) Write(path string) error {
 	if c.Version == 0 {

@@ -62,3 +62,20 @@ func TestCredentialsValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRemove(t *testing.T) {
+	f := &credentials.File{Version: credentials.Version, Hubs: []credentials.Entry{{ID: "hub"}},
+		Devices: []credentials.Entry{{ID: "pi-a"}, {ID: "pi-b"}, {ID: "pi-c"}}}
+	if !f.Remove("pi-b") {
+		t.Fatal("Remove(pi-b) = false")
+	}
+	if f.Remove("pi-b") || f.Remove("hub") {
+		t.Error("Remove of a gone device or of the hub reported true")
+	}
+	if _, _, ok := f.Find("pi-b"); ok || len(f.Devices) != 2 || f.Devices[0].ID != "pi-a" || f.Devices[1].ID != "pi-c" {
+		t.Errorf("after Remove(pi-b): %+v", f.Devices)
+	}
+	if _, _, ok := f.Find("hub"); !ok {
+		t.Error("the hub's entry went")
+	}
+}

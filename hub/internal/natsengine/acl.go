@@ -1,6 +1,7 @@
 package natsengine
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -80,5 +81,10 @@ func (i identity) clientIDAllowed(clientID string) bool {
 	if i.role == roleHub {
 		return !strings.HasPrefix(clientID, agentPrefix)
 	}
-	return clientID == strings.ReplaceAll(i.id, ".", "~") || clientID == wire.ClientID(wire.ClientAgent, i.id)
+	return slices.Contains(i.clientIDs(), clientID)
+}
+
+// clientIDs are the MQTT client ids a device may use.
+func (i identity) clientIDs() []string {
+	return []string{strings.ReplaceAll(i.id, ".", "~"), wire.ClientID(wire.ClientAgent, i.id)}
 }

@@ -267,6 +267,28 @@ func (e *Engine) SetCredentials(c *credentials.File) error {
 	return nil
 }
 
+// DisconnectDevice closes the live sessions of device id at once, as a
+// broker does for a revoked login: the client sees its connection close
+// and its will is published. Changing the credentials alone leaves
+// connected clients in. A device can only hold its own MQTT client ids
+// (clientIDAllowed), so its sessions are found by those, whether it
+// logged in by password or certificate. It returns how many it closed.
+func (e *Engine) DisconnectDevice(id string) (int, error) {
+	n := 0
+	for _, cid := range (identity{roleDevice, id}).clientIDs() {
+		cz, err := e.srv.Connz(&server.ConnzOptions{MQTTClient: cid})
+		if err != nil {
+			return n, fmt.Errorf("nats engine: sessions of %s: %w", id, err)
+		}
+		for _, c := range cz.Conns {
+			if e.srv.DisconnectClientByID(c.Cid) == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
 // Refused counts refused logins (0 without credentials).
 func (e *Engine) Refused() int64 {
 	if e.auth == nil {

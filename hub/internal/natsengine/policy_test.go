@@ -3,8 +3,11 @@ package natsengine_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pifleet/pifleet/hub/internal/natsengine"
+	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/testenv"
 	"github.com/pifleet/pifleet/internal/transport"
 	"github.com/pifleet/pifleet/internal/wire"
 )
@@ -218,4 +221,50 @@ func TestSetCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustConnect(t, e.MQTTURL(), f.plain("pi-a"), "pifleet-agent-pi-a")
+}
+
+// TestDisconnectDevice: a revoked device is cut off at once — its live
+// session closes (password and certificate logins alike) and its login is
+// refused from then on — while another device stays connected.
+func TestDisconnectDevice(t *testing.T) {
+	f := newFleetPKI(t)
+	e := start(t, natsengine.Options{Credentials: f.creds, TLS: f.tls()})
+	for _, x := range []struct {
+		id   string
+		opts transport.Options
+	}{{"pi-a", f.as("pi-a")}, {"pi-c", f.withCert("pi-c")}} {
+		t.Run(x.id, func(t *testing.T) {
+			victim := mustConnect(t, e.MQTTURL(), x.opts, "pifleet-agent-"+x.id)
+			other := mustConnect(t, e.MQTTURL(), f.as("pi-b"), "pifleet-agent-pi-b")
+			revoked := *f.creds
+			revoked.Devices = append([]credentials.Entry(nil), f.creds.Devices...)
+			revoked.Remove(x.id)
+			if err := e.SetCredentials(&revoked); err != nil {
+				t.Fatal(err)
+			}
+			if !victim.IsConnectionOpen() {
+				t.Fatalf("%s was cut off by the credentials swap alone; the test would prove nothing", x.id)
+			}
+			n, err := e.DisconnectDevice(x.id)
+			if err != nil || n != 1 {
+				t.Fatalf("DisconnectDevice(%s) = %d, %v; want 1 session closed", x.id, n, err)
+			}
+			testenv.Eventually(t, 5*time.Second, func() string {
+				if victim.IsConnectionOpen() {
+					return x.id + "'s session is still open"
+				}
+				return ""
+			})
+			if !other.IsConnectionOpen() {
+				t.Errorf("pi-b was disconnected too")
+			}
+			if c, err := connect(e.MQTTURL(), x.opts, "pifleet-agent-"+x.id, ""); err == nil {
+				c.Disconnect(0)
+				t.Errorf("%s logged in again after its login was removed", x.id)
+			}
+			if err := e.SetCredentials(f.creds); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
