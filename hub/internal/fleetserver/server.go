@@ -72,6 +72,10 @@ type Config struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 
+	// APIRoutes are more routes of the HTTP API, behind its token
+	// (enrolment's add-pi, pending, remove-pi).
+	APIRoutes map[string]http.Handler
+
 	// Ready, when set, is called once the hub serves HTTP and is connected.
 	Ready func(h *Hub)
 }
@@ -235,7 +239,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.onConnMu.Lock()
 	counters := maps.Clone(h.counters)
 	h.onConnMu.Unlock()
-	srv := &http.Server{Handler: (&api.Server{Fleet: h.Fleet, Engine: h.Engine, Token: h.cfg.HTTPToken, Logger: h.log, Counters: counters, Health: h.Health}).Handler(),
+	srv := &http.Server{Handler: (&api.Server{Fleet: h.Fleet, Engine: h.Engine, Token: h.cfg.HTTPToken, Logger: h.log, Counters: counters, Health: h.Health, Extra: h.cfg.APIRoutes}).Handler(),
 		ReadHeaderTimeout: 5 * time.Second}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
@@ -478,6 +482,55 @@ func (h *Hub) SetCredentials(c *credentials.File) error {
 		return errors.New("no embedded nats engine is running")
 	}
 	return e.SetCredentials(c)
+}
+
+// DisconnectDevice closes device id's live sessions on the embedded
+// engine at once (a revoked login).
+func (h *Hub) DisconnectDevice(id string) (int, error) {
+	e := h.nats.Load()
+	if e == nil {
+		return 0, errors.New("no embedded nats engine is running")
+	}
+	return e.DisconnectDevice(id)
+}
+
+// forgetWait bounds each step of ForgetDevice.
+const forgetWait = 5 * time.Second
+
+// ForgetDevice deletes a removed device's retained state and status, so
+// the view (of every hub) forgets it and a restart does not bring it
+// back. Its will, sent when its session was closed, is waited for first
+// (it would bring the device back as lost); it returns once the view no
+// longer has the device.
+func (h *Hub) ForgetDevice(ctx context.Context, id string) error {
+	e := h.nats.Load()
+	if e == nil {
+		return errors.New("no embedded nats engine is running")
+	}
+	waitFor := func(cond func() bool) bool {
+		ctx, cancel := context.WithTimeout(ctx, forgetWait)
+		defer cancel()
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for !cond() {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-t.C:
+			}
+		}
+		return true
+	}
+	waitFor(func() bool { d, ok := h.Fleet.Get(id); return !ok || !d.Online() })
+	ctx2, cancel := context.WithTimeout(ctx, forgetWait)
+	defer cancel()
+	if err := e.DeleteRetained(ctx2, wire.StatusTopic(id), wire.StateTopic(id)); err != nil {
+		return err
+	}
+	if !waitFor(func() bool { _, ok := h.Fleet.Get(id); return !ok }) {
+		return fmt.Errorf("the view still has %s %v after its retained state was deleted", id, forgetWait)
+	}
+	return nil
 }
 
 // Group is the reply-to that the hubs of one cluster share for command

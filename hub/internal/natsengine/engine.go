@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -82,7 +84,8 @@ type Engine struct {
 	secret  string         // engineUser's password
 	mqttURL string
 	natsURL string
-	tmpDir  string // removed by Close
+	tmpDir  string      // removed by Close
+	srvTLS  *tls.Config // the MQTT listener's, nil without TLS
 	log     *slog.Logger
 }
 
@@ -126,6 +129,7 @@ func Start(ctx context.Context, o Options) (*Engine, error) {
 		return nil, fmt.Errorf("nats engine: JetStream did not start (store %s; see the log)", sopts.StoreDir)
 	}
 	e.natsURL = "nats://" + dialAddr(srv.Addr())
+	e.srvTLS = tlsCfg
 	if err := e.warmUp(ctx, o.WarmupTimeout, tlsCfg); err != nil {
 		e.Close()
 		return nil, err
@@ -287,6 +291,31 @@ func (e *Engine) DisconnectDevice(id string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// DeleteRetained deletes the retained messages on topics, as the engine's
+// own login over MQTT: no device or hub identity may delete another
+// device's state (a removed Pi's, for one), and a retained delete must go
+// through MQTT for the server to drop its copy. It returns once each
+// delete is acknowledged.
+func (e *Engine) DeleteRetained(ctx context.Context, topics ...string) error {
+	opts := paho.NewClientOptions().AddBroker(e.mqttURL).SetClientID("pifleet-engine-admin-" + strings.NewReplacer(".", "~", " ", "_").Replace(e.srv.Name())).
+		SetUsername(engineUser).SetPassword(e.secret).SetCleanSession(true).SetProtocolVersion(4).
+		SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(10 * time.Second)
+	if e.srvTLS != nil {
+		opts.SetTLSConfig(pinnedClientTLS(e.srvTLS))
+	}
+	c := paho.NewClient(opts)
+	if err := wait(ctx, c.Connect()); err != nil {
+		return fmt.Errorf("nats engine: connect to delete retained messages: %w", err)
+	}
+	defer c.Disconnect(0)
+	for _, t := range topics {
+		if err := wait(ctx, c.Publish(t, 1, true, []byte{})); err != nil {
+			return fmt.Errorf("nats engine: delete retained %s: %w", t, err)
+		}
+	}
+	return nil
 }
 
 // Refused counts refused logins (0 without credentials).

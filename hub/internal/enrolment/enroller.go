@@ -1,0 +1,390 @@
+package enrolment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/enrol"
+	"github.com/pifleet/pifleet/internal/loglimit"
+	"github.com/pifleet/pifleet/internal/transport/pki"
+	"github.com/pifleet/pifleet/internal/wire"
+)
+
+// Hub is what the Enroller needs of the running hub: swap the broker's
+// logins, cut a device's live session, and forget a device in the view.
+type Hub interface {
+	SetCredentials(*credentials.File) error
+	DisconnectDevice(id string) (int, error)
+	ForgetDevice(ctx context.Context, id string) error
+	HasDevice(id string) bool // in the view
+}
+
+// Config configures an Enroller.
+type Config struct {
+	PKI    *FleetPKI
+	Tokens *Store
+	// HubKey is the command-signing public key (base64) Pis trust.
+	HubKey string
+	// MQTTPort is the broker's TLS port; the Pi reaches it on the host it
+	// joined through.
+	MQTTPort int
+	// JoinAddr is host:port of the enrolment listener as Pis reach it,
+	// for the line add-pi prints.
+	JoinAddr string
+	Hub      Hub
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Enroller answers joins and the operator's requests.
+type Enroller struct {
+	cfg Config
+	log *slog.Logger
+
+	credMu sync.Mutex // one change of the credentials file at a time
+
+	limitMu  sync.Mutex
+	perAddr  map[string]*loglimit.Limit // join attempts per source address
+	refusals loglimit.Limit             // log lines about refused joins
+}
+
+// New returns an Enroller.
+func New(cfg Config) *Enroller {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Enroller{cfg: cfg, log: cfg.Logger.With("component", "enrolment"),
+		perAddr: map[string]*loglimit.Limit{}, refusals: loglimit.Limit{Per: time.Minute, Burst: 20}}
+}
+
+// AddRequest is POST /api/pis: a new join token.
+type AddRequest struct {
+	ID     string   `json:"id,omitempty"` // the Pi's id; "": its host name
+	Labels []string `json:"labels,omitempty"`
+	TTL    string   `json:"ttl,omitempty"`  // Go duration, default DefaultTTL
+	Uses   int      `json:"uses,omitempty"` // default 1
+	Auth   string   `json:"auth,omitempty"` // password (default) or cert
+}
+
+// AddAnswer is the new token and the line to run on the Pi.
+type AddAnswer struct {
+	Command string    `json:"command"` // sudo pifleet-agent join HOST:PORT TOKEN
+	Token   string    `json:"token"`
+	TokenID string    `json:"token_id"`
+	ID      string    `json:"id,omitempty"`
+	Labels  []string  `json:"labels,omitempty"`
+	Uses    int       `json:"uses"`
+	Expires time.Time `json:"expires"`
+}
+
+// Limits of add-pi.
+const (
+	DefaultTTL = time.Hour
+	MaxTTL     = 30 * 24 * time.Hour
+	MaxUses    = 10000
+)
+
+// Add makes a join token.
+func (e *Enroller) Add(req AddRequest) (AddAnswer, error) {
+	ttl := DefaultTTL
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil || d <= 0 || d > MaxTTL {
+			return AddAnswer{}, fmt.Errorf("--ttl %q: want a duration from 1s to %v, e.g. 1h", req.TTL, MaxTTL)
+		}
+		ttl = d
+	}
+	uses := req.Uses
+	switch {
+	case uses == 0:
+		uses = 1
+	case uses < 0 || uses > MaxUses:
+		return AddAnswer{}, fmt.Errorf("--uses %d: want 1 to %d", uses, MaxUses)
+	}
+	if req.ID != "" {
+		if err := wire.ValidateID(req.ID); err != nil {
+			return AddAnswer{}, fmt.Errorf("id: %w", err)
+		}
+		if uses > 1 {
+			return AddAnswer{}, errors.New("a token for one id is for one Pi: drop --uses, or the id (each Pi then takes its host name)")
+		}
+		if err := e.checkFree(req.ID); err != nil {
+			return AddAnswer{}, err
+		}
+	}
+	for _, l := range req.Labels {
+		if err := wire.ValidateID(l); err != nil {
+			return AddAnswer{}, fmt.Errorf("label %q: %w", l, err)
+		}
+	}
+	auth := req.Auth
+	switch auth {
+	case "":
+		auth = AuthPassword
+	case AuthPassword, AuthCert:
+	default:
+		return AddAnswer{}, fmt.Errorf("--auth %q: want password or cert", auth)
+	}
+	tok, err := enrol.NewToken(e.cfg.PKI.Pin)
+	if err != nil {
+		return AddAnswer{}, err
+	}
+	now := e.cfg.Now()
+	r := Record{ID: tok.ID, SecretHash: tok.SecretHash(), Device: req.ID, Labels: req.Labels, Auth: auth,
+		UsesLeft: uses, Created: now.UTC(), Expires: now.Add(ttl).UTC()}
+	if err := e.cfg.Tokens.Add(r); err != nil {
+		return AddAnswer{}, err
+	}
+	e.log.Info("join token made", "token_id", tok.ID, "device", req.ID, "uses", uses, "expires", r.Expires)
+	return AddAnswer{Command: "sudo pifleet-agent join " + e.cfg.JoinAddr + " " + tok.String(), Token: tok.String(),
+		TokenID: tok.ID, ID: req.ID, Labels: req.Labels, Uses: uses, Expires: r.Expires}, nil
+}
+
+// checkFree refuses an id that already has a login.
+func (e *Enroller) checkFree(id string) error {
+	creds, err := credentials.Load(e.cfg.PKI.Credentials)
+	if err != nil {
+		return err
+	}
+	if _, hub, ok := creds.Find(id); ok {
+		if hub {
+			return fmt.Errorf("%q is a hub's id", id)
+		}
+		return fmt.Errorf("a Pi named %q is already enrolled (on the hub: pifleet remove-pi %s, then enrol it again)", id, id)
+	}
+	return nil
+}
+
+// joinError is a refused join: what the Pi is told, and the HTTP status.
+type joinError struct {
+	status int
+	err    error
+}
+
+func (j *joinError) Error() string { return j.err.Error() }
+func (j *joinError) Unwrap() error { return j.err }
+
+func refuse(status int, err error) error { return &joinError{status, err} }
+
+// Join enrols a Pi: the token's use is spent, the Pi gets a login that
+// the broker accepts from now on, and everything it needs to trust the
+// hub.
+func (e *Enroller) Join(req enrol.JoinRequest) (enrol.JoinAnswer, error) {
+	if req.V != enrol.JoinVersion {
+		return enrol.JoinAnswer{}, refuse(400, fmt.Errorf("join request version %d: this hub speaks %d (update pifleet-agent or the hub)", req.V, enrol.JoinVersion))
+	}
+	tok, err := enrol.ParseToken(req.Token)
+	if err != nil {
+		return enrol.JoinAnswer{}, refuse(400, err)
+	}
+	if tok.Pin != e.cfg.PKI.Pin {
+		return enrol.JoinAnswer{}, refuse(403, errors.New("this token was made for another fleet's CA"))
+	}
+	rec, err := e.cfg.Tokens.Take(tok)
+	if err != nil {
+		return enrol.JoinAnswer{}, refuse(403, err)
+	}
+	ans, err := e.admit(rec, req.ID)
+	if err != nil {
+		e.cfg.Tokens.GiveBack(rec.ID)
+		return enrol.JoinAnswer{}, err
+	}
+	return ans, nil
+}
+
+// admit adds the Pi's login to the credentials and swaps the broker's.
+func (e *Enroller) admit(rec Record, asked string) (enrol.JoinAnswer, error) {
+	id := rec.Device
+	if id == "" {
+		id = asked
+		if err := wire.ValidateID(id); err != nil {
+			return enrol.JoinAnswer{}, refuse(400, fmt.Errorf("id %q: %w (join --id NAME)", id, err))
+		}
+	}
+	e.credMu.Lock()
+	defer e.credMu.Unlock()
+	creds, err := credentials.Load(e.cfg.PKI.Credentials)
+	if err != nil {
+		return enrol.JoinAnswer{}, err
+	}
+	if _, _, ok := creds.Find(id); ok {
+		return enrol.JoinAnswer{}, refuse(409, fmt.Errorf("the fleet already has a Pi or hub named %q: join --id ANOTHER, or on the hub: pifleet remove-pi %s", id, id))
+	}
+	ans := enrol.JoinAnswer{V: enrol.JoinVersion, ID: id, MQTTPort: e.cfg.MQTTPort, ServerName: ServerName,
+		CAPEM: string(e.cfg.PKI.CA.CertPEM), HubKey: e.cfg.HubKey, Labels: rec.Labels}
+	switch rec.Auth {
+	case AuthCert:
+		cert, key, err := e.cfg.PKI.CA.Issue(pki.Client, id, nil, e.cfg.Now(), certValidity)
+		if err != nil {
+			return enrol.JoinAnswer{}, err
+		}
+		creds.Set(false, credentials.Entry{ID: id})
+		ans.CertPEM, ans.KeyPEM = string(cert), string(key)
+	default:
+		pw, err := credentials.NewPassword()
+		if err != nil {
+			return enrol.JoinAnswer{}, err
+		}
+		h, err := credentials.HashPassword(pw)
+		if err != nil {
+			return enrol.JoinAnswer{}, err
+		}
+		creds.Set(false, credentials.Entry{ID: id, PasswordHash: h})
+		ans.Password = pw
+	}
+	if err := e.swap(creds); err != nil {
+		return enrol.JoinAnswer{}, err
+	}
+	return ans, nil
+}
+
+// swap writes the credentials file and hands it to the broker.
+func (e *Enroller) swap(creds *credentials.File) error {
+	if err := creds.Write(e.cfg.PKI.Credentials); err != nil {
+		return err
+	}
+	if err := e.cfg.Hub.SetCredentials(creds); err != nil {
+		return fmt.Errorf("the broker did not take the new logins: %w", err)
+	}
+	return nil
+}
+
+// RemoveAnswer is DELETE /api/pis/{id}.
+type RemoveAnswer struct {
+	ID           string `json:"id"`
+	Disconnected int    `json:"disconnected"` // live sessions closed
+}
+
+// Remove revokes a Pi: its login goes, its live session is closed at once
+// and the view forgets it.
+func (e *Enroller) Remove(ctx context.Context, id string) (RemoveAnswer, error) {
+	if err := wire.ValidateID(id); err != nil {
+		return RemoveAnswer{}, fmt.Errorf("id: %w", err)
+	}
+	e.credMu.Lock()
+	creds, err := credentials.Load(e.cfg.PKI.Credentials)
+	if err == nil {
+		_, hub, enrolled := creds.Find(id)
+		switch {
+		case hub:
+			err = fmt.Errorf("%q is a hub, not a Pi", id)
+		case enrolled:
+			creds.Remove(id)
+			err = e.swap(creds)
+		case !e.cfg.Hub.HasDevice(id): // a Pi with no login but still in the view (a remove cut short) is forgotten below
+			err = fmt.Errorf("no Pi %q: it has no login and the view does not know it", id)
+		}
+	}
+	e.credMu.Unlock()
+	if err != nil {
+		return RemoveAnswer{}, err
+	}
+	n, err := e.cfg.Hub.DisconnectDevice(id)
+	if err != nil {
+		return RemoveAnswer{}, err
+	}
+	if err := e.cfg.Hub.ForgetDevice(ctx, id); err != nil {
+		return RemoveAnswer{}, fmt.Errorf("login removed and session closed, but: %w", err)
+	}
+	e.log.Info("Pi removed", "id", id, "sessions_closed", n)
+	return RemoveAnswer{ID: id, Disconnected: n}, nil
+}
+
+// allow rate-limits join attempts per source address: 10 a minute.
+func (e *Enroller) allow(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	e.limitMu.Lock()
+	defer e.limitMu.Unlock()
+	l, ok := e.perAddr[host]
+	if !ok {
+		if len(e.perAddr) > 10000 { // a flood of sources: start over rather than grow
+			e.perAddr = map[string]*loglimit.Limit{}
+		}
+		l = &loglimit.Limit{Per: time.Minute, Burst: 10}
+		e.perAddr[host] = l
+	}
+	ok, _ = l.Allow(e.cfg.Now())
+	return ok
+}
+
+// logRefusal logs a refused join without the token's secret, at most 20
+// lines a minute.
+func (e *Enroller) logRefusal(remote string, req enrol.JoinRequest, err error) {
+	ok, muted := e.refusals.Allow(e.cfg.Now())
+	if !ok {
+		return
+	}
+	tokenID := "?"
+	if t, perr := enrol.ParseToken(req.Token); perr == nil {
+		tokenID = t.ID
+	}
+	args := []any{"remote", remote, "token_id", tokenID, "asked_id", req.ID, "err", err}
+	if muted > 0 {
+		args = append(args, "muted_before", muted)
+	}
+	e.log.Warn("join refused", args...)
+}
+
+// Pending lists the usable tokens, never their secrets.
+func (e *Enroller) Pending() []PendingToken {
+	out := []PendingToken{}
+	for _, r := range e.cfg.Tokens.Pending() {
+		out = append(out, PendingToken{TokenID: r.ID, ID: r.Device, Labels: r.Labels, Auth: r.Auth,
+			UsesLeft: r.UsesLeft, Created: r.Created, Expires: r.Expires})
+	}
+	return out
+}
+
+// PendingToken is one entry of GET /api/pis/pending.
+type PendingToken struct {
+	TokenID  string    `json:"token_id"`
+	ID       string    `json:"id,omitempty"`
+	Labels   []string  `json:"labels,omitempty"`
+	Auth     string    `json:"auth"`
+	UsesLeft int       `json:"uses_left"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires"`
+}
+
+// JoinAddr returns host:port for add-pi's line: host, else the first
+// global address of this machine, with the listener's port.
+func JoinAddr(host string, port int) string {
+	if host == "" {
+		host = firstGlobalAddr()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+func firstGlobalAddr() string {
+	addrs, _ := net.InterfaceAddrs()
+	var v6 string
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || !ipn.IP.IsGlobalUnicast() {
+			continue
+		}
+		if ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+		if v6 == "" {
+			v6 = ipn.IP.String()
+		}
+	}
+	if v6 != "" {
+		return v6
+	}
+	return "HUB"
+}
