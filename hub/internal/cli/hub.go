@@ -67,6 +67,9 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.clusterRoutes, "cluster-routes", "", "with --cluster-listen: every hub's route URL, this one's too (nats://hub1:6222,nats://hub2:6222,nats://hub3:6222)")
 	fs.StringVar(&f.clusterName, "cluster-name", "pifleet", "with --cluster-listen or --broker nats://…: the cluster's name, the same on every hub (the hubs share command results as hubs-<name>)")
 	fs.StringVar(&f.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (default: off)")
+	var enrolCfg hubd.EnrolConfig
+	fs.StringVar(&enrolCfg.Listen, "enrol-listen", "", "HTTPS address where Pis join (pifleet-agent join); default: port 8443 of --mqtt-listen's address when that is off loopback (the hub then makes its own fleet CA, broker certificate and logins in <state-dir>/pki); off: no enrolment")
+	fs.StringVar(&enrolCfg.Host, "enrol-host", "", "the hub's name or address as Pis reach it, for the line add-pi prints (default: the enrolment listener's address, or this machine's first global address)")
 	slackCfg := slackbot.ConfigFromEnv(env.Getenv)
 	slackCfg.Flags(fs)
 	var sec broker.SecurityFlags
@@ -137,7 +140,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 			NATSURLs: brokers.nats, NATSOptions: natsOpts, ClusterName: f.clusterName,
 			HTTPListen: f.httpListen, HTTPToken: token, Logger: log, ConfigureMQTT: topts.Apply,
 			DataDir: f.mqttData, Ready: func(*fleetserver.Hub) { startLog.release() }},
-		Security: sec, Commands: cf.config(), Slack: slackCfg, DebugListen: f.debugListen, Host: host,
+		Security: sec, Commands: cf.config(), Enrol: enrolCfg, Slack: slackCfg, DebugListen: f.debugListen, Host: host,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		startLog.discard()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/pifleet/pifleet/hub/internal/broker"
+	"github.com/pifleet/pifleet/hub/internal/enrolment"
 	"github.com/pifleet/pifleet/hub/internal/fleetserver"
 	"github.com/pifleet/pifleet/hub/internal/natsengine"
 	"github.com/pifleet/pifleet/hub/internal/slackbot"
@@ -29,6 +30,8 @@ type Config struct {
 	// DebugListen serves Go's profiler on this loopback address; "": off.
 	DebugListen string
 	Host        string // this machine's name, for the start line of the log
+	// Enrol is the enrolment listener (`pifleet-agent join`).
+	Enrol EnrolConfig
 
 	// Notifier is systemd's notify socket; nil: sdnotify.New().
 	Notifier sdnotify.Notifier
@@ -40,8 +43,19 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Server.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := cfg.Server.Logger
+	sec, err := secureByDefault(&cfg, log)
+	if err != nil {
+		return err
+	}
 	if cfg.Server.BrokerURL == "" && !transport.IsLoopbackAddr(cfg.Server.MQTTListen) && cfg.Security.Credentials == "" {
 		return fmt.Errorf("refusing to open the embedded broker on %s to anyone: set --mqtt-credentials (scripts/provision makes it), or listen on 127.0.0.1", cfg.Server.MQTTListen)
+	}
+	var enroller *enrolment.Enroller
+	var ref *hubRef
+	if sec != nil && sec.listen != "" {
+		if enroller, ref, err = newEnroller(&cfg, sec, log); err != nil {
+			return err
+		}
 	}
 	no, err := cfg.Security.Build()
 	if err != nil {
@@ -63,6 +77,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if ref != nil {
+		ref.h = h
+	}
 	if cfg.Security.Credentials != "" {
 		go reloadCredentialsOnHUP(ctx, log, cfg.Security.Credentials, h) // the engine's logins, once it runs
 	}
@@ -83,6 +100,17 @@ func Run(ctx context.Context, cfg Config) error {
 		// Hubs of one cluster each hold a Socket Mode connection; one of
 		// them answers each envelope, retries included.
 		cfg.Slack.Claim = lazyJobs{h}.ClaimEvent
+	}
+	if enroller != nil {
+		ln, err := enroller.Listen(sec.listen)
+		if err != nil {
+			return err
+		}
+		go func() {
+			if err := enroller.Serve(runCtx, ln); err != nil {
+				log.Error("enrolment stopped", "err", err)
+			}
+		}()
 	}
 	bot, slackDone, err := slackbot.Serve(runCtx, cfg.Slack, h.Engine, h.Fleet, log)
 	if err != nil {
