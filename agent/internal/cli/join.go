@@ -1,0 +1,211 @@
+package cli
+
+// `pifleet-agent join HOST:PORT TOKEN`: the Pi's one line of enrolment
+// (the hub's side is hub/internal/enrolment, the token internal/enrol).
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pifleet/pifleet/agent/internal/console"
+	"github.com/pifleet/pifleet/internal/enrol"
+	"github.com/pifleet/pifleet/internal/flagenv"
+	"github.com/pifleet/pifleet/internal/transport/pki"
+	"github.com/pifleet/pifleet/internal/wire"
+)
+
+func init() {
+	register("join", "enrol this Pi: sudo pifleet-agent join HUB:8443 TOKEN (the line `pifleet add-pi` printed)", runJoin)
+}
+
+// joinTimeout bounds the whole exchange with the hub.
+const joinTimeout = 30 * time.Second
+
+type joinFlags struct {
+	id, root, systemctl string
+	restart             bool
+}
+
+func runJoin(ctx context.Context, env Env, args []string) error {
+	var f joinFlags
+	fs := flagenv.NewFlagSet("pifleet-agent join", "usage: sudo pifleet-agent join [--id ID] HUB[:PORT] TOKEN", "")
+	fs.StringVar(&f.id, "id", "", "the id to ask for when the token does not fix one (default: the host name)")
+	fs.StringVar(&f.root, "root", "/", "write the Pi's files under this directory instead of / (an SD card's root)")
+	fs.StringVar(&f.systemctl, "systemctl", "systemctl", "the systemctl program that restarts "+enrol.AgentUnit)
+	fs.BoolVar(&f.restart, "restart", true, "restart (or start) "+enrol.AgentUnit+" once the files are written")
+	if err := flagenv.Parse(fs, args, env); err != nil {
+		return usageErr(err)
+	}
+	if fs.NArg() != 2 {
+		fmt.Fprintln(env.Stderr, "usage: sudo pifleet-agent join HUB[:PORT] TOKEN  (the line `pifleet add-pi` printed on the hub)")
+		return ErrUsage
+	}
+	hub, err := hubAddr(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	tok, err := enrol.ParseToken(fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	if filepath.Clean(f.root) == "/" && os.Geteuid() != 0 {
+		return errors.New("join writes /etc/pifleet and restarts the agent: run it with sudo")
+	}
+	if f.id == "" {
+		host, _ := os.Hostname()
+		f.id = wire.SanitizeID(host)
+	}
+	ans, err := askHub(ctx, hub, tok, f.id)
+	if err != nil {
+		return err
+	}
+	return f.install(ctx, env, hub, ans)
+}
+
+// hubAddr is HOST:PORT, the port defaulting to enrolment's.
+func hubAddr(s string) (string, error) {
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		if strings.Count(s, ":") > 1 && !strings.HasPrefix(s, "[") { // a bare IPv6 address
+			s = "[" + s + "]"
+		}
+		s = net.JoinHostPort(strings.Trim(s, "[]"), strconv.Itoa(enrol.DefaultPort))
+	}
+	host, port, err := net.SplitHostPort(s)
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("%q: want the hub as HOST:PORT, e.g. hub.lan:%d", s, enrol.DefaultPort)
+	}
+	return s, nil
+}
+
+// askHub sends the join request over TLS that trusts only the pinned CA,
+// and checks that the CA in the answer is that one.
+func askHub(ctx context.Context, hub string, tok enrol.Token, id string) (enrol.JoinAnswer, error) {
+	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
+	defer cancel()
+	body, _ := json.Marshal(enrol.JoinRequest{V: enrol.JoinVersion, Token: tok.String(), ID: id})
+	req, err := http.NewRequestWithContext(ctx, "POST", "https://"+hub+enrol.JoinPath, bytes.NewReader(body))
+	if err != nil {
+		return enrol.JoinAnswer{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: enrol.PinnedTLS(tok.Pin), Proxy: nil}}
+	resp, err := client.Do(req)
+	if err != nil {
+		if errors.Is(err, enrol.ErrPinMismatch) {
+			return enrol.JoinAnswer{}, fmt.Errorf("refusing %s: its certificate is not from the fleet CA this token was made for (another machine on that address, or another hub)", hub)
+		}
+		return enrol.JoinAnswer{}, fmt.Errorf("cannot reach the hub at %s: %v", hub, unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return enrol.JoinAnswer{}, fmt.Errorf("read the hub's answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e enrol.ErrorAnswer
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return enrol.JoinAnswer{}, fmt.Errorf("the hub refused: %s", e.Error)
+		}
+		return enrol.JoinAnswer{}, fmt.Errorf("the hub refused: %s", resp.Status)
+	}
+	var ans enrol.JoinAnswer
+	if err := json.Unmarshal(b, &ans); err != nil {
+		return enrol.JoinAnswer{}, fmt.Errorf("the hub's answer is not the expected JSON: %w", err)
+	}
+	return ans, checkAnswer(ans, tok.Pin)
+}
+
+// unwrapURL drops net/http's "Post URL:" prefix, which repeats the address.
+func unwrapURL(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner
+		}
+	}
+	return err
+}
+
+// checkAnswer refuses an answer that does not fit: another CA than the
+// pinned one, a bad id, no login.
+func checkAnswer(ans enrol.JoinAnswer, pin enrol.Pin) error {
+	ca, err := pki.ParseCertPEM([]byte(ans.CAPEM))
+	if err != nil {
+		return fmt.Errorf("the hub's answer holds no CA certificate: %w", err)
+	}
+	if enrol.PinOf(ca.Raw) != pin {
+		return errors.New("the hub sent another CA than the token's: refusing it")
+	}
+	if err := wire.ValidateID(ans.ID); err != nil {
+		return fmt.Errorf("the hub gave this Pi the id %q: %w", ans.ID, err)
+	}
+	if ans.Password == "" && ans.CertPEM == "" {
+		return errors.New("the hub's answer holds no login")
+	}
+	if ans.CertPEM != "" {
+		c, err := pki.ParseCertPEM([]byte(ans.CertPEM))
+		if err != nil {
+			return fmt.Errorf("the hub's client certificate: %w", err)
+		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: pool(ca), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			return fmt.Errorf("the hub's client certificate is not from its CA: %w", err)
+		}
+	}
+	return nil
+}
+
+func pool(c *x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(c)
+	return p
+}
+
+// install writes the Pi's files where the packaged unit reads them and
+// restarts the unit.
+func (f *joinFlags) install(ctx context.Context, env Env, hub string, ans enrol.JoinAnswer) error {
+	host, _, _ := net.SplitHostPort(hub)
+	pc := enrol.PiConfig{ID: ans.ID, Broker: "mqtts://" + net.JoinHostPort(host, strconv.Itoa(ans.MQTTPort)),
+		ServerName: ans.ServerName, CAPEM: []byte(ans.CAPEM), HubKey: ans.HubKey, Labels: ans.Labels,
+		Password: ans.Password, CertPEM: []byte(ans.CertPEM), KeyPEM: []byte(ans.KeyPEM),
+		Origin: "pifleet-agent join on " + time.Now().UTC().Format(time.RFC3339)}
+	files, err := pc.Files()
+	if err != nil {
+		return err
+	}
+	gid := -1
+	if g, err := user.LookupGroup(enrol.AgentGroup); err == nil {
+		gid, _ = strconv.Atoi(g.Gid)
+	} else {
+		fmt.Fprintf(env.Stderr, "note: there is no group %s (is the pifleet-agent package installed?); the Pi's secrets are root's only\n", enrol.AgentGroup)
+	}
+	if err := enrol.WriteFiles(f.root, files, gid); err != nil {
+		return err
+	}
+	login := "password"
+	if ans.CertPEM != "" {
+		login = "client certificate"
+	}
+	fmt.Fprintf(env.Stdout, "joined the fleet as %s (%s login, broker %s); wrote %s and %s\n", ans.ID, login, pc.Broker,
+		filepath.Join(f.root, enrol.PiDir), filepath.Join(f.root, enrol.PiEnvFile))
+	if !f.restart {
+		return nil
+	}
+	if err := (console.Systemctl{Path: f.systemctl}).Restart(ctx, enrol.AgentUnit); err != nil {
+		return fmt.Errorf("the files are written, but: %w (start it with: sudo systemctl restart %s)", err, enrol.AgentUnit)
+	}
+	fmt.Fprintf(env.Stdout, "restarted %s\n", enrol.AgentUnit)
+	return nil
+}
