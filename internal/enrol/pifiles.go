@@ -122,7 +122,8 @@ func writeFile(path string, body []byte, mode fs.FileMode, gid int) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err == nil {
+	err = tmp.Chmod(0o600)
+	if err == nil {
 		_, err = tmp.Write(body)
 	}
 	if cerr := tmp.Close(); err == nil {

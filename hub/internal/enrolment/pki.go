@@ -1,7 +1,6 @@
 package enrolment
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -165,6 +164,3 @@ func dedupe(hosts []string) []string {
 func (p *FleetPKI) serverChain() ([]byte, []byte) {
 	return append(append([]byte{}, p.certPEM...), p.CA.CertPEM...), p.keyPEM
 }
-
-// caCert is the fleet CA's certificate.
-func (p *FleetPKI) caCert() *x509.Certificate { return p.CA.Cert }

@@ -168,7 +168,8 @@ func writeAtomic(path string, b []byte, mode os.FileMode) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err == nil {
+	err = tmp.Chmod(mode)
+	if err == nil {
 		_, err = tmp.Write(b)
 	}
 	if cerr := tmp.Close(); err == nil {
