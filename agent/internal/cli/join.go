@@ -41,7 +41,7 @@ type joinFlags struct {
 
 func runJoin(ctx context.Context, env Env, args []string) error {
 	var f joinFlags
-	fs := flagenv.NewFlagSet("pifleet-agent join", "usage: sudo pifleet-agent join [--id ID] HUB[:PORT] TOKEN", "")
+	fs := flagenv.NewFlagSet("pifleet-agent join", "usage: pifleet-agent join [--id ID] HUB[:PORT] TOKEN   (as root: the line `pifleet add-pi` printed)", "")
 	fs.StringVar(&f.id, "id", "", "the id to ask for when the token does not fix one (default: the host name)")
 	fs.StringVar(&f.root, "root", "/", "write the Pi's files under this directory instead of / (an SD card's root)")
 	fs.StringVar(&f.systemctl, "systemctl", "systemctl", "the systemctl program that restarts "+enrol.AgentUnit)
