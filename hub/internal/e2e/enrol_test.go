@@ -38,12 +38,10 @@ const (
 )
 
 func newEnrolRig(t *testing.T) *enrolRig {
-	r := &enrolRig{t: t, hubNS: netnstest.New(t), piNS: netnstest.New(t), pifleet: binPifleet(t), agent: binAgent(t), dir: t.TempDir()}
-	r.hubNS.IP("link", "add", "lan0", "type", "veth", "peer", "name", "lan1", "netns", r.piNS.Name)
-	r.hubNS.IP("addr", "add", hubAddr+"/24", "dev", "lan0")
-	r.hubNS.IP("link", "set", "lan0", "up")
-	r.piNS.IP("addr", "add", piAddr+"/24", "dev", "lan1")
-	r.piNS.IP("link", "set", "lan1", "up")
+	r := &enrolRig{t: t, pifleet: binPifleet(t), agent: binAgent(t), dir: t.TempDir()}
+	r.hubNS, r.piNS = netnstest.Pair(t)
+	r.hubNS.IP("addr", "add", hubAddr+"/24", "dev", "va")
+	r.piNS.IP("addr", "add", piAddr+"/24", "dev", "vb")
 	// "job" is a test tool: a number sleeps that long in a busybox container.
 	b, _ := json.Marshal(map[string]any{"tools": map[string]any{
 		"job": map[string]any{"image": runnertest.Busybox(t), "verb_words": 1, "read": []string{"[0-9]*"},
