@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,8 +52,48 @@ func Advertise(ctx context.Context, s Service) (stop func() error, err error) {
 }
 
 type advertiser struct {
-	m    *mconn
-	recs recordSet
+	m     *mconn
+	recs  recordSet
+	limit answerLimit
+}
+
+// answerLimit keeps a flood of questions from becoming a flood of answers:
+// one multicast answer to a question per interface per second (RFC 6762
+// §6), and at most unicastPerSecond answers to one-shot askers, whose
+// source address may be forged.
+type answerLimit struct {
+	last    map[string]time.Time
+	second  time.Time
+	unicast int
+	now     func() time.Time
+}
+
+const unicastPerSecond = 20
+
+func (l *answerLimit) allow(ifIndex int, q dns.Question, legacy bool) bool {
+	now := time.Now()
+	if l.now != nil {
+		now = l.now()
+	}
+	if legacy {
+		if now.Sub(l.second) >= time.Second {
+			l.second, l.unicast = now, 0
+		}
+		l.unicast++
+		return l.unicast <= unicastPerSecond
+	}
+	if l.last == nil {
+		l.last = map[string]time.Time{}
+	}
+	key := fmt.Sprintf("%d %s %d", ifIndex, strings.ToLower(q.Name), q.Qtype)
+	if t, ok := l.last[key]; ok && now.Sub(t) < time.Second {
+		return false
+	}
+	if len(l.last) > 1024 { // names are the asker's: bound the memory
+		clear(l.last)
+	}
+	l.last[key] = now
+	return true
 }
 
 func newAdvertiser(s Service) (*advertiser, error) {
@@ -147,7 +188,7 @@ func (a *advertiser) answer(p packet) {
 	legacy := p.src.Port() != mdnsPort
 	ans, extra := a.records(q.Question, addrsOf(l.ifi), legacy)
 	ans = suppressKnown(ans, q.Answer)
-	if len(ans) == 0 {
+	if len(ans) == 0 || !a.limit.allow(p.ifIndex, q.Question[0], legacy) {
 		return
 	}
 	r := new(dns.Msg)
