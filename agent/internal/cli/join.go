@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/agent/internal/console"
+	"github.com/pifleet/pifleet/internal/discovery"
 	"github.com/pifleet/pifleet/internal/enrol"
 	"github.com/pifleet/pifleet/internal/flagenv"
 	"github.com/pifleet/pifleet/internal/transport/pki"
@@ -36,28 +37,31 @@ const joinTimeout = 30 * time.Second
 
 type joinFlags struct {
 	id, root, systemctl string
-	restart             bool
+	restart, discover   bool
+	discoverFor         time.Duration
 }
 
 func runJoin(ctx context.Context, env Env, args []string) error {
 	var f joinFlags
-	fs := flagenv.NewFlagSet("pifleet-agent join", "usage: pifleet-agent join [--id ID] HUB[:PORT] TOKEN   (as root: the line `pifleet add-pi` printed)", "")
+	fs := flagenv.NewFlagSet("pifleet-agent join", "usage: pifleet-agent join [--id ID] HUB[:PORT] TOKEN   (as root: the line `pifleet add-pi` printed)\n       pifleet-agent join --discover [--id ID] TOKEN   (find the hub on the LAN by mDNS)", "")
 	fs.StringVar(&f.id, "id", "", "the id to ask for when the token does not fix one (default: the host name)")
 	fs.StringVar(&f.root, "root", "/", "write the Pi's files under this directory instead of / (an SD card's root)")
 	fs.StringVar(&f.systemctl, "systemctl", "systemctl", "the systemctl program that restarts "+enrol.AgentUnit)
 	fs.BoolVar(&f.restart, "restart", true, "restart (or start) "+enrol.AgentUnit+" once the files are written")
+	fs.BoolVar(&f.discover, "discover", false, "find the hub on the LAN (mDNS, _pifleet._tcp) instead of naming it: the one whose CA pin is the token's")
+	fs.DurationVar(&f.discoverFor, "discover-timeout", 10*time.Second, "how long --discover looks for the hub")
 	if err := flagenv.Parse(fs, args, env); err != nil {
 		return usageErr(err)
 	}
-	if fs.NArg() != 2 {
-		fmt.Fprintln(env.Stderr, "usage: sudo pifleet-agent join HUB[:PORT] TOKEN  (the line `pifleet add-pi` printed on the hub)")
+	want := 2
+	if f.discover {
+		want = 1
+	}
+	if fs.NArg() != want {
+		fmt.Fprintln(env.Stderr, "usage: sudo pifleet-agent join HUB[:PORT] TOKEN  (the line `pifleet add-pi` printed on the hub), or join --discover TOKEN")
 		return ErrUsage
 	}
-	hub, err := hubAddr(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	tok, err := enrol.ParseToken(fs.Arg(1))
+	tok, err := enrol.ParseToken(fs.Arg(want - 1))
 	if err != nil {
 		return err
 	}
@@ -68,11 +72,61 @@ func runJoin(ctx context.Context, env Env, args []string) error {
 		host, _ := os.Hostname()
 		f.id = wire.SanitizeID(host)
 	}
-	ans, err := askHub(ctx, hub, tok, f.id)
+	var hubs []string
+	if f.discover {
+		if hubs, err = discoverHub(ctx, tok, f.discoverFor); err != nil {
+			return err
+		}
+	} else {
+		hub, err := hubAddr(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		hubs = []string{hub}
+	}
+	var ans enrol.JoinAnswer
+	var hub string
+	for _, hub = range hubs {
+		if ans, err = askHub(ctx, hub, tok, f.id); err == nil || !errors.Is(err, errUnreachable) {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
 	return f.install(ctx, env, hub, ans)
+}
+
+// discoverHub finds the hub whose CA pin starts like the token's and
+// returns where to reach its enrolment listener, IPv4 first. The pin
+// check of the TLS connection is still the trust decision.
+func discoverHub(ctx context.Context, tok enrol.Token, timeout time.Duration) ([]string, error) {
+	found, err := discovery.FindPin(ctx, timeout, tok.Pin.String())
+	if err != nil {
+		return nil, fmt.Errorf("--discover: %w", err)
+	}
+	if addrs := hubCandidates(found); len(addrs) > 0 {
+		return addrs, nil
+	}
+	return nil, fmt.Errorf("--discover: no hub of this token's fleet answered on the LAN within %v (name it instead: join HUB:%d TOKEN)", timeout, enrol.DefaultPort)
+}
+
+// hubCandidates are the discovered hubs' enrolment addresses: IPv4, then
+// global IPv6 (a link-local address needs a zone that MQTT URLs do not
+// carry well, so it is left out).
+func hubCandidates(hubs []discovery.Hub) []string {
+	var v4, v6 []string
+	for _, h := range hubs {
+		for _, a := range h.Addrs {
+			switch {
+			case a.Is4() || a.Is4In6():
+				v4 = append(v4, net.JoinHostPort(a.Unmap().String(), strconv.Itoa(h.EnrolPort)))
+			case !a.IsLinkLocalUnicast():
+				v6 = append(v6, net.JoinHostPort(a.String(), strconv.Itoa(h.EnrolPort)))
+			}
+		}
+	}
+	return append(v4, v6...)
 }
 
 // hubAddr is HOST:PORT, the port defaulting to enrolment's.
@@ -89,6 +143,10 @@ func hubAddr(s string) (string, error) {
 	}
 	return s, nil
 }
+
+// errUnreachable is a hub address that did not answer; --discover then
+// tries the next.
+var errUnreachable = errors.New("cannot reach the hub")
 
 // askHub sends the join request over TLS that trusts only the pinned CA,
 // and checks that the CA in the answer is that one.
@@ -107,7 +165,7 @@ func askHub(ctx context.Context, hub string, tok enrol.Token, id string) (enrol.
 		if errors.Is(err, enrol.ErrPinMismatch) {
 			return enrol.JoinAnswer{}, fmt.Errorf("refusing %s: its certificate is not from the fleet CA this token was made for (another machine on that address, or another hub)", hub)
 		}
-		return enrol.JoinAnswer{}, fmt.Errorf("cannot reach the hub at %s: %v", hub, unwrapURL(err))
+		return enrol.JoinAnswer{}, fmt.Errorf("%w at %s: %v", errUnreachable, hub, unwrapURL(err))
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
