@@ -1,0 +1,217 @@
+package enrolment
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pifleet/pifleet/internal/credentials"
+	"github.com/pifleet/pifleet/internal/enrol"
+	"github.com/pifleet/pifleet/internal/transport/pki"
+)
+
+// fakeHub records what the Enroller asks of the running hub.
+type fakeHub struct {
+	mu     sync.Mutex
+	creds  *credentials.File
+	kicked []string
+	forgot []string
+	view   map[string]bool
+}
+
+func (f *fakeHub) SetCredentials(c *credentials.File) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.creds = c
+	return nil
+}
+func (f *fakeHub) DisconnectDevice(id string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kicked = append(f.kicked, id)
+	return 1, nil
+}
+func (f *fakeHub) ForgetDevice(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.forgot = append(f.forgot, id)
+	delete(f.view, id)
+	return nil
+}
+func (f *fakeHub) HasDevice(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.view[id]
+}
+
+func newEnroller(t *testing.T) (*Enroller, *fakeHub, *clock) {
+	t.Helper()
+	c := &clock{time.Now()}
+	dir := t.TempDir()
+	p, created, err := EnsureFleetPKI(filepath.Join(dir, "pki"), "hub", []string{"192.0.2.1"}, c.t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(created) != 3 {
+		t.Errorf("a first start made %q; want the CA, the broker certificate and the credentials", created)
+	}
+	tokens, err := OpenStore(filepath.Join(dir, "tokens.json"), c.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &fakeHub{view: map[string]bool{}}
+	return New(Config{PKI: p, Tokens: tokens, HubKey: "KEY", MQTTPort: 8883, JoinAddr: "192.0.2.1:8443", Hub: h, Now: c.now}), h, c
+}
+
+func join(e *Enroller, token, id string) (enrol.JoinAnswer, error) {
+	return e.Join(enrol.JoinRequest{V: enrol.JoinVersion, Token: token, ID: id})
+}
+
+func TestAddRefuses(t *testing.T) {
+	e, _, _ := newEnroller(t)
+	for _, tc := range []struct {
+		req  AddRequest
+		want string
+	}{
+		{AddRequest{TTL: "forever"}, "--ttl"},
+		{AddRequest{TTL: "-1h"}, "--ttl"},
+		{AddRequest{TTL: "9999h"}, "--ttl"},
+		{AddRequest{Uses: -1}, "--uses"},
+		{AddRequest{ID: "a/b"}, "id"},
+		{AddRequest{ID: "pi-1", Uses: 2}, "for one Pi"},
+		{AddRequest{ID: "hub"}, "a hub's id"},
+		{AddRequest{Labels: []string{"a b"}}, "label"},
+		{AddRequest{Auth: "kerberos"}, "--auth"},
+	} {
+		if _, err := e.Add(tc.req); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Add(%+v): %v; want an error with %q", tc.req, err, tc.want)
+		}
+	}
+}
+
+func TestJoinAndRemove(t *testing.T) {
+	e, h, _ := newEnroller(t)
+	add, err := e.Add(AddRequest{Labels: []string{"lab"}, Uses: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if add.Command != "sudo pifleet-agent join 192.0.2.1:8443 "+add.Token {
+		t.Errorf("command %q", add.Command)
+	}
+	ans, err := join(e, add.Token, "pi-host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans.ID != "pi-host" || ans.Password == "" || ans.MQTTPort != 8883 || ans.ServerName != ServerName ||
+		ans.HubKey != "KEY" || strings.Join(ans.Labels, ",") != "lab" {
+		t.Errorf("answer %+v", ans)
+	}
+	if _, _, err := h.creds.Login("pi-host", ans.Password, ""); err != nil {
+		t.Errorf("the broker's new logins do not take the Pi's password: %v", err)
+	}
+	if ca, _ := pki.ParseCertPEM([]byte(ans.CAPEM)); ca == nil || enrol.PinOf(ca.Raw) != e.cfg.PKI.Pin {
+		t.Errorf("the answer's CA is not the pinned one")
+	}
+	// The same host name again is refused, and the use is given back.
+	if _, err := join(e, add.Token, "pi-host"); err == nil || !strings.Contains(err.Error(), "already has a Pi") {
+		t.Errorf("a second pi-host: %v", err)
+	}
+	if p := e.Pending(); len(p) != 1 || p[0].UsesLeft != 1 {
+		t.Errorf("pending after one join and one refused: %+v; want 1 use left", p)
+	}
+	if _, err := join(e, add.Token, "bad/id"); err == nil || !strings.Contains(err.Error(), "join --id") {
+		t.Errorf("an invalid host name: %v", err)
+	}
+
+	// A certificate login for a fixed id.
+	add, _ = e.Add(AddRequest{ID: "pi-cert", Auth: AuthCert})
+	ans, err = join(e, add.Token, "ignored")
+	if err != nil || ans.ID != "pi-cert" || ans.CertPEM == "" || ans.Password != "" {
+		t.Fatalf("cert join: %+v, %v", ans, err)
+	}
+	cert, _ := pki.ParseCertPEM([]byte(ans.CertPEM))
+	if _, _, err := h.creds.Login("", "", cert.Subject.CommonName); err != nil {
+		t.Errorf("the certificate's CN does not log in: %v", err)
+	}
+
+	// Another fleet's token, another version.
+	other, _ := enrol.NewToken(enrol.Pin{9})
+	if _, err := join(e, other.String(), "x"); err == nil || !strings.Contains(err.Error(), "another fleet") {
+		t.Errorf("another fleet's token: %v", err)
+	}
+	if _, err := e.Join(enrol.JoinRequest{V: 99, Token: add.Token}); err == nil || !strings.Contains(err.Error(), "version") {
+		t.Errorf("version 99: %v", err)
+	}
+
+	// remove-pi: the login goes, the session is cut, the view forgets.
+	h.view["pi-host"] = true
+	if _, err := e.Remove(context.Background(), "pi-host"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := h.creds.Find("pi-host"); ok || len(h.kicked) != 1 || h.kicked[0] != "pi-host" || len(h.forgot) != 1 {
+		t.Errorf("after remove: creds has pi-host=%v, kicked %v, forgot %v", ok, h.kicked, h.forgot)
+	}
+	if _, err := e.Remove(context.Background(), "pi-host"); err == nil || !strings.Contains(err.Error(), "no Pi") {
+		t.Errorf("removing it again: %v", err)
+	}
+	if _, err := e.Remove(context.Background(), "hub"); err == nil || !strings.Contains(err.Error(), "is a hub") {
+		t.Errorf("removing the hub: %v", err)
+	}
+}
+
+// Join attempts are limited per source address: the 11th in a minute is
+// answered 429 without being looked at.
+func TestJoinRateLimit(t *testing.T) {
+	e, _, _ := newEnroller(t)
+	srv := httptest.NewServer(http.HandlerFunc(e.serveJoin))
+	defer srv.Close()
+	bad, _ := json.Marshal(enrol.JoinRequest{V: enrol.JoinVersion, Token: "pft1_nope"})
+	for i := 1; i <= 11; i++ {
+		resp, err := http.Post(srv.URL, "application/json", bytes.NewReader(bad))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ea enrol.ErrorAnswer
+		json.NewDecoder(resp.Body).Decode(&ea)
+		resp.Body.Close()
+		want := http.StatusBadRequest
+		if i == 11 {
+			want = http.StatusTooManyRequests
+		}
+		if resp.StatusCode != want || ea.Error == "" {
+			t.Errorf("attempt %d: %d %q; want %d and a one-line reason", i, resp.StatusCode, ea.Error, want)
+		}
+	}
+}
+
+// A second start finds everything and makes nothing; a new address gets a
+// new broker certificate under the same CA.
+func TestEnsureFleetPKIKeeps(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	p1, _, err := EnsureFleetPKI(dir, "hub", []string{"192.0.2.1"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, created, err := EnsureFleetPKI(dir, "hub", []string{"192.0.2.1"}, now)
+	if err != nil || len(created) != 0 || p2.Pin != p1.Pin {
+		t.Errorf("second start: made %q, %v, same pin %v", created, err, p2.Pin == p1.Pin)
+	}
+	p3, created, err := EnsureFleetPKI(dir, "hub", []string{"198.51.100.9"}, now)
+	if err != nil || len(created) != 1 || created[0] != "broker certificate" || p3.Pin != p1.Pin {
+		t.Errorf("new address: made %q, %v; want only a new broker certificate under the same CA", created, err)
+	}
+	if !certCovers(p3.CertFile, []string{"198.51.100.9", ServerName, "127.0.0.1"}) {
+		t.Errorf("the new broker certificate does not name the new address")
+	}
+	if _, err := credentials.Load(p3.Credentials); err != nil {
+		t.Error(err)
+	}
+}
