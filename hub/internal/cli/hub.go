@@ -48,6 +48,7 @@ func runVersion(_ context.Context, env Env, args []string) error {
 
 type hubFlags struct {
 	id, broker, engine, mqttListen, mqttData, httpListen, tokenFile, logLevel, debugListen string
+	mdns                                                                                   string
 	clusterName, clusterListen, clusterRoutes                                              string
 }
 
@@ -66,6 +67,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.clusterListen, "cluster-listen", "", "with the embedded broker: this hub's cluster route listener (host:port, e.g. 0.0.0.0:6222); several hubs then share one fleet (see README, Outgrow one machine)")
 	fs.StringVar(&f.clusterRoutes, "cluster-routes", "", "with --cluster-listen: every hub's route URL, this one's too (nats://hub1:6222,nats://hub2:6222,nats://hub3:6222)")
 	fs.StringVar(&f.clusterName, "cluster-name", "pifleet", "with --cluster-listen or --broker nats://…: the cluster's name, the same on every hub (the hubs share command results as hubs-<name>)")
+	fs.StringVar(&f.mdns, "mdns", hubd.MDNSAuto, "advertise the hub's enrolment and MQTT ports on the LAN with mDNS/DNS-SD (_pifleet._tcp) so pifleet-agent join --discover finds it: auto (when the MQTT listener is off loopback and the hub enrols Pis), on, off")
 	fs.StringVar(&f.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (default: off)")
 	var enrolCfg hubd.EnrolConfig
 	fs.StringVar(&enrolCfg.Listen, "enrol-listen", "", "HTTPS address where Pis join (pifleet-agent join); default: port 8443 of --mqtt-listen's address when that is off loopback (the hub then makes its own fleet CA, broker certificate and logins in <state-dir>/pki); off: no enrolment")
@@ -140,7 +142,7 @@ func runHub(ctx context.Context, env Env, args []string) error {
 			NATSURLs: brokers.nats, NATSOptions: natsOpts, ClusterName: f.clusterName,
 			HTTPListen: f.httpListen, HTTPToken: token, Logger: log, ConfigureMQTT: topts.Apply,
 			DataDir: f.mqttData, Ready: func(*fleetserver.Hub) { startLog.release() }},
-		Security: sec, Commands: cf.config(), Enrol: enrolCfg, Slack: slackCfg, DebugListen: f.debugListen, Host: host,
+		Security: sec, Commands: cf.config(), Enrol: enrolCfg, Slack: slackCfg, DebugListen: f.debugListen, Host: host, MDNS: f.mdns,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		startLog.discard()

@@ -32,6 +32,9 @@ type Config struct {
 	Host        string // this machine's name, for the start line of the log
 	// Enrol is the enrolment listener (`pifleet-agent join`).
 	Enrol EnrolConfig
+	// MDNS is --mdns: advertise the hub on the LAN when it enrols Pis,
+	// MDNSAuto ("") off loopback, MDNSOn or MDNSOff (mdns.go).
+	MDNS string
 
 	// Notifier is systemd's notify socket; nil: sdnotify.New().
 	Notifier sdnotify.Notifier
@@ -101,17 +104,25 @@ func Run(ctx context.Context, cfg Config) error {
 		// them answers each envelope, retries included.
 		cfg.Slack.Claim = lazyJobs{h}.ClaimEvent
 	}
+	var enrolAddr, caPin string
 	if enroller != nil {
 		ln, err := enroller.Listen(sec.listen)
 		if err != nil {
 			return err
 		}
+		enrolAddr, caPin = ln.Addr().String(), sec.pki.Pin.String()
 		go func() {
 			if err := enroller.Serve(runCtx, ln); err != nil {
 				log.Error("enrolment stopped", "err", err)
 			}
 		}()
 	}
+	stopMDNS, err := startMDNS(ctx, mdnsPlan{Mode: cfg.MDNS, ID: h.ID(), Host: cfg.Host,
+		MQTTListen: cfg.Server.MQTTListen, EnrolListen: enrolAddr, CAPin: caPin}, log)
+	if err != nil {
+		return err
+	}
+	defer stopMDNS() // the goodbye
 	bot, slackDone, err := slackbot.Serve(runCtx, cfg.Slack, h.Engine, h.Fleet, log)
 	if err != nil {
 		return err
