@@ -127,7 +127,7 @@ func instanceName(id, host string) string {
 
 // startMDNS advertises the hub as the plan says until stop is called
 // (stop sends the goodbye); an auto plan that does not apply says why
-// at debug level and does nothing.
+// at debug level and does nothing, one that fails warns and does nothing.
 func startMDNS(ctx context.Context, p mdnsPlan, log *slog.Logger) (stop func() error, err error) {
 	s, why, err := p.service()
 	if err != nil {
@@ -138,8 +138,12 @@ func startMDNS(ctx context.Context, p mdnsPlan, log *slog.Logger) (stop func() e
 		return func() error { return nil }, nil
 	}
 	stop, err = discovery.Advertise(ctx, *s)
-	if err != nil {
-		return nil, fmt.Errorf("--mdns: %w", err)
+	if err != nil && p.Mode == MDNSOn {
+		return nil, fmt.Errorf("--mdns on: %w", err)
+	}
+	if err != nil { // auto: the hub works without; Pis join by name
+		log.Warn("cannot advertise the hub on the LAN (mDNS); Pis join by host name", "err", err)
+		return func() error { return nil }, nil
 	}
 	names := "all"
 	if s.Interfaces != nil {
