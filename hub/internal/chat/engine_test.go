@@ -140,27 +140,35 @@ func TestFleetLayout(t *testing.T) {
 	}
 }
 
-// TestFleetButtonsAndOrder: the first ButtonRows Pis get buttons, the rest
-// are lines of one section; ids sort naturally; no file up to LargeFleet.
+// TestFleetButtonsAndOrder: in a long list the first ButtonRows Pis
+// needing attention get buttons, the healthy ones are lines of one
+// section; ids sort naturally; no file up to LargeFleet.
 func TestFleetButtonsAndOrder(t *testing.T) {
 	f := fleet.New(nil)
 	for i := 0; i < 45; i++ {
 		b, _ := json.Marshal(wire.State{V: 1, State: wire.StateOnline, Epoch: 1})
 		f.Apply(wire.StateTopic(fmt.Sprintf("pi-%d", i)), b)
+		if i%11 == 3 { // pi-3, pi-14, pi-25, pi-36: lost
+			b, _ = json.Marshal(wire.State{V: 1, State: wire.StateLost, Epoch: 1})
+			f.Apply(wire.StateTopic(fmt.Sprintf("pi-%d", i)), b)
+		}
 	}
 	r := New(f, nil).Ask(context.Background(), Request{Text: "fleet"})
-	if len(r.Sections) != ButtonRows+1 || len(r.Files) != 0 {
-		t.Fatalf("sections=%d files=%d; want %d sections and no file", len(r.Sections), len(r.Files), ButtonRows+1)
+	if len(r.Sections) != 4+1 || len(r.Files) != 0 {
+		t.Fatalf("sections=%d files=%d; want 5 sections (4 lost Pis, the healthy) and no file", len(r.Sections), len(r.Files))
 	}
 	for i, s := range r.Sections {
-		if (len(s.Actions) == 2) != (i < ButtonRows) {
+		if (len(s.Actions) == 2) != (i < 4) {
 			t.Errorf("section %d has %d actions", i, len(s.Actions))
 		}
+	}
+	if want := Bold("pi-3"); !strings.Contains(r.Sections[0].Text, want) || !strings.Contains(r.Sections[3].Text, Bold("pi-36")) {
+		t.Errorf("the lost Pis do not come first, in natural order: %q … %q", r.Sections[0].Text, r.Sections[3].Text)
 	}
 	if !strings.Contains(r.Text, "pi-9 ·") || strings.Index(r.Text, "pi-9 ·") > strings.Index(r.Text, "pi-10 ·") {
 		t.Errorf("pi-9 is not listed before pi-10:\n%s", r.Text)
 	}
-	if r.Title != "45/45 online" {
+	if r.Title != "41/45 online" {
 		t.Errorf("title = %q", r.Title)
 	}
 }
@@ -173,6 +181,20 @@ func TestEmptyFleetSaysItOnce(t *testing.T) {
 	}
 	if r := ask(e, "fleet online"); r.Title != "No device matches online" {
 		t.Errorf("empty filter: %+v", r)
+	}
+}
+
+// TestHelpIsFullWidthLines: help lists each command on a line of its own
+// (verb in bold), not in half-width fields that broke
+// "[online|offline|problems|label:NAME]" mid-word on a phone.
+func TestHelpIsFullWidthLines(t *testing.T) {
+	r := ask(testEngine(t), "help")
+	if len(r.Sections) != 1 || len(r.Sections[0].Fields) != 0 {
+		t.Fatalf("help sections = %+v, want one section of lines", r.Sections)
+	}
+	first := strings.Split(r.Sections[0].Text, "\n")[0]
+	if want := Bold("fleet") + " [online | offline | problems | label:NAME] — the devices, their addresses and health"; first != want {
+		t.Errorf("help's first line = %q, want %q", first, want)
 	}
 }
 

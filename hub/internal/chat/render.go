@@ -14,8 +14,9 @@ import (
 
 // ButtonRows is how many Pis of a fleet answer get their own Where and
 // Health buttons (in Slack two blocks each, so that a list stays within a
-// message's 50 blocks): those needing attention come first. The others
-// are listed as lines.
+// message's 50 blocks). In a fleet of at most ButtonRows every Pi has
+// them; in a longer list only the first ButtonRows Pis needing attention
+// do, and the healthy ones are lines together.
 const ButtonRows = 8
 
 func (e *Engine) fleetCmd(args []string) Reply {
@@ -56,7 +57,7 @@ func (e *Engine) fleetCmd(args []string) Reply {
 	var rest []string
 	for i := range devs {
 		fmt.Fprintln(&b, "  "+e.DeviceLine(&devs[i]))
-		if i < ButtonRows {
+		if i < ButtonRows && (len(devs) <= ButtonRows || needsAttention(&devs[i])) {
 			secs = append(secs, Section{Text: e.deviceMarked(&devs[i]), Actions: DeviceActions(devs[i].ID)})
 		} else {
 			rest = append(rest, e.deviceMarked(&devs[i]))
