@@ -44,6 +44,11 @@ func newAuthorizer(cfg Config, members func(ctx context.Context, group string) (
 		cache:      map[string]groupMembers{},
 	}
 	a.anyUser = a.users["*"]
+	// The alert channel is where the bot speaks anyway, and its alerts'
+	// buttons (Where, Health) ask there: it is one of the channels.
+	if len(a.channels) > 0 && cfg.AlertChannel != "" {
+		a.channels[cfg.AlertChannel] = true
+	}
 	return a
 }
 

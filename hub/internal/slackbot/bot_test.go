@@ -599,6 +599,40 @@ func TestAlertsGoToTheAlertChannel(t *testing.T) {
 	}
 }
 
+// TestAlertButtonsAskInTheAlertsThread: an alert's Where button asks for
+// whoever presses it, in the alert's thread; the alert channel counts as
+// one of the bot's channels (here the list names only C1).
+func TestAlertButtonsAskInTheAlertsThread(t *testing.T) {
+	ws := sbt.New(t)
+	cfg := testConfig(ws)
+	cfg.AlertChannel, cfg.Channels = "CALERT", []string{"C1"}
+	src := &sbt.Alerts{}
+	eng := &sbt.Engine{}
+	start(t, ws, cfg, eng, src)
+	testenv.Eventually(t, wait, func() string {
+		if src.Subscribers() != 1 {
+			return "the bot did not subscribe to alerts"
+		}
+		return ""
+	})
+	time.Sleep(5 * cfg.AlertQuietStart) // past the quiet start, as above
+	src.Emit(fleet.Alert{Kind: AlertOffline, Device: "pi-07", Detail: "lost", Time: time.Now()})
+	alert := waitPosts(t, ws, sbt.KindPost, 1, func(r sbt.Record) bool { return r.Channel == "CALERT" })[0]
+	for _, want := range []string{`"value":"where pi-07"`, `"value":"health pi-07"`} {
+		if !strings.Contains(string(alert.Blocks), want) {
+			t.Fatalf("the alert has no button with %s: %s", want, alert.Blocks)
+		}
+	}
+	ws.Click("U1", alert, ActionRun, "where pi-07")
+	answer := waitPosts(t, ws, sbt.KindPost, 1, inThread("CALERT", alert.TS))[0]
+	if !strings.Contains(answer.Text, "you said: where pi-07") {
+		t.Errorf("the Where button's answer in the alert's thread = %q", answer.Text)
+	}
+	if got := eng.Asked(); len(got) != 1 || got[0].User != "U1" || got[0].Channel != "CALERT" {
+		t.Errorf("engine asked %+v, want where pi-07 for U1 in CALERT", got)
+	}
+}
+
 func TestRejectedTokens(t *testing.T) {
 	ws := sbt.New(t)
 	cfg := testConfig(ws)

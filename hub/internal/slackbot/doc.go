@@ -37,8 +37,16 @@
 //     hub restart) is posted in the thread the question was asked in
 //     (Bot.PostLate: queued and bounded, never blocking the caller; only
 //     while the bot runs);
-//   - only configured channels and users (or user groups) are served; every
-//     command is written to a JSON-lines audit log.
+//   - the engine's chat.Actions are buttons (a Pi's Where and Health in
+//     `fleet` and on its alerts, the command a "did you mean" suggests):
+//     pressing one asks its command as if the person who pressed it had
+//     typed it — the same authorization, audit and dedup — and the answer
+//     follows in the message's thread. The engine's marks (chat.Spans)
+//     become mrkdwn: ids bold, addresses as code, times as date tokens
+//     that Slack shows in the reader's zone and that never go stale;
+//   - only configured channels (and the alert channel) and users (or user
+//     groups) are served; every command is written to a JSON-lines audit
+//     log.
 //
 // Tokens come from files or the environment, never from flags, and are
 // never logged. Without tokens the hub runs as before: see ConfigFromEnv,
