@@ -299,8 +299,9 @@ func TestRenderEngineGolden(t *testing.T) {
 
 // smallFleet is four Pis as the real fleet view holds them: one healthy
 // with a down Docker bridge, one under-voltage, one lost an hour ago, and
-// pi-10 (listed after pi-9 would be: natural order).
-func smallFleet(t *testing.T, now time.Time) *fleet.Fleet {
+// pi-10 (listed after pi-9 would be: natural order); and healthy more
+// healthy Pis, pi-1 and on.
+func smallFleet(t *testing.T, now time.Time, healthy int) *fleet.Fleet {
 	t.Helper()
 	at := now.Add(-time.Hour)
 	f := fleet.New(func() time.Time { return at })
@@ -327,6 +328,9 @@ func smallFleet(t *testing.T, now time.Time) *fleet.Fleet {
 	pi("pi-10", "192.0.2.110", "2001:db8::110", wire.Health{TempC: temp(44.5)})
 	pi("pi-garage", "192.0.2.20", "2001:db8::20", wire.Health{TempC: temp(62.1), Problems: []wire.Problem{wire.ProblemUnderVoltage}})
 	pi("pi-kitchen", "192.0.2.10", "2001:db8::10", wire.Health{TempC: temp(48.3)})
+	for i := range healthy { // more healthy Pis, for a list longer than ButtonRows
+		pi(fmt.Sprintf("pi-%d", i+1), fmt.Sprintf("192.0.2.%d", 111+i), fmt.Sprintf("2001:db8::%x", 0x111+i), wire.Health{TempC: temp(45)})
+	}
 	return f
 }
 
@@ -335,7 +339,7 @@ func smallFleet(t *testing.T, now time.Time) *fleet.Fleet {
 // buttons, times as date tokens, and the "did you mean" button.
 func TestRenderEngineDevicesGolden(t *testing.T) {
 	now := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
-	eng := chat.New(smallFleet(t, now), func() time.Time { return now })
+	eng := chat.New(smallFleet(t, now, 0), func() time.Time { return now })
 	for name, q := range map[string]string{
 		"fleet": "fleet", "where": "where pi-kitchen", "health-problem": "health pi-garage", "history": "history pi-attic",
 		"did-you-mean": "where pi-kichen", "extra-words": "where pi-kitchen; rm -rf /", "did-you-mean-verb": "helth pi-garage",
@@ -346,6 +350,10 @@ func TestRenderEngineDevicesGolden(t *testing.T) {
 			checkGolden(t, "engine-"+name, m)
 		})
 	}
+	// Twelve Pis: the first chat.ButtonRows with buttons, the rest as lines.
+	m := render(chat.New(smallFleet(t, now, 8), func() time.Time { return now }).Ask(context.Background(), chat.Request{Text: "fleet", Source: "slack"}), "fleet")
+	checkLimits(t, m)
+	checkGolden(t, "engine-fleet-12", m)
 }
 
 // TestRenderTimesAndButtons: a time mark becomes a date token, an id and
