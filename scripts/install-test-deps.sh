@@ -7,7 +7,8 @@
 # openssh (deploy tests), jq and curl (make bench-fleet), strace (the
 # hub's state file is fsynced before it replaces the old one), chromium and
 # fonts-noto-color-emoji (the Slack message gallery's screenshot test),
-# avahi-daemon (mDNS discovery works beside it, as on Raspberry Pi OS).
+# avahi-daemon, avahi-utils and dbus (mDNS discovery works beside avahi,
+# as on Raspberry Pi OS, and avahi-browse resolves the hub).
 # Idempotent: it only calls apt-get when something is missing. The
 # Docker Engine itself is part of the machine; the tests fail with a
 # clear message when it is not reachable.
@@ -15,7 +16,7 @@ set -euo pipefail
 
 pkgs_needed=(mosquitto socat util-linux qemu-user-static iproute2 busybox-static mmdebstrap
   systemd dpkg openssh-server openssh-client openssl passwd init-system-helpers shellcheck
-  jq curl strace chromium fonts-noto-color-emoji avahi-daemon)
+  jq curl strace chromium fonts-noto-color-emoji avahi-daemon avahi-utils dbus)
 
 missing=()
 for p in "${pkgs_needed[@]}"; do

@@ -95,3 +95,72 @@ func TestNetnsBesideAvahi(t *testing.T) {
 		}
 	}
 }
+
+// busConf is a system bus of its own for avahi-daemon and avahi-browse
+// (they speak D-Bus), open to the root user the test runs as.
+const busConf = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+`
+
+// avahiBrowseScript starts a D-Bus system bus and avahi-daemon in a
+// private /run, then asks avahi-browse for resolved _pifleet._tcp services
+// (up to 10 times) and stops both daemons. Every wait is bounded.
+const avahiBrowseScript = `set -u
+mount -t tmpfs tmpfs /run && mkdir -p /run/dbus /run/avahi-daemon || exit 1
+"$4" --config-file="$1" --nofork --nopidfile & DB=$!
+trap 'kill $DB ${AV:-} 2>/dev/null; wait' EXIT
+i=0; until [ -S /run/dbus/system_bus_socket ]; do
+  i=$((i+1)); [ $i -lt 100 ] || { echo "error: no D-Bus socket"; exit 1; }; sleep 0.1
+done
+"$5" -f "$2" --no-drop-root --no-chroot --no-rlimits --no-proc-title >"$3" 2>&1 & AV=$!
+i=0; until grep -q "Server startup complete" "$3"; do
+  i=$((i+1)); [ $i -lt 150 ] || { echo "error: avahi-daemon did not start:"; cat "$3"; exit 1; }; sleep 0.1
+done
+i=0; while [ $i -lt 10 ]; do
+  out=$(timeout 10 "$6" --resolve --terminate --parsable _pifleet._tcp)
+  case "$out" in *"=;"*) printf "%s\n" "$out"; exit 0;; esac
+  i=$((i+1))
+done
+echo "error: avahi-browse resolved no _pifleet._tcp service"; exit 1
+`
+
+// avahi-browse, the tool a Raspberry Pi OS user reaches for, sees and
+// resolves the hub this package advertises: avahi-daemon parses our
+// answers as its own.
+func TestNetnsAvahiBrowseSeesHub(t *testing.T) {
+	bus := testenv.RequireCommand(t, "dbus-daemon", "dbus")
+	daemon := testenv.RequireCommand(t, "avahi-daemon", "avahi-daemon")
+	browse := testenv.RequireCommand(t, "avahi-browse", "avahi-utils")
+	unshare := testenv.RequireCommand(t, "unshare", "util-linux")
+	hub, pi := lan(t, true, false)
+	advertiseIn(t, hub, testService)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "bus.conf"), busConf)
+	write(t, filepath.Join(dir, "avahi-daemon.conf"), "[server]\nhost-name=avahi-pi\nuse-ipv4=yes\nuse-ipv6=no\nenable-dbus=yes\n"+
+		"[publish]\npublish-hinfo=no\npublish-workstation=no\n")
+	cmd := pi.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", avahiBrowseScript, "sh",
+		filepath.Join(dir, "bus.conf"), filepath.Join(dir, "avahi-daemon.conf"), filepath.Join(dir, "avahi.log"), bus, daemon, browse)
+	c := startChild(t, "avahi-browse in "+pi.Name, cmd)
+	l := c.waitLine("=;", 2*time.Minute)
+	// =;IFACE;PROTO;NAME;TYPE;DOMAIN;HOST;ADDRESS;PORT;TXT
+	f := strings.SplitN(l, ";", 10)
+	if len(f) != 10 || f[3] != `hub\032on\032pi-hub` || f[4] != "_pifleet._tcp" || f[7] != "192.0.2.1" || f[8] != "8443" {
+		t.Fatalf("avahi-browse resolved %q, want hub on pi-hub at 192.0.2.1 port 8443", l)
+	}
+	for _, kv := range []string{`"v=1"`, `"enrol=8443"`, `"mqtt=8883"`, `"pin=` + testPin[:16] + `"`} {
+		if !strings.Contains(f[9], kv) {
+			t.Errorf("avahi-browse's TXT %s lacks %s", f[9], kv)
+		}
+	}
+}
