@@ -168,3 +168,15 @@ func TestWriteFiles(t *testing.T) {
 		t.Errorf("a Pi without a login: no error")
 	}
 }
+
+// A Pi whose clock is far off is told so, not that the hub is an impostor.
+func TestVerifyPinnedClock(t *testing.T) {
+	now := time.Now()
+	ca, _, _ := pki.NewCA("test CA", now.Add(-48*time.Hour), time.Hour) // long expired
+	certPEM, _, _ := ca.Issue(pki.Server, "pifleet broker", []string{"pifleet-hub"}, now.Add(-48*time.Hour), time.Hour)
+	leaf, _ := pki.ParseCertPEM(certPEM)
+	err := enrol.VerifyPinned(enrol.PinOf(ca.Cert.Raw), []*x509.Certificate{leaf, ca.Cert})
+	if !errors.Is(err, enrol.ErrClock) || errors.Is(err, enrol.ErrPinMismatch) {
+		t.Errorf("got %v; want an error about this machine's clock", err)
+	}
+}

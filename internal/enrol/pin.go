@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // PinLen is the size of a pin: a SHA-256.
@@ -25,6 +26,9 @@ func (p Pin) String() string { return hex.EncodeToString(p[:]) }
 // ErrPinMismatch is a hub whose certificate chain does not hold the
 // pinned CA: another machine on the address, or another fleet's hub.
 var ErrPinMismatch = errors.New("the hub's certificate is not from the fleet CA this token was made for")
+
+// ErrClock is the right hub seen through a clock that is far off.
+var ErrClock = errors.New("this machine's clock")
 
 // VerifyPinned checks a TLS peer's chain against a pin: one certificate
 // the peer sent must be a CA whose DER hashes to pin, and the leaf must be
@@ -51,6 +55,12 @@ func VerifyPinned(pin Pin, peers []*x509.Certificate) error {
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
 	if _, err := peers[0].Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		var inv x509.CertificateInvalidError
+		if errors.As(err, &inv) && inv.Reason == x509.Expired {
+			// The right hub, but this machine's clock is off (a Pi has no
+			// real-time clock): say so rather than blame the hub.
+			return fmt.Errorf("%w (%s) is outside the hub certificate's validity: set the clock (timedatectl) and try again", ErrClock, time.Now().UTC().Format(time.RFC3339))
+		}
 		return fmt.Errorf("%w: %v", ErrPinMismatch, err)
 	}
 	return nil

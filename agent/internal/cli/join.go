@@ -165,6 +165,9 @@ func askHub(ctx context.Context, hub string, tok enrol.Token, id string) (enrol.
 		if errors.Is(err, enrol.ErrPinMismatch) {
 			return enrol.JoinAnswer{}, fmt.Errorf("refusing %s: its certificate is not from the fleet CA this token was made for (another machine on that address, or another hub)", hub)
 		}
+		if errors.Is(err, enrol.ErrClock) {
+			return enrol.JoinAnswer{}, fmt.Errorf("refusing %s for now: %v", hub, unwrapURL(err))
+		}
 		return enrol.JoinAnswer{}, fmt.Errorf("%w at %s: %v", errUnreachable, hub, unwrapURL(err))
 	}
 	defer resp.Body.Close()
