@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pifleet/pifleet/hub/internal/fleet"
 	"github.com/pifleet/pifleet/internal/shellwords"
@@ -151,20 +152,26 @@ func problem(text string) Reply { return Reply{Text: text, Problem: true} }
 // help lists the commands: in Slack one per line at full width (a
 // half-width field broke "[online | offline …]" mid-word on a phone).
 func (e *Engine) help([]string) Reply {
+	type cmd struct{ usage, summary string }
+	var cmds []cmd
+	width := 0
+	for _, v := range e.verbs() {
+		c := cmd{v + " …", ""}
+		if bi, ok := builtins[v]; ok {
+			c = cmd{bi.usage, bi.summary}
+		} else {
+			c.summary = e.handlers[v].summary
+		}
+		cmds = append(cmds, c)
+		width = max(width, utf8.RuneCountInString(c.usage))
+	}
 	var b strings.Builder
 	b.WriteString("Commands:\n")
 	var lines []string
-	for _, v := range e.verbs() {
-		usage, summary := v, ""
-		if bi, ok := builtins[v]; ok {
-			usage, summary = bi.usage, bi.summary
-		} else {
-			summary = e.handlers[v].summary
-			usage = v + " …"
-		}
-		fmt.Fprintf(&b, "  %-45s %s\n", usage, summary)
-		verb, rest, _ := strings.Cut(usage, " ")
-		lines = append(lines, strings.TrimSpace(Bold(verb)+" "+rest)+" — "+summary)
+	for _, c := range cmds {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, c.usage, c.summary) // the CLI's columns
+		verb, rest, _ := strings.Cut(c.usage, " ")
+		lines = append(lines, strings.TrimSpace(Bold(verb)+" "+rest)+" — "+c.summary)
 	}
 	return Reply{Text: b.String(), Title: "pifleet commands", Sections: []Section{{Text: strings.Join(lines, "\n")}}}
 }

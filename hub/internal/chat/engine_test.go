@@ -192,6 +192,11 @@ func TestHelpIsFullWidthLines(t *testing.T) {
 	if len(r.Sections) != 1 || len(r.Sections[0].Fields) != 0 {
 		t.Fatalf("help sections = %+v, want one section of lines", r.Sections)
 	}
+	// The CLI's text keeps its summaries in one column.
+	if !strings.Contains(r.Text, "\n  fleet [online | offline | problems | label:NAME]  the devices") ||
+		!strings.Contains(r.Text, "\n  help                                              this list\n") {
+		t.Errorf("help's text is not in columns:\n%s", r.Text)
+	}
 	first := strings.Split(r.Sections[0].Text, "\n")[0]
 	if want := Bold("fleet") + " [online | offline | problems | label:NAME] — the devices, their addresses and health"; first != want {
 		t.Errorf("help's first line = %q, want %q", first, want)
