@@ -177,7 +177,8 @@ func refusedOneLine(t *testing.T, what, out string, code int, want string) {
 // `pifleet add-pi` prints one line; `pifleet-agent join` on the Pi checks
 // the hub against the token's pin, writes the provisioned files and
 // restarts the unit (a fake systemctl; the test starts the agent the way
-// the unit does); the Pi comes online over TLS with its own login and runs
+// the unit does), and a second Pi finds the hub with join --discover;
+// the Pi comes online over TLS with its own login and runs
 // a signed command in a container on the real Docker Engine. Used,
 // expired and wrong tokens and a hub with another CA on the same address
 // are refused with one clear line; remove-pi cuts the session within 2 s
@@ -237,6 +238,25 @@ func TestEnrolOnePiOverALAN(t *testing.T) {
 			return fmt.Sprintf("signed command on pi-lan: exit %d:\n%s", code, out)
 		}
 		return ""
+	})
+
+	t.Run("join --discover", func(t *testing.T) {
+		// No host name typed: the hub is found on the LAN by mDNS (its
+		// advertisement carries the CA pin's prefix); trust is still the pin.
+		_, token := r.addPi("pi-found")
+		root := filepath.Join(r.dir, "found")
+		out, code := r.join(root, "--restart=false", "--discover", token)
+		if code != 0 || !strings.Contains(out, "joined the fleet as pi-found") || !strings.Contains(out, "mqtts://"+hubAddr+":8883") {
+			t.Fatalf("join --discover: exit %d:\n%s", code, out)
+		}
+		found := r.startUnit("agent pi-found", root)
+		testenv.Eventually(t, 30*time.Second, func() string {
+			if d, ok := r.device("pi-found"); !ok || !d.Online {
+				return "pi-found (joined by --discover) not online yet"
+			}
+			return ""
+		})
+		found.kill(syscall.SIGTERM)
 	})
 
 	t.Run("refused tokens", func(t *testing.T) {
