@@ -25,7 +25,7 @@ func TestSnippetsExist(t *testing.T) {
 			continue
 		}
 		if section != "" {
-			heading := strings.Trim(section, `("")`)
+			heading := strings.Trim(section, `()"`)
 			if !strings.Contains(string(b), "\n## "+heading) {
 				t.Errorf("snippet %q: firmware-notes/%s has no heading starting %q", s, name, heading)
 			}
