@@ -2,7 +2,8 @@
 # build-test-images.sh builds the local Docker images pifleet's runner tests
 # use, without any registry:
 #   pifleet-test/busybox:latest  busybox-static rootfs (seconds)
-#   pifleet-test/awscli:deb      Debian bookworm minbase + awscli (minutes; built once)
+#   pifleet-test/awscli:deb      Debian's awscli, by build-tool-image.sh as on a Pi
+#                                (minutes; built once)
 # An image that is already present is kept; pass -f to rebuild.
 # Needs: docker, busybox-static, mmdebstrap (Debian packages), network access
 # to the Debian mirror for the awscli image.
@@ -21,6 +22,8 @@ have() { [ "$force" = 0 ] && docker image inspect "$1" >/dev/null 2>&1; }
 
 BUSYBOX_IMAGE=${BUSYBOX_IMAGE:-pifleet-test/busybox:latest}
 AWSCLI_IMAGE=${AWSCLI_IMAGE:-pifleet-test/awscli:deb}
+# Tests use the main archive alone (a Pi's build adds the updates and
+# security suites): one mirror, one index that must be in sync.
 SUITE=${SUITE:-bookworm}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 
@@ -49,16 +52,8 @@ fi
 if have "$AWSCLI_IMAGE"; then
 	echo "$AWSCLI_IMAGE: present"
 else
-	command -v mmdebstrap >/dev/null || { echo "mmdebstrap missing: apt-get install mmdebstrap" >&2; exit 1; }
-	start=$(date +%s)
-	mmdebstrap --variant=minbase --include=awscli,ca-certificates \
-		--dpkgopt='path-exclude=/usr/share/man/*' \
-		--dpkgopt='path-exclude=/usr/share/doc/*' \
-		--dpkgopt='path-include=/usr/share/doc/*/copyright' \
-		--dpkgopt='path-exclude=/usr/share/locale/*' \
-		--dpkgopt='path-exclude=/usr/share/info/*' \
-		--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-		"$SUITE" - "$MIRROR" |
-		docker import -c 'ENTRYPOINT ["/usr/bin/aws"]' -c 'ENV HOME=/tmp' - "$AWSCLI_IMAGE" >/dev/null
-	echo "$AWSCLI_IMAGE: built in $(( $(date +%s) - start )) s"
+	# The same builder as the Pis' image (one implementation): the tests run
+	# what a Pi runs.
+	"$(dirname "$0")/build-tool-image.sh" -t "$AWSCLI_IMAGE" -s "$SUITE" -m "$MIRROR"
+	echo "$AWSCLI_IMAGE: built"
 fi
