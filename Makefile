@@ -15,7 +15,7 @@ FUZZTIME   ?= 5s
 FUZZERS    := FuzzDecodeState FuzzDecodeStatus FuzzDecodeCommand FuzzDecodeResult FuzzParseTopic \
               internal/shellwords:FuzzSplit internal/discovery:FuzzBrowse
 
-.PHONY: help build run test test-host test-arm fuzz lint cross bench bench-fleet clean deps deb deploy
+.PHONY: help build run test test-host test-arm fuzz lint cross bench bench-fleet clean deps deb deploy tool-image
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ fuzz: ## run each fuzzer (wire decoders, shell-word splitter) for FUZZTIME (make
 
 deb: ## build the .deb packages (agent + hub) for armhf, arm64, amd64 into dist/
 	scripts/build-deb.sh $(DEB_ARCHES)
+
+tool-image: ## the Pis' awscli image from Debian packages, no registry (ARCH=armhf|arm64|amd64 SUITE= MIRROR= TAG= OUT=file.tar)
+	scripts/build-tool-image.sh $(if $(ARCH),-a '$(ARCH)') $(if $(SUITE),-s '$(SUITE)') $(if $(MIRROR),-m '$(MIRROR)') $(if $(TAG),-t '$(TAG)') $(if $(OUT),-o '$(OUT)')
 
 deploy: ## install dist/ packages on HOSTS="pi@a pi@b" over ssh (DRY_RUN=1 to plan, PACKAGE=pifleet for hubs)
 	@test -n "$(HOSTS)" || { echo 'usage: make deploy HOSTS="pi@a pi@b" [DRY_RUN=1]' >&2; exit 2; }

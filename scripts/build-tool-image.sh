@@ -22,11 +22,14 @@
 #   -k KEYRING  keyring apt checks the mirror with (default: the host's apt keys; for
 #               the Raspbian mirror /usr/share/keyrings/raspbian-archive-keyring.gpg)
 #   -t TAG      image tag (default: pifleet/awscli:latest)
+#   -o FILE     write the image archive to FILE (for `docker load < FILE` on the Pi)
+#               instead of loading it into this machine's Docker
 #   -n          print the commands instead of running them
 #
 # On a Pi it builds natively. Elsewhere a foreign ARCH needs qemu-user-static
 # registered with binfmt_misc (mmdebstrap runs the packages' maintainer
 # scripts); the build stops at once with the fix when it is not.
+# TMPDIR (default /var/tmp) holds about 500 MB of scratch during a build.
 # Environment for tests: OS_RELEASE (/etc/os-release), HOST_ARCH (dpkg's),
 # BINFMT_MISC (/proc/sys/fs/binfmt_misc).
 set -eu
@@ -34,12 +37,12 @@ set -eu
 prog=build-tool-image
 die() { echo "$prog: $*" >&2; exit 1; }
 usage() {
-	echo "usage: $prog [-n] [-a armhf|arm64|amd64] [-s SUITE] [-m MIRROR] [-k KEYRING] [-t TAG]" >&2
+	echo "usage: $prog [-n] [-a armhf|arm64|amd64] [-s SUITE] [-m MIRROR] [-k KEYRING] [-t TAG] [-o FILE]" >&2
 	exit 2
 }
 
-dry=0 ARCH='' SUITE='' MIRROR='' KEYRING='' TAG=pifleet/awscli:latest
-while getopts na:s:m:k:t:h opt; do
+dry=0 ARCH='' SUITE='' MIRROR='' KEYRING='' TAG=pifleet/awscli:latest OUT=''
+while getopts na:s:m:k:t:o:h opt; do
 	case "$opt" in
 	n) dry=1 ;;
 	a) ARCH=$OPTARG ;;
@@ -47,12 +50,14 @@ while getopts na:s:m:k:t:h opt; do
 	m) MIRROR=$OPTARG ;;
 	k) KEYRING=$OPTARG ;;
 	t) TAG=$OPTARG ;;
+	o) OUT=$OPTARG ;;
 	*) usage ;;
 	esac
 done
 shift $((OPTIND - 1))
 [ $# -eq 0 ] || usage
-[ -n "$TAG" ] || usage
+# Both go into the image's JSON as they are.
+case "$TAG" in '' | *[!a-zA-Z0-9._/:@-]*) die "bad TAG \"$TAG\": want a Docker reference such as pifleet/awscli:latest" ;; esac
 
 OS_RELEASE=${OS_RELEASE:-/etc/os-release}
 BINFMT_MISC=${BINFMT_MISC:-/proc/sys/fs/binfmt_misc}
@@ -68,9 +73,9 @@ if [ -z "${HOST_ARCH:-}" ]; then
 fi
 : "${ARCH:=$HOST_ARCH}"
 case "$ARCH" in
-armhf) platform=linux/arm/v7 qemu=arm ;;
-arm64) platform=linux/arm64 qemu=aarch64 ;;
-amd64) platform=linux/amd64 qemu=x86_64 ;;
+armhf) platform='"architecture":"arm","variant":"v7"' qemu=arm ;;
+arm64) platform='"architecture":"arm64"' qemu=aarch64 ;;
+amd64) platform='"architecture":"amd64"' qemu=x86_64 ;;
 *) die "unknown ARCH $ARCH: want armhf, arm64 or amd64" ;;
 esac
 
@@ -82,6 +87,7 @@ if [ -z "$SUITE" ]; then
 	# Another distribution's code name (Ubuntu's noble) is no Debian suite.
 	: "${SUITE:=bookworm}"
 fi
+case "$SUITE" in *[!a-z0-9.-]*) die "bad SUITE \"$SUITE\": want a Debian code name such as bookworm" ;; esac
 # 32-bit Raspberry Pi OS is Raspbian: build from the mirror the Pi already
 # uses (ARMv6 userland, runs on every Pi). 64-bit Raspberry Pi OS says
 # ID=debian and uses Debian's mirror, mmdebstrap's default.
@@ -97,6 +103,26 @@ if [ "$ARCH" != "$HOST_ARCH" ] && ! { [ "$ARCH" = armhf ] && [ "$HOST_ARCH" = ar
 	if ! [ -r "$entry" ] || [ "$(head -n 1 "$entry")" != enabled ]; then
 		die "$ARCH programs cannot run on this $HOST_ARCH machine ($entry missing or disabled): mmdebstrap runs the packages' maintainer scripts under qemu. Fix: apt-get install qemu-user-static binfmt-support arch-test; if $BINFMT_MISC is not mounted (containers): mount -t binfmt_misc binfmt_misc $BINFMT_MISC && update-binfmts --enable"
 	fi
+fi
+
+if [ "$dry" = 1 ]; then
+	work=WORK
+else
+	command -v mmdebstrap >/dev/null || die "mmdebstrap missing: apt-get install mmdebstrap"
+	if [ -n "$OUT" ]; then
+		case "$OUT" in /*) ;; *) OUT=$PWD/$OUT ;; esac
+		mkdir -p "$(dirname "$OUT")" || die "cannot create the directory of $OUT"
+	else
+		command -v docker >/dev/null || die "docker missing: apt-get install docker.io (or write a file with -o)"
+		docker version >/dev/null 2>&1 || die "the Docker Engine does not answer (is dockerd running, may this user use it?)"
+	fi
+	# About 500 MB of scratch (mmdebstrap's tree and the layer): /var/tmp,
+	# not a /tmp that may be a RAM-backed tmpfs on a 1 GB Pi.
+	TMPDIR=${TMPDIR:-/var/tmp}
+	export TMPDIR
+	work=$(mktemp -d "$TMPDIR/pifleet-tool-image.XXXXXX")
+	trap 'rm -rf "$work"' EXIT
+	trap 'exit 130' INT TERM
 fi
 
 # The root file system: Debian's awscli and nothing to read or configure.
@@ -116,17 +142,18 @@ set -- --variant=essential --architectures="$ARCH" --include=awscli,ca-certifica
 hooks=/usr/share/mmdebstrap/hooks/merged-usr
 [ ! -d "$hooks" ] || set -- "$@" --hook-dir="$hooks"
 [ -z "$KEYRING" ] || set -- "$@" --keyring="$KEYRING"
-set -- "$@" "$SUITE" -
+set -- "$@" "$SUITE" "$work/layer.tar"
 [ -z "$MIRROR" ] || set -- "$@" "$MIRROR"
 
-# import_image: docker import the root file system on stdin with what the image
-# says about itself, as agent/Dockerfile.awscli; prints the new image's id.
-import_image() {
-	docker import --platform "$platform" -m "pifleet build-tool-image $ARCH $SUITE" \
-		-c 'ENTRYPOINT ["aws"]' -c 'USER 65534:65534' -c 'WORKDIR /tmp' \
-		-c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-		-c 'ENV HOME=/tmp' -c 'ENV AWS_PAGER=""' -c 'ENV LANG=C.UTF-8' \
-		-c "LABEL org.pifleet.tool=aws org.pifleet.source=\"debian $SUITE awscli\"" -
+# config DIFF_ID CREATED: the image's configuration (JSON), as the
+# Dockerfile's ENTRYPOINT, USER, WORKDIR, ENV and LABEL would make it.
+config() {
+	printf '{%s,"os":"linux","created":"%s",' "$platform" "$2"
+	printf '"config":{"Entrypoint":["aws"],"User":"65534:65534","WorkingDir":"/tmp",'
+	printf '"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","HOME=/tmp","AWS_PAGER=","LANG=C.UTF-8"],'
+	printf '"Labels":{"org.pifleet.tool":"aws","org.pifleet.source":"debian %s awscli"}},' "$SUITE"
+	printf '"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},' "$1"
+	printf '"history":[{"created":"%s","created_by":"pifleet build-tool-image -a %s -s %s"}]}\n' "$2" "$ARCH" "$SUITE"
 }
 
 # quote ARG...: the arguments shell-quoted on one line.
@@ -135,28 +162,31 @@ quote() {
 }
 
 if [ "$dry" = 1 ]; then
-	echo "mmdebstrap $(quote "$@")|"
-	docker() { echo "docker $(quote "$@")"; }
-	import_image </dev/null
-	echo "docker tag IMAGE $(quote "$TAG")"
+	echo "mmdebstrap $(quote "$@")"
+	echo "image config: $(config LAYER-SHA256 CREATED)"
+	echo "then: ${OUT:-docker load} (tag $TAG)"
 	exit 0
 fi
 
-command -v mmdebstrap >/dev/null || die "mmdebstrap missing: apt-get install mmdebstrap"
-command -v docker >/dev/null || die "docker missing: apt-get install docker.io"
-docker version >/dev/null 2>&1 || die "the Docker Engine does not answer (is dockerd running, may this user use it?)"
-
 start=$(date +%s)
-status=$(mktemp)
-trap 'rm -f "$status"' EXIT
 echo "$prog: $ARCH image from Debian $SUITE ${MIRROR:-(deb.debian.org)} -> $TAG" >&2
-# docker import takes a tar that ends early as a smaller image: mmdebstrap's
-# own exit status decides, and the image is tagged only after both succeeded.
-id=$({ mmdebstrap "$@" || echo "$?" >"$status"; } | import_image) || die "docker import failed; $TAG is unchanged"
-if [ -s "$status" ]; then
-	[ -z "$id" ] || docker image rm "$id" >/dev/null 2>&1 || true
-	die "mmdebstrap failed (exit $(cat "$status")); $TAG is unchanged"
+mmdebstrap "$@" || die "mmdebstrap failed (exit $?); $TAG is unchanged"
+
+diff=$(sha256sum "$work/layer.tar" | cut -d ' ' -f 1)
+mkdir "$work/$diff"
+mv "$work/layer.tar" "$work/$diff/layer.tar"
+config "$diff" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$work/config.json"
+cfg=$(sha256sum "$work/config.json" | cut -d ' ' -f 1)
+mv "$work/config.json" "$work/$cfg.json"
+printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]\n' "$cfg" "$TAG" "$diff" >"$work/manifest.json"
+if [ -n "$OUT" ]; then
+	# Under another name until complete: no half archive under OUT.
+	tar -C "$work" -cf "$OUT.part" manifest.json "$cfg.json" "$diff/layer.tar" || die "writing $OUT failed"
+	mv "$OUT.part" "$OUT"
+	size=$(wc -c <"$OUT")
+	echo "$prog: $OUT ($TAG, $ARCH, $((size / 1000000)) MB) built in $(($(date +%s) - start)) s; on the Pi: docker load < $OUT" >&2
+else
+	tar -C "$work" -cf - manifest.json "$cfg.json" "$diff/layer.tar" | docker load >&2 || die "docker load failed"
+	size=$(docker image inspect --format '{{.Size}}' "$TAG")
+	echo "$prog: $TAG ($ARCH, $((size / 1000000)) MB) built in $(($(date +%s) - start)) s" >&2
 fi
-docker tag "$id" "$TAG"
-size=$(docker image inspect --format '{{.Size}}' "$TAG")
-echo "$prog: $TAG ($ARCH, $((size / 1000000)) MB) built in $(($(date +%s) - start)) s" >&2

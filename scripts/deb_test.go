@@ -114,6 +114,8 @@ func TestDebContents(t *testing.T) {
 			"./usr/lib/tmpfiles.d/pifleet-agent.conf":                                     "-rw-r--r--",
 			"./usr/share/polkit-1/rules.d/50-pifleet-agent.rules":                         "-rw-r--r--",
 			"./usr/share/doc/pifleet-agent/examples/serial-getty@.service.d/pifleet.conf": "-rw-r--r--",
+			"./usr/share/pifleet-agent/build-tool-image":                                  "-rwxr-xr-x",
+			"./usr/share/pifleet-agent/Dockerfile.awscli":                                 "-rw-r--r--",
 		}},
 		{hub, map[string]string{
 			"./usr/bin/pifleet":                        "-rwxr-xr-x",
@@ -243,6 +245,8 @@ func TestDebInstallAgentIntoThrowawayRoot(t *testing.T) {
 		"etc/default/pifleet-agent":                         0o644,
 		"usr/lib/tmpfiles.d/pifleet-agent.conf":             0o644,
 		"usr/share/polkit-1/rules.d/50-pifleet-agent.rules": 0o644,
+		"usr/share/pifleet-agent/build-tool-image":          0o755,
+		"usr/share/pifleet-agent/Dockerfile.awscli":         0o644,
 	} {
 		fi, err := os.Stat(filepath.Join(r.dir, p))
 		if err != nil {
@@ -361,5 +365,39 @@ func TestDebRealAgentBinary(t *testing.T) {
 	out := run(t, nil, filepath.Join(root, "usr/bin/pifleet-agent"), "version")
 	if !strings.Contains(out, "9.8.7") {
 		t.Errorf("packaged agent says %q, want version 9.8.7 stamped by build-deb.sh", out)
+	}
+}
+
+// TestDebToolImageBuilder: the builder the agent package ships works on
+// its own, outside the repository, as on a Pi without it: on 32-bit
+// Raspberry Pi OS it plans an armhf build from the Pi's own mirror.
+func TestDebToolImageBuilder(t *testing.T) {
+	agent, _ := debs(t)
+	testenv.RequireCommand(t, "mmdebstrap", "mmdebstrap")
+	root := t.TempDir()
+	run(t, nil, "dpkg-deb", "-x", agent, root)
+	osRelease, err := filepath.Abs("testdata/os-release/raspios-bookworm-armhf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(root, "usr/share/pifleet-agent/build-tool-image"), "-n")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "OS_RELEASE="+osRelease, "HOST_ARCH=armhf")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("packaged build-tool-image -n: %v\n%s", err, out)
+	}
+	for _, want := range []string{"'--architectures=armhf'", "http://raspbian.raspberrypi.com/raspbian/", `"architecture":"arm","variant":"v7"`, "docker load (tag pifleet/awscli:latest)"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("packaged build-tool-image -n: want %s in:\n%s", want, out)
+		}
+	}
+	shipped, err := os.ReadFile(filepath.Join(root, "usr/share/pifleet-agent/Dockerfile.awscli"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := os.ReadFile("../agent/Dockerfile.awscli")
+	if err != nil || !bytes.Equal(shipped, repo) {
+		t.Errorf("packaged Dockerfile.awscli differs from agent/Dockerfile.awscli (%v)", err)
 	}
 }

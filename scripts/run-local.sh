@@ -70,7 +70,7 @@ cat <<MSG
     ask like in Slack:  $BIN/pifleet ask --hub http://$HTTP fleet
                         $BIN/pifleet ask --hub http://$HTTP where $(hostname)
     cloud command:      $BIN/pifleet ask --hub http://$HTTP aws $(hostname) --version
-                        (needs the image: docker build -f agent/Dockerfile.awscli -t pifleet/awscli:latest agent/)
+                        (needs the image: make tool-image — Debian packages, no registry)
   State (signing key, broker data, command store) is kept in $STATE/. Ctrl-C stops both.
 
 MSG

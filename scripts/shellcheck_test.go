@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 func TestShellcheck(t *testing.T) {
 	sc := testenv.RequireCommand(t, "shellcheck", "shellcheck")
 	debs(t) // renders the maintainer scripts
-	files := []string{"build-deb.sh", "build-test-images.sh", "deploy.sh", "provision"}
+	files := []string{"build-deb.sh", "build-test-images.sh", "build-tool-image.sh", "deploy.sh", "provision"}
 	for _, pkg := range []string{"agent", "hub"} {
 		for _, s := range []string{"postinst", "prerm", "postrm"} {
 			files = append(files, filepath.Join(debDir, "build", "amd64", pkg, s))

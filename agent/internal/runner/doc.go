@@ -21,7 +21,7 @@
 //
 // Docker gives the tmpfs at /tmp the mode of the image's own /tmp, so a
 // tool image needs a world-writable sticky /tmp (Alpine and Debian have
-// one; agent/Dockerfile.awscli makes sure).
+// one; agent/Dockerfile.awscli and scripts/build-tool-image.sh make sure).
 //
 // Credentials come only from the Pi: the tool's env file (only the
 // variables the tool allows are passed) or its credential directory,

@@ -389,7 +389,7 @@ func (r *Runner) ensureImage(ctx context.Context, ref string, emit Emit) (string
 		return "", engineErr("inspect image "+ref, err)
 	}
 	if !r.o.AllowPull {
-		return "", fmt.Errorf("image %s is not on this Pi: load it (docker load / docker build, see agent/Dockerfile.awscli) or allow pulls", ref)
+		return "", fmt.Errorf("image %s is not on this Pi: build it (the aws image: /usr/share/pifleet-agent/build-tool-image), docker load it, or allow pulls", ref)
 	}
 	r.pulls.Lock()
 	defer r.pulls.Unlock()
