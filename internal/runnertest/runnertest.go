@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/pifleet/pifleet/internal/testenv"
@@ -47,19 +49,21 @@ var (
 // Busybox returns the busybox test image, building it if it is missing.
 func Busybox(t testing.TB) string {
 	t.Helper()
-	ensure(t, BusyboxImage, "busybox", "busybox-static")
+	ensure(t, BusyboxImage, "busybox", "busybox-static", "")
 	return BusyboxImage
 }
 
 // AWSCLI returns the Debian awscli test image, building it if it is
-// missing (slow the first time: mmdebstrap downloads Debian packages).
+// missing (slow the first time: mmdebstrap downloads Debian packages), or
+// when it predates scripts/build-tool-image.sh (no org.pifleet.tool label:
+// the machine kept an image of the older recipe).
 func AWSCLI(t testing.TB) string {
 	t.Helper()
-	ensure(t, AWSCLIImage, "mmdebstrap", "mmdebstrap")
+	ensure(t, AWSCLIImage, "mmdebstrap", "mmdebstrap", "org.pifleet.tool")
 	return AWSCLIImage
 }
 
-func ensure(t testing.TB, ref, cmd, pkg string) {
+func ensure(t testing.TB, ref, cmd, pkg, label string) {
 	t.Helper()
 	mu.Lock()
 	defer mu.Unlock()
@@ -68,9 +72,21 @@ func ensure(t testing.TB, ref, cmd, pkg string) {
 	}
 	c := RequireDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	_, err := c.ImageInspect(ctx, ref)
+	info, err := c.ImageInspect(ctx, ref)
 	cancel()
-	if err != nil {
+	missing := err != nil
+	if !missing && label != "" && (info.Config == nil || info.Config.Labels[label] == "") {
+		// By id: another test process may have rebuilt the tag already.
+		t.Logf("test image %s has no label %s: an older recipe's; rebuilding it", ref, label)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err = c.ImageRemove(ctx, info.ID, image.RemoveOptions{Force: true})
+		cancel()
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			t.Fatalf("remove the outdated test image %s: %v", ref, err)
+		}
+		missing = true
+	}
+	if missing {
 		testenv.RequireCommand(t, cmd, pkg)
 		testenv.RequireCommand(t, "docker", "docker.io")
 		t.Logf("building test image %s with scripts/build-test-images.sh", ref)
