@@ -259,6 +259,31 @@ func TestEnrolOnePiOverALAN(t *testing.T) {
 		found.kill(syscall.SIGTERM)
 	})
 
+	t.Run("hub restart keeps the CA and the logins", func(t *testing.T) {
+		connects := strings.Count(pi.out.String(), `msg=connected`)
+		_, pending := r.addPi("pi-after-restart")
+		r.hub.kill(syscall.SIGTERM)
+		r.hub = r.startHub("hub again", state)
+		if strings.Contains(r.hub.out.String(), "secured the embedded broker") {
+			t.Errorf("the restarted hub made its PKI again:\n%s", r.hub.out.String())
+		}
+		testenv.Eventually(t, 60*time.Second, func() string {
+			// Its own login again, not the retained state the hub replays.
+			if strings.Count(pi.out.String(), `msg=connected`) <= connects {
+				return "pi-lan has not logged in to the restarted hub yet"
+			}
+			if d, ok := r.device("pi-lan"); !ok || !d.Online {
+				return "pi-lan not online in the restarted hub's view"
+			}
+			return ""
+		})
+		// A token made before the restart still works after it.
+		out, code := r.join(filepath.Join(r.dir, "after-restart"), "--restart=false", enrolAddr, pending)
+		if code != 0 {
+			t.Errorf("a token made before the restart: exit %d:\n%s", code, out)
+		}
+	})
+
 	t.Run("refused tokens", func(t *testing.T) {
 		out, code := r.join(filepath.Join(r.dir, "reuse"), enrolAddr, token)
 		refusedOneLine(t, "a used token", out, code, "already used")
