@@ -111,7 +111,7 @@ func TestPolicyBursts(t *testing.T) {
 				alertstest.Evs(Problem, "hot", alertstest.IDs("pi-", 400, 12), 0, time.Millisecond)...),
 			until: time.Minute,
 			want:  "burst-problem: 412 Pis with a health problem",
-			lines: []string{strings.Join(alertstest.IDs("pi-", 0, 20), ", ") + " and 392 more", "400 under_voltage · 12 hot"}},
+			lines: []string{strings.Join(alertstest.IDs("pi-", 0, 20), ", ") + " and 392 more", "400 under-voltage · 12 running hot"}},
 		{name: "went and came back, nothing else",
 			events: append(alertstest.Evs(Offline, "lost", alertstest.IDs("pi-", 0, 500), 0, time.Millisecond),
 				alertstest.Evs(Online, "online", alertstest.IDs("pi-", 0, 500), time.Second, time.Millisecond)...),
@@ -371,7 +371,7 @@ func TestRestartSummary(t *testing.T) {
 		if got := out[0].Summary.Lines; len(got) != 3 || got[0] != "Still away: "+strings.Join(alertstest.IDs("pi-a", 0, 5), ", ") {
 			t.Errorf("lines %q", got)
 		}
-		if got := out[0].Summary.Lines[1:]; len(got) != 2 || !strings.HasPrefix(got[0], "40 offline: pi-0000,") || got[1] != "1 with problems: pi-p (hot)" {
+		if got := out[0].Summary.Lines[1:]; len(got) != 2 || !strings.HasPrefix(got[0], "40 offline: pi-0000,") || got[1] != "1 with problems: pi-p (running hot)" {
 			t.Errorf("lines %q", got)
 		}
 	})

@@ -134,7 +134,7 @@ func TestQuietStartIsSummarisedOnce(t *testing.T) {
 		t.Errorf("summary before the quiet start ended: %v", out)
 	}
 	out := a.sweep(sec(16))
-	want := "2 offline: pi-03, pi-09; 1 with problems: pi-04 (under_voltage)"
+	want := "2 offline: pi-03, pi-09; 1 with problems: pi-04 (under-voltage)"
 	if len(out) != 1 || out[0].Kind != Startup || out[0].Detail != want {
 		t.Fatalf("summary = %+v, want one %q", out, want)
 	}

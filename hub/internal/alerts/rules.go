@@ -199,7 +199,7 @@ func (p *Policy) learnt(skip map[string]bool) (offline, problems []string) {
 			offline = append(offline, dev)
 		}
 		if st.problems != "" {
-			problems = append(problems, dev+" ("+st.problems+")")
+			problems = append(problems, dev+" ("+fleet.ProblemsInWords(st.problems)+")")
 		}
 	}
 	return offline, problems

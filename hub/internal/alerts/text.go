@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/hub/internal/fleet"
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // fileNames names a summary's File after the kind of its first list.
@@ -66,7 +67,7 @@ func causeLine(counts map[string]int) string {
 	for i, k := range keys {
 		w := words[k]
 		if w == "" {
-			w = k
+			w = fleet.ProblemWords(wire.Problem(k))
 		}
 		parts[i] = fleet.Thousands(counts[k]) + " " + w
 	}

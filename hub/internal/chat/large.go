@@ -145,7 +145,7 @@ func stateCounts(s fleet.Summary) []fleet.Count {
 	return out
 }
 
-func problemWord(p string) string { return ProblemWords(wire.Problem(p)) }
+func problemWord(p string) string { return fleet.ProblemWords(wire.Problem(p)) }
 
 // countsText renders counts as "12 name" entries; top > 0 keeps the first
 // top and sums up the rest as one "and N more" entry. None is "none".

@@ -195,33 +195,9 @@ func (e *Engine) seen(t time.Time) string {
 func problemText(ps []wire.Problem) string {
 	s := make([]string, len(ps))
 	for i, p := range ps {
-		s[i] = ProblemWords(p)
+		s[i] = fleet.ProblemWords(p)
 	}
 	return strings.Join(s, ", ")
-}
-
-// problemWords are the problems in words a person reads on a phone.
-var problemWords = map[wire.Problem]string{
-	wire.ProblemUnderVoltage:  "under-voltage",
-	wire.ProblemThrottled:     "throttled",
-	wire.ProblemFreqCapped:    "CPU frequency capped",
-	wire.ProblemSoftTempLimit: "at its soft temperature limit",
-	wire.ProblemHot:           "running hot",
-	wire.ProblemReadOnlyRoot:  "root file system read-only",
-	wire.ProblemClockUnsynced: "clock not synchronised",
-	wire.ProblemDiskFull:      "disk nearly full",
-	wire.ProblemGettyDown:     "serial console login not running",
-	wire.ProblemConsoleConfig: "serial console misconfigured",
-	wire.ProblemDockerDown:    "Docker unreachable",
-}
-
-// ProblemWords is a problem in plain words (an unknown one with its
-// underscores as spaces).
-func ProblemWords(p wire.Problem) string {
-	if w, ok := problemWords[p]; ok {
-		return w
-	}
-	return strings.ReplaceAll(string(p), "_", " ")
 }
 
 // Duration is d for a person: "45 s", "9 min", "3 h 5 min", "2 d 4 h".
@@ -550,7 +526,7 @@ func changeText(kind, detail string) string {
 		var ws []string
 		for _, p := range strings.Split(detail, ", ") {
 			if p != "" {
-				ws = append(ws, ProblemWords(wire.Problem(p)))
+				ws = append(ws, fleet.ProblemWords(wire.Problem(p)))
 			}
 		}
 		if kind == "problem" {

@@ -1,12 +1,15 @@
 package fleet
 
-// How the hub writes counts and orders names for people, in one place for
-// every front end (the chat engine, the alert policy, the summary's
-// order): 10,000 with its thousands separator, and pi-4 before pi-10.
+// How the hub writes counts, problems and orders names for people, in one
+// place for every front end (the chat engine, the alert policy, the
+// summary's order): 10,000 with its thousands separator, "under-voltage"
+// for under_voltage, and pi-4 before pi-10.
 
 import (
 	"strconv"
 	"strings"
+
+	"github.com/pifleet/pifleet/internal/wire"
 )
 
 // Thousands writes n with thousands separators: 9,874.
@@ -69,4 +72,40 @@ func cmpInt(a, b int) int {
 		return 1
 	}
 	return 0
+}
+
+// problemWords are the problems in words a person reads on a phone.
+var problemWords = map[wire.Problem]string{
+	wire.ProblemUnderVoltage:  "under-voltage",
+	wire.ProblemThrottled:     "throttled",
+	wire.ProblemFreqCapped:    "CPU frequency capped",
+	wire.ProblemSoftTempLimit: "at its soft temperature limit",
+	wire.ProblemHot:           "running hot",
+	wire.ProblemReadOnlyRoot:  "root file system read-only",
+	wire.ProblemClockUnsynced: "clock not synchronised",
+	wire.ProblemDiskFull:      "disk nearly full",
+	wire.ProblemGettyDown:     "serial console login not running",
+	wire.ProblemConsoleConfig: "serial console misconfigured",
+	wire.ProblemDockerDown:    "Docker unreachable",
+}
+
+// ProblemWords is a problem in plain words (an unknown one with its
+// underscores as spaces).
+func ProblemWords(p wire.Problem) string {
+	if w, ok := problemWords[p]; ok {
+		return w
+	}
+	return strings.ReplaceAll(string(p), "_", " ")
+}
+
+// ProblemsInWords is a comma-separated list of problem codes (as alerts
+// carry them: "under_voltage, hot") in plain words.
+func ProblemsInWords(codes string) string {
+	var ws []string
+	for _, p := range strings.Split(codes, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			ws = append(ws, ProblemWords(wire.Problem(p)))
+		}
+	}
+	return strings.Join(ws, ", ")
 }

@@ -3,13 +3,13 @@ package slackbot
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
 
 	"github.com/pifleet/pifleet/hub/internal/alerts"
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -194,13 +194,7 @@ func alertDetail(a alerts.Alert) string {
 	case alerts.Online:
 		return ""
 	case alerts.Problem, alerts.Recovered:
-		var ws []string
-		for _, p := range strings.Split(a.Detail, ", ") {
-			if p != "" {
-				ws = append(ws, chat.ProblemWords(wire.Problem(p)))
-			}
-		}
-		return strings.Join(ws, ", ")
+		return fleet.ProblemsInWords(a.Detail)
 	}
 	return a.Detail
 }

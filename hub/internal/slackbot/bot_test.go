@@ -724,7 +724,7 @@ func TestAlertsDuringTheQuietStartAreSummarised(t *testing.T) {
 	src.Emit(fleet.Alert{Kind: AlertOffline, Device: "pi-07", Detail: "lost", Time: before})
 	src.Emit(fleet.Alert{Kind: AlertProblem, Device: "pi-08", Detail: "hot", Time: before})
 	posts := waitPosts(t, ws, sbt.KindPost, 1, func(r sbt.Record) bool { return r.Channel == "CALERT" })
-	if want := "Hub started: 1 offline: pi-07; 1 with problems: pi-08 (hot)"; len(posts) != 1 || posts[0].Text != want {
+	if want := "Hub started: 1 offline: pi-07; 1 with problems: pi-08 (running hot)"; len(posts) != 1 || posts[0].Text != want {
 		t.Errorf("alerts = %s, want one %q", dump(posts), want)
 	}
 }

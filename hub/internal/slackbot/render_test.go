@@ -174,7 +174,7 @@ func TestRenderAlertsGolden(t *testing.T) {
 		{Kind: alerts.Flapping, Device: "pi-07", Detail: "5 changes in 10m0s, now offline; muted until it is steady for 10m0s", Time: at},
 		{Kind: alerts.Settled, Device: "pi-07", Detail: "steady for 10m0s, now online", Time: at},
 		{Kind: "exploded", Device: "<pi>", Time: at},
-		{Kind: alerts.Startup, Detail: "2 offline: pi-03, pi-09; 1 with problems: pi-04 (under_voltage)", Time: at},
+		{Kind: alerts.Startup, Detail: "2 offline: pi-03, pi-09; 1 with problems: pi-04 (under-voltage)", Time: at},
 	} {
 		t.Run(a.Kind, func(t *testing.T) {
 			m := renderAlert(a)
