@@ -13,7 +13,7 @@ DEB_ARCHES ?= armhf arm64 amd64
 FUZZTIME   ?= 5s
 # A fuzzer is NAME (in internal/wire) or DIR:NAME for another package.
 FUZZERS    := FuzzDecodeState FuzzDecodeStatus FuzzDecodeCommand FuzzDecodeResult FuzzParseTopic \
-              internal/shellwords:FuzzSplit internal/discovery:FuzzBrowse
+              internal/shellwords:FuzzSplit internal/discovery:FuzzBrowse internal/enrol:FuzzParseToken
 
 .PHONY: help build run test test-host test-arm fuzz lint cross bench bench-fleet clean deps deb deploy tool-image
 

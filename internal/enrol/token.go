@@ -72,7 +72,9 @@ func ParseToken(s string) (Token, error) {
 		return Token{}, ErrBadToken
 	}
 	b, err := tokenEncoding.DecodeString(body)
-	if err != nil || len(b) != tokenLen {
+	// The last character's unused bits must be zero (the decoder ignores
+	// them), so that one token has one spelling.
+	if err != nil || len(b) != tokenLen || tokenEncoding.EncodeToString(b) != body {
 		return Token{}, ErrBadToken
 	}
 	t := Token{ID: hex.EncodeToString(b[:tokenIDLen])}
