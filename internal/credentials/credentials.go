@@ -142,6 +142,11 @@ func (c *File) Set(hub bool, e Entry) {
 	*list = append(*list, e)
 }
 
+// Clone returns a copy that can be changed without changing c.
+func (c *File) Clone() *File {
+	return &File{Version: c.Version, Hubs: append([]Entry(nil), c.Hubs...), Devices: append([]Entry(nil), c.Devices...)}
+}
+
 // Remove deletes a device's entry; it reports whether there was one.
 // Hub entries are not removed this way.
 func (c *File) Remove(id string) bool {

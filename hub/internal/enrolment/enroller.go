@@ -213,10 +213,11 @@ func (e *Enroller) admit(rec Record, asked string) (enrol.JoinAnswer, error) {
 	}
 	e.credMu.Lock()
 	defer e.credMu.Unlock()
-	creds, err := credentials.Load(e.cfg.PKI.Credentials)
+	old, err := credentials.Load(e.cfg.PKI.Credentials)
 	if err != nil {
 		return enrol.JoinAnswer{}, err
 	}
+	creds := old.Clone()
 	if _, _, ok := creds.Find(id); ok {
 		return enrol.JoinAnswer{}, refuse(409, fmt.Errorf("the fleet already has a Pi or hub named %q: join --id ANOTHER, or on the hub: pifleet remove-pi %s", id, id))
 	}
@@ -242,19 +243,22 @@ func (e *Enroller) admit(rec Record, asked string) (enrol.JoinAnswer, error) {
 		creds.Set(false, credentials.Entry{ID: id, PasswordHash: h})
 		ans.Password = pw
 	}
-	if err := e.swap(creds); err != nil {
+	if err := e.swap(old, creds); err != nil {
 		return enrol.JoinAnswer{}, err
 	}
 	return ans, nil
 }
 
-// swap writes the credentials file and hands it to the broker.
-func (e *Enroller) swap(creds *credentials.File) error {
-	if err := creds.Write(e.cfg.PKI.Credentials); err != nil {
-		return err
-	}
+// swap hands the new credentials to the broker, then writes them: a
+// broker that did not take them (not running yet) leaves the file as it
+// was, and a file that cannot be written puts the old logins back.
+func (e *Enroller) swap(old, creds *credentials.File) error {
 	if err := e.cfg.Hub.SetCredentials(creds); err != nil {
 		return fmt.Errorf("the broker did not take the new logins: %w", err)
+	}
+	if err := creds.Write(e.cfg.PKI.Credentials); err != nil {
+		_ = e.cfg.Hub.SetCredentials(old)
+		return err
 	}
 	return nil
 }
@@ -272,15 +276,16 @@ func (e *Enroller) Remove(ctx context.Context, id string) (RemoveAnswer, error) 
 		return RemoveAnswer{}, fmt.Errorf("id: %w", err)
 	}
 	e.credMu.Lock()
-	creds, err := credentials.Load(e.cfg.PKI.Credentials)
+	old, err := credentials.Load(e.cfg.PKI.Credentials)
 	if err == nil {
+		creds := old.Clone()
 		_, hub, enrolled := creds.Find(id)
 		switch {
 		case hub:
 			err = fmt.Errorf("%q is a hub, not a Pi", id)
 		case enrolled:
 			creds.Remove(id)
-			err = e.swap(creds)
+			err = e.swap(old, creds)
 		case !e.cfg.Hub.HasDevice(id): // a Pi with no login but still in the view (a remove cut short) is forgotten below
 			err = fmt.Errorf("no Pi %q: it has no login and the view does not know it", id)
 		}

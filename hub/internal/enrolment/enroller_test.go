@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 
 // fakeHub records what the Enroller asks of the running hub.
 type fakeHub struct {
+	setErr error // SetCredentials fails with it (the broker not running yet)
 	mu     sync.Mutex
 	creds  *credentials.File
 	kicked []string
@@ -29,6 +31,9 @@ type fakeHub struct {
 func (f *fakeHub) SetCredentials(c *credentials.File) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.setErr != nil {
+		return f.setErr
+	}
 	f.creds = c
 	return nil
 }
@@ -213,5 +218,30 @@ func TestEnsureFleetPKIKeeps(t *testing.T) {
 	}
 	if _, err := credentials.Load(p3.Credentials); err != nil {
 		t.Error(err)
+	}
+}
+
+// A join the broker cannot take yet changes nothing: the credentials file
+// stays as it was and the token keeps its use, so the Pi can try again.
+func TestJoinBeforeTheBrokerRuns(t *testing.T) {
+	e, h, _ := newEnroller(t)
+	add, err := e.Add(AddRequest{ID: "pi-early"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.setErr = errors.New("no embedded nats engine is running")
+	if _, err := join(e, add.Token, ""); err == nil {
+		t.Fatal("joined while the broker was not running")
+	}
+	creds, err := credentials.Load(e.cfg.PKI.Credentials)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := creds.Find("pi-early"); ok {
+		t.Errorf("the credentials file has pi-early although the broker never took it")
+	}
+	h.setErr = nil
+	if ans, err := join(e, add.Token, ""); err != nil || ans.ID != "pi-early" {
+		t.Errorf("the retry: %+v, %v", ans, err)
 	}
 }

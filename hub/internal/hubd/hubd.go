@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/pifleet/pifleet/hub/internal/broker"
 	"github.com/pifleet/pifleet/hub/internal/enrolment"
@@ -70,7 +71,10 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Notifier = sdnotify.New()
 	}
 	ready := cfg.Server.Ready
+	running := make(chan struct{}) // the engine runs and the hub is connected
+	var runningOnce sync.Once
 	cfg.Server.Ready = func(h *fleetserver.Hub) {
+		runningOnce.Do(func() { close(running) })
 		notifySystemd(ctx, cfg.Notifier, log, h.Health)
 		if ready != nil {
 			ready(h)
@@ -112,6 +116,14 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		enrolAddr, caPin = ln.Addr().String(), sec.pki.Pin.String()
 		go func() {
+			// Bound already (a busy port fails the start), but joins are
+			// answered once the broker whose logins they change runs.
+			select {
+			case <-running:
+			case <-runCtx.Done():
+				ln.Close()
+				return
+			}
 			if err := enroller.Serve(runCtx, ln); err != nil {
 				log.Error("enrolment stopped", "err", err)
 			}
