@@ -263,6 +263,9 @@ func (e *Enroller) swap(old, creds *credentials.File) error {
 	return nil
 }
 
+// ErrNoPi is a remove of a Pi the hub does not know.
+var ErrNoPi = errors.New("no Pi")
+
 // RemoveAnswer is DELETE /api/pis/{id}.
 type RemoveAnswer struct {
 	ID           string `json:"id"`
@@ -287,7 +290,7 @@ func (e *Enroller) Remove(ctx context.Context, id string) (RemoveAnswer, error) 
 			creds.Remove(id)
 			err = e.swap(old, creds)
 		case !e.cfg.Hub.HasDevice(id): // a Pi with no login but still in the view (a remove cut short) is forgotten below
-			err = fmt.Errorf("no Pi %q: it has no login and the view does not know it", id)
+			err = fmt.Errorf("%w %q: it has no login and the view does not know it", ErrNoPi, id)
 		}
 	}
 	e.credMu.Unlock()

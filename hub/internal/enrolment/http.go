@@ -108,7 +108,11 @@ func (e *Enroller) APIRoutes() map[string]http.Handler {
 		"DELETE /api/pis/{id}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ans, err := e.Remove(r.Context(), r.PathValue("id"))
 			if err != nil {
-				writeErr(w, http.StatusBadRequest, err.Error())
+				status := http.StatusBadRequest
+				if errors.Is(err, ErrNoPi) {
+					status = http.StatusNotFound
+				}
+				writeErr(w, status, err.Error())
 				return
 			}
 			writeJSON(w, ans)
