@@ -252,9 +252,10 @@ type flight struct {
 	rec    record
 	chunks map[uint64]wire.Chunk
 	done   chan Result // buffered 1; nil once Handle stopped waiting
-	// progress streams output lines to whoever asked (Slack edits its
-	// placeholder with them); nil after a restart.
-	progress func(string)
+	// track reports the Pi's final to whoever asked (Slack edits its
+	// placeholder with the run's status); nil after a restart, and once
+	// the answer has gone.
+	track *tracker
 	// unacked is closed when the Pi acknowledged the command (any record
 	// for its id) or the flight ends: it stops the re-sends. nil after a
 	// restart (nothing re-sends those).
@@ -402,6 +403,8 @@ func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target str
 	var results []Result
 	var waits []chan Result
 	var sent []string
+	track := newTracker(ctx, d.o.Now)
+	defer track.close()
 	for _, dev := range ids {
 		if r, ok := d.o.Fleet.(interface{ Runs(id, tool string) bool }); ok && !r.Runs(dev, tool) {
 			results = append(results, Result{Device: dev, Missing: true, Final: wire.Final{Outcome: wire.OutcomeRejected,
@@ -413,14 +416,17 @@ func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target str
 				Error: "offline: not sent (a command is never queued for an offline Pi)"}})
 			continue
 		}
-		ch, err := d.send(ctx, req, tool, dev, dec)
+		track.add(dev)
+		ch, err := d.send(ctx, req, tool, dev, dec, track)
 		if err != nil {
+			track.final(dev, wire.Final{Outcome: wire.OutcomeError})
 			results = append(results, Result{Device: dev, Missing: true, Final: wire.Final{Outcome: wire.OutcomeError, Error: err.Error()}})
 			continue
 		}
 		waits = append(waits, ch)
 		sent = append(sent, dev)
 	}
+	track.report()
 	wctx, cancel := context.WithTimeout(ctx, d.o.Wait)
 	defer cancel()
 	got := map[string]bool{}
@@ -455,7 +461,7 @@ func (d *Dispatcher) run(ctx context.Context, req chat.Request, tool, target str
 }
 
 // send signs and publishes one command and registers it in flight.
-func (d *Dispatcher) send(ctx context.Context, req chat.Request, tool, dev string, dec policy.Decision) (chan Result, error) {
+func (d *Dispatcher) send(ctx context.Context, req chat.Request, tool, dev string, dec policy.Decision, track *tracker) (chan Result, error) {
 	now := d.o.Now().UTC().Truncate(time.Millisecond)
 	cmd := wire.Command{V: wire.ProtocolVersion, ID: newID("c"), Hub: d.o.Hub, Device: dev, ReplyTo: d.o.ReplyTo,
 		Created: now, Expires: now.Add(d.o.TTL), Tool: tool, Argv: dec.Argv, Role: dec.Role}
@@ -468,8 +474,7 @@ func (d *Dispatcher) send(ctx context.Context, req chat.Request, tool, dev strin
 	unacked := make(chan struct{})
 	f := &flight{rec: record{ID: cmd.ID, Device: dev, Tool: tool, Argv: dec.Argv, Expires: cmd.Expires,
 		Request: Request{User: req.User, Channel: req.Channel, Source: req.Source, Text: req.Text, Thread: req.Thread}},
-		chunks: map[uint64]wire.Chunk{}, done: ch, unacked: unacked,
-		progress: func(line string) { chat.Progress(ctx, dev+": "+line) }}
+		chunks: map[uint64]wire.Chunk{}, done: ch, unacked: unacked, track: track}
 	d.mu.Lock()
 	d.pruneLocked(time.Hour)
 	d.inflight[cmd.ID] = f
@@ -537,7 +542,7 @@ func (d *Dispatcher) stopWaiting(waits []chan Result) []Result {
 	for _, f := range d.inflight {
 		if set[f.done] {
 			f.done = nil
-			f.progress = nil // the answer has gone: no more progress
+			f.track = nil // the answer has gone: no more progress
 		}
 	}
 	// A result that arrived between the deadline and now is in its channel.
@@ -667,22 +672,16 @@ func (d *Dispatcher) chunk(pt wire.ParsedTopic, c wire.Chunk) {
 	}
 	d.mu.Lock()
 	f, ok := d.inflight[c.ID]
-	var progress func(string)
 	if ok && f.rec.Device == pt.Device {
 		f.acked()
 		if len(f.chunks) < 100000 {
 			f.chunks[c.Seq] = c
-			progress = f.progress
 		}
 	}
 	if !ok || f.rec.Device != pt.Device {
 		d.stats.Unknown++
 	}
 	d.mu.Unlock()
-	if line := lastLine(c.Data); progress != nil && line != "" {
-		// Never block the MQTT client's router on a slow chat edit.
-		go progress(line)
-	}
 	if ok && d.o.OnChunk != nil {
 		d.o.OnChunk(pt.Device, c.ID, c)
 	}
@@ -717,6 +716,9 @@ func (d *Dispatcher) final(topic string, pt wire.ParsedTopic, fin wire.Final) {
 		res = Result{ID: fin.ID, Device: pt.Device, Tool: f.rec.Tool, Argv: f.rec.Argv, Final: fin,
 			Output: reassemble(f.chunks, fin), Request: f.rec.Request}
 		done = f.done
+		if f.track != nil {
+			f.track.final(pt.Device, fin) // before the wait sees the result
+		}
 		if done != nil {
 			// Under the lock, so stopWaiting sees it (room for one: never
 			// blocks).
@@ -810,18 +812,6 @@ func capitalise(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-// lastLine is the last non-empty line of s, capped, for progress updates.
-func lastLine(s string) string {
-	s = strings.TrimRight(s, "\n")
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
 }
 
 // shareJob stores a command's record for the other hubs of ReplyTo.

@@ -211,19 +211,19 @@ func TestDockerEndToEnd(t *testing.T) {
 	t.Run("aws --version through the whole path", func(t *testing.T) {
 		var mu sync.Mutex
 		var progress []string
-		ctx := chat.WithProgress(context.Background(), func(s string) { mu.Lock(); progress = append(progress, s); mu.Unlock() })
+		ctx := chat.WithProgress(context.Background(), func(s chat.Status) { mu.Lock(); progress = append(progress, s.Line()); mu.Unlock() })
 		r := h.d.ForTool("aws").Handle(ctx, chat.Request{User: "U2", Channel: "C1", Source: "test"}, []string{"pi1", "--version"})
 		if r.Problem || !strings.Contains(r.Text, "aws-cli/2") || !strings.Contains(r.Text, "pi1: ✅ exit 0") {
 			t.Fatalf("got %+v", r)
 		}
-		// The output streamed to the asker while it ran (Slack shows it in
-		// the placeholder message). Progress is delivered off the MQTT
-		// path, so it may land just after the answer.
+		// The asker saw pi1 running, then done with its time (Slack shows
+		// it in the placeholder message), never the raw output; the last
+		// report comes before the answer.
 		testenv.Eventually(t, 15*time.Second, func() string {
 			mu.Lock()
 			defer mu.Unlock()
-			if len(progress) == 0 || !strings.HasPrefix(progress[0], "pi1: aws-cli/2") {
-				return fmt.Sprintf("progress = %q, want the output line streamed as pi1: aws-cli/2…", progress)
+			if len(progress) != 2 || progress[0] != "pi1 ⏳ running" || !strings.HasPrefix(progress[1], "pi1 ✅ ") || !strings.HasSuffix(progress[1], " s") {
+				return fmt.Sprintf("progress = %q, want pi1 ⏳ running, then pi1 ✅ <time> s", progress)
 			}
 			return ""
 		})
