@@ -26,13 +26,16 @@ type Asker interface {
 }
 
 // ProgressAsker is optionally implemented by an Asker whose commands can
-// report progress. The adapter shows the latest status in the placeholder
-// of a slow answer, editing it no more often than Config.UpdateInterval;
-// progress may be called from any goroutine and must not be called after
-// AskProgress returns.
+// report progress (chat.Status: each Pi running or done). The adapter
+// shows the latest status as one line in the placeholder of a slow
+// answer, editing it no more often than Config.UpdateInterval; progress
+// may be called from any goroutine, never blocks, and must not be called
+// after AskProgress returns. *chat.Engine implements it.
 type ProgressAsker interface {
-	AskProgress(ctx context.Context, r chat.Request, progress func(status string)) chat.Reply
+	AskProgress(ctx context.Context, r chat.Request, progress func(chat.Status)) chat.Reply
 }
+
+var _ ProgressAsker = (*chat.Engine)(nil)
 
 // Bot is the Slack adapter: one Socket Mode connection, serving commands
 // and posting alerts until Run's context ends.

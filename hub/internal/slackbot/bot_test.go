@@ -349,7 +349,7 @@ func TestSlowAnswerGetsAPlaceholderEditedInPlace(t *testing.T) {
 	cfg := testConfig(ws)
 	cfg.PlaceholderAfter = 50 * time.Millisecond
 	cfg.UpdateInterval = 300 * time.Millisecond
-	eng := &sbt.Engine{Delay: 1500 * time.Millisecond, Progress: []string{"1/4", "2/4", "3/4", "4/4"},
+	eng := &sbt.Engine{Delay: 1500 * time.Millisecond, Progress: fourPis(),
 		Answer: func(chat.Request) chat.Reply { return chat.Reply{Title: "Done", Text: "all good"} }}
 	start(t, ws, cfg, eng, nil)
 
@@ -383,6 +383,23 @@ func TestSlowAnswerGetsAPlaceholderEditedInPlace(t *testing.T) {
 	if n := len(ws.Find(sbt.KindPost, nil)); n != 1 {
 		t.Errorf("got %d posts, want only the placeholder", n)
 	}
+}
+
+// fourPis is a run on four Pis that finish one after the other.
+func fourPis() []chat.Status {
+	var out []chat.Status
+	for done := 1; done <= 4; done++ {
+		var s chat.Status
+		for i := 1; i <= 4; i++ {
+			p := chat.PiStatus{Device: fmt.Sprintf("pi-%d", i), State: chat.PiRunning}
+			if i <= done {
+				p.State, p.Took = chat.PiOK, time.Duration(i)*time.Second
+			}
+			s.Pis = append(s.Pis, p)
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func TestSlashCommandAnswersInChannel(t *testing.T) {

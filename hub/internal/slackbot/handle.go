@@ -268,7 +268,7 @@ func (b *Bot) serve(ctx context.Context, a ask) {
 	}
 	reply, err := b.answer(ctx, a, command, heading, func(ctx context.Context, progress func(string)) chat.Reply {
 		if pa, ok := b.asker.(ProgressAsker); ok {
-			return pa.AskProgress(ctx, req, progress)
+			return pa.AskProgress(ctx, req, statusLine(progress))
 		}
 		return b.asker.Ask(ctx, req)
 	})
@@ -363,7 +363,8 @@ func (b *Bot) button(ctx context.Context, cb slack.InteractionCallback, act *sla
 		b.audit.write(entry)
 		return
 	}
-	reply, err := b.answer(ctx, a, "confirmed action", "", func(ctx context.Context, _ func(string)) chat.Reply {
+	reply, err := b.answer(ctx, a, "confirmed action", "", func(ctx context.Context, progress func(string)) chat.Reply {
+		ctx = chat.WithProgress(ctx, statusLine(progress)) // a confirmed command reports as an asked one
 		return b.asker.Confirm(chat.WithThread(ctx, a.thread), a.user, act.Value)
 	})
 	if reply.Problem {

@@ -25,7 +25,8 @@ const deliverTimeout = time.Minute
 // A quick answer is posted as it is. A slow one (longer than
 // Config.PlaceholderAfter) gets a placeholder first, which shows the
 // command's progress, if it reports any, and is then edited into the
-// answer; edits are no more frequent than Config.UpdateInterval.
+// answer; progress edits are no more frequent than Config.UpdateInterval,
+// and the answer replaces the placeholder as soon as it is ready.
 func (b *Bot) answer(parent context.Context, a ask, command, heading string, run func(context.Context, func(string)) chat.Reply) (chat.Reply, error) {
 	ctx, cancel := context.WithTimeout(parent, b.cfg.AskTimeout)
 	defer cancel()
@@ -66,8 +67,7 @@ func (b *Bot) answer(parent context.Context, a ask, command, heading string, run
 	if heading != "" {
 		m = m.withHeading(heading)
 	}
-	if ts := live.ts(); ts != "" {
-		live.waitTurn(ctx)
+	if ts := live.ts(); ts != "" { // at once: pacing is for progress edits
 		if err := b.update(ctx, a.channel, ts, m); err != nil {
 			return reply, err
 		}
@@ -314,6 +314,8 @@ func (p *pacer) hold(channel string, d time.Duration) {
 }
 
 // liveMessage is the placeholder of a slow answer, edited with progress.
+// Progress edits are spaced by interval; the final answer is not: it
+// replaces the placeholder at once, after the edit in flight, if any.
 type liveMessage struct {
 	b        *Bot
 	a        ask
@@ -322,9 +324,11 @@ type liveMessage struct {
 
 	mu       sync.Mutex
 	msgTS    string
-	status   string
+	status   string // the latest progress
+	shown    string // the progress on Slack now
 	lastEdit time.Time
-	timer    *time.Timer
+	timer    *time.Timer   // a paced edit is scheduled
+	editing  chan struct{} // closed when the edit in flight is done; nil: none
 	stopped  bool
 	ctx      context.Context
 }
@@ -341,8 +345,9 @@ func (l *liveMessage) start(ctx context.Context) {
 		return
 	}
 	l.mu.Lock()
-	l.msgTS = ts
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	l.msgTS, l.shown = ts, status
+	l.scheduleLocked() // progress that came while posting
 }
 
 func (l *liveMessage) ts() string {
@@ -352,6 +357,7 @@ func (l *liveMessage) ts() string {
 }
 
 // progress records a status line; it is shown at the next allowed edit.
+// It never waits: the dispatcher reports under its own lock.
 func (l *liveMessage) progress(status string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -359,47 +365,62 @@ func (l *liveMessage) progress(status string) {
 		return
 	}
 	l.status = status
-	if l.msgTS == "" || l.timer != nil {
-		return // not posted yet (start shows it), or an edit is scheduled
+	l.scheduleLocked()
+}
+
+// statusLine adapts progress to the engine's structured status: Slack
+// shows it as one line (chat.Status.Line).
+func statusLine(progress func(string)) func(chat.Status) {
+	return func(s chat.Status) { progress(s.Line()) }
+}
+
+// scheduleLocked plans an edit when the placeholder is out of date and
+// none is planned or in flight (that one plans the next when it ends).
+func (l *liveMessage) scheduleLocked() {
+	if l.stopped || l.msgTS == "" || l.timer != nil || l.editing != nil || l.status == l.shown {
+		return
 	}
 	wait := l.lastEdit.Add(l.interval).Sub(timeNow())
 	l.timer = time.AfterFunc(max(wait, 0), l.flush)
 }
 
+// flush edits the placeholder with the latest status, outside the lock:
+// progress and stop never wait for Slack's answer (stop waits for this
+// edit only to keep the answer after it).
 func (l *liveMessage) flush() {
 	l.mu.Lock()
+	l.timer = nil
 	if l.stopped {
 		l.mu.Unlock()
 		return
 	}
-	l.timer = nil
-	l.lastEdit = timeNow()
+	editing := make(chan struct{})
+	l.editing, l.lastEdit = editing, timeNow()
 	ctx, ts, status := l.ctx, l.msgTS, l.status
-	// Editing under the lock keeps edits in order and spaced; progress
-	// calls wait at most one chat.update.
-	defer l.mu.Unlock()
+	l.mu.Unlock()
 	if err := l.b.update(ctx, l.a.channel, ts, renderWorking(l.command, status)); err != nil {
 		l.b.log.Debug("slack: progress edit failed", "err", err)
 	}
-}
-
-// stop ends progress edits; the final edit is the caller's.
-func (l *liveMessage) stop() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.editing, l.shown = nil, status
+	close(editing)
+	l.scheduleLocked()
+}
+
+// stop ends progress edits: a planned one is dropped, one in flight is
+// waited for (so that it cannot overwrite the answer). The final edit is
+// the caller's, at once.
+func (l *liveMessage) stop() {
+	l.mu.Lock()
 	l.stopped = true
 	if l.timer != nil {
 		l.timer.Stop()
 		l.timer = nil
 	}
-}
-
-// waitTurn waits until the next edit is allowed.
-func (l *liveMessage) waitTurn(ctx context.Context) {
-	l.mu.Lock()
-	last := l.lastEdit
+	editing := l.editing
 	l.mu.Unlock()
-	if !last.IsZero() {
-		_ = sleep(ctx, last.Add(l.interval).Sub(timeNow()))
+	if editing != nil {
+		<-editing
 	}
 }

@@ -185,7 +185,8 @@ func TestRenderAlertsGolden(t *testing.T) {
 }
 
 func TestRenderWorkingGolden(t *testing.T) {
-	checkGolden(t, "working", renderWorking("aws s3 ls", "listing 3 of 7 buckets"))
+	status := chat.Status{Pis: []chat.PiStatus{{Device: "pi-kitchen", State: chat.PiOK, Took: 2700 * time.Millisecond}, {Device: "pi-garage", State: chat.PiRunning}}}
+	checkGolden(t, "working", renderWorking("aws all s3 ls", status.Line()))
 }
 
 func TestRenderNeverBreaksLimits(t *testing.T) {

@@ -14,10 +14,10 @@ import (
 type Engine struct {
 	// Answer makes the reply; nil echoes the request text.
 	Answer func(chat.Request) chat.Reply
-	// Delay makes every answer slow; Progress lines are reported, evenly
-	// spread, while it waits.
+	// Delay makes every answer slow; Progress statuses are reported,
+	// evenly spread, while it waits.
 	Delay    time.Duration
-	Progress []string
+	Progress []chat.Status
 	// Gate, when set, holds every answer until it is closed: a test can
 	// check what happened before the engine answered.
 	Gate chan struct{}
@@ -29,11 +29,11 @@ type Engine struct {
 
 // Ask implements slackbot.Asker.
 func (e *Engine) Ask(ctx context.Context, r chat.Request) chat.Reply {
-	return e.AskProgress(ctx, r, func(string) {})
+	return e.AskProgress(ctx, r, func(chat.Status) {})
 }
 
 // AskProgress implements slackbot.ProgressAsker.
-func (e *Engine) AskProgress(ctx context.Context, r chat.Request, progress func(string)) chat.Reply {
+func (e *Engine) AskProgress(ctx context.Context, r chat.Request, progress func(chat.Status)) chat.Reply {
 	e.mu.Lock()
 	e.asked = append(e.asked, r)
 	e.mu.Unlock()
