@@ -301,7 +301,7 @@ func (h *Hub) startNATS(ctx context.Context, enqueue func(topic string, payload 
 	if o.Cluster != nil {
 		replicas = min(3, len(o.Cluster.Routes))
 	}
-	stopFeed, err := h.runFeed(ctx, nc, enqueue, func(context.Context) int { return replicas }, o.Cluster != nil)
+	stopFeed, err := h.runFeed(ctx, nc, enqueue, func(context.Context) int { return replicas })
 	if err != nil {
 		nc.Close()
 		e.Close()
@@ -349,7 +349,7 @@ func (h *Hub) startExternalNATS(ctx context.Context, enqueue func(topic string, 
 	// The shared buckets are replicated as nats-server replicates the
 	// MQTT streams: over up to three nodes of the cluster (or its
 	// mqtt.stream_replicas), so they survive what the fleet survives.
-	stopFeed, err := h.runFeed(ctx, nc, enqueue, func(ctx context.Context) int { return h.mqttReplicas(ctx, nc) }, true)
+	stopFeed, err := h.runFeed(ctx, nc, enqueue, func(ctx context.Context) int { return h.mqttReplicas(ctx, nc) })
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -413,11 +413,12 @@ func (h *Hub) mqttReplicas(ctx context.Context, nc *nats.Conn) int {
 }
 
 // runFeed reads the fleet over nc (natsfeed, Live) into enqueue, holds
-// the alerts lease and, when shared (hubs of one cluster), opens the
-// jobs store; both buckets get replicas(ctx) replicas (0: stopped).
+// the alerts lease and opens the jobs store (shared by the hubs of a
+// cluster; a hub alone keeps its Slack alert threads there across a
+// restart); both get replicas(ctx) replicas (0: stopped).
 // stop ends them all and lets the lease go; nc stays open.
 func (h *Hub) runFeed(ctx context.Context, nc *nats.Conn, enqueue func(topic string, payload []byte, retained bool),
-	replicas func(context.Context) int, shared bool) (stop func(), err error) {
+	replicas func(context.Context) int) (stop func(), err error) {
 	feed, err := natsfeed.New(natsfeed.Options{Conn: nc, Logger: h.log, Live: true,
 		OnSnapshot: func() { h.Fleet.Resync(h.cfg.Now()) }})
 	if err != nil {
@@ -441,9 +442,7 @@ func (h *Hub) runFeed(ctx context.Context, nc *nats.Conn, enqueue func(topic str
 		jobsDone := make(chan struct{})
 		go func() {
 			defer close(jobsDone)
-			if shared {
-				jobs.OpenWhenReady(feedCtx, nc, n, h.log, h.jobs.Store)
-			}
+			jobs.OpenWhenReady(feedCtx, nc, n, h.log, h.jobs.Store)
 		}()
 		defer func() { <-jobsDone }()
 		alertLease, err := lease.New(lease.Options{Conn: nc, Name: "alerts", Holder: h.cfg.ID, Replicas: n, Logger: h.log})
@@ -551,8 +550,14 @@ func (h *Hub) Group() string {
 	return "hubs-" + name
 }
 
-// Jobs is the cluster's shared job store (nil: alone, or not open yet).
+// Jobs is the job store (nil: no NATS, or not open yet). Commands and
+// Slack events are shared through it only by the hubs of a cluster
+// (Group).
 func (h *Hub) Jobs() *jobs.Store { return h.jobs.Load() }
+
+// HasJobs reports whether the hub opens a job store: with the embedded
+// engine or an external NATS cluster, not with an external MQTT broker.
+func (h *Hub) HasJobs() bool { return h.feedFromNATS() }
 
 // AlertLeader reports whether this hub posts alerts now. With the
 // embedded engine or an external NATS cluster, hubs sharing one fleet

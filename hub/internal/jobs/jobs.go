@@ -14,6 +14,10 @@
 // app's open connections, one per hub, and sends it again (maybe to
 // another hub) when it saw no ack in time; ClaimEvent lets exactly one hub
 // answer it.
+//
+// A third bucket (ThreadsBucket) keeps each Pi's alert thread in Slack
+// (hub/internal/slackbot, threads.go), so that the hub that posts alerts
+// next — after a restart or a change of the alerts lease — continues it.
 package jobs
 
 import (
@@ -44,10 +48,18 @@ const EventsBucket = "pifleet_slack_events"
 // event up to three times within about six minutes.
 const EventsTTL = 15 * time.Minute
 
+// ThreadsBucket is the key-value bucket of the Pis' alert threads.
+const ThreadsBucket = "pifleet_alert_threads"
+
+// ThreadsTTL is how long a Pi's alert thread is kept after its last
+// alert: a thread is never continued after a day (slackbot.ThreadMaxAge).
+const ThreadsTTL = 25 * time.Hour
+
 // Store is the shared job records.
 type Store struct {
-	kv     jetstream.KeyValue
-	events jetstream.KeyValue
+	kv      jetstream.KeyValue
+	events  jetstream.KeyValue
+	threads jetstream.KeyValue
 }
 
 // Open creates or opens the bucket (replicas: 3 in a three-node cluster).
@@ -68,7 +80,12 @@ func Open(ctx context.Context, nc *nats.Conn, replicas int) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: bucket %s: %w", EventsBucket, err)
 	}
-	return &Store{kv: kv, events: events}, nil
+	threads, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: ThreadsBucket, TTL: ThreadsTTL, History: 1,
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1)})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: bucket %s: %w", ThreadsBucket, err)
+	}
+	return &Store{kv: kv, events: events, threads: threads}, nil
 }
 
 // OpenWhenReady opens the store, trying again until it is open or ctx
@@ -143,4 +160,30 @@ func (s *Store) Claim(ctx context.Context, id, hub string) (bool, error) {
 // Delete forgets command id (its result is handled).
 func (s *Store) Delete(ctx context.Context, id string) error {
 	return s.kv.Delete(ctx, id)
+}
+
+// AlertThread returns the record of device's alert thread, or nil when
+// there is none (never, or more than ThreadsTTL ago).
+func (s *Store) AlertThread(ctx context.Context, device string) ([]byte, error) {
+	e, err := s.threads.Get(ctx, threadKey(device))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.Value(), nil
+}
+
+// SetAlertThread stores the record of device's alert thread.
+func (s *Store) SetAlertThread(ctx context.Context, device string, rec []byte) error {
+	_, err := s.threads.Put(ctx, threadKey(device), rec)
+	return err
+}
+
+// threadKey is a device's key: ids may hold dots where a key may not
+// (leading, trailing, doubled).
+func threadKey(device string) string {
+	sum := sha256.Sum256([]byte(device))
+	return "t" + hex.EncodeToString(sum[:16])
 }
