@@ -85,6 +85,25 @@ func (l lazyJobs) ClaimEvent(ctx context.Context, key string) (bool, error) {
 	return s.ClaimEvent(ctx, key)
 }
 
+// AlertThread and SetAlertThread keep the Pis' Slack alert threads
+// (slackbot.Config.Threads); before the store is open they fail, and the
+// bot uses its own memory.
+func (l lazyJobs) AlertThread(ctx context.Context, device string) ([]byte, error) {
+	s, err := l.store()
+	if err != nil {
+		return nil, err
+	}
+	return s.AlertThread(ctx, device)
+}
+
+func (l lazyJobs) SetAlertThread(ctx context.Context, device string, rec []byte) error {
+	s, err := l.store()
+	if err != nil {
+		return err
+	}
+	return s.SetAlertThread(ctx, device, rec)
+}
+
 // wireCommands sets up the dispatcher. The returned lateResults takes the
 // results that arrive after the answer; give it the Slack bot once it runs.
 func wireCommands(c CommandsConfig, log *slog.Logger, h *fleetserver.Hub) (*lateResults, error) {

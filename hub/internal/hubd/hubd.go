@@ -103,6 +103,9 @@ func Run(ctx context.Context, cfg Config) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cfg.Slack.AlertLeader = h.AlertLeader // one hub of several posts alerts
+	if h.HasJobs() {
+		cfg.Slack.Threads = lazyJobs{h} // each Pi's alert thread, across restarts and hubs
+	}
 	if h.Group() != "" {
 		// Hubs of one cluster each hold a Socket Mode connection; one of
 		// them answers each envelope, retries included.

@@ -59,7 +59,8 @@ func (b *Bot) postAlert(ctx context.Context, a alerts.Alert) {
 		return
 	}
 	m := renderAlert(a)
-	ts, err := b.post(ctx, b.cfg.AlertChannel, "", m)
+	thread, opts, posted := b.placeAlert(ctx, a) // the Pi's thread, if it has one (threads.go)
+	ts, err := b.post(ctx, b.cfg.AlertChannel, thread, m, opts...)
 	if err != nil {
 		if ctx.Err() == nil {
 			b.stats.alertsDropped.Add(1)
@@ -68,7 +69,8 @@ func (b *Bot) postAlert(ctx context.Context, a alerts.Alert) {
 		return
 	}
 	b.stats.alertsPosted.Add(1)
-	if err := b.uploads(ctx, b.cfg.AlertChannel, ts, m.Files); err != nil {
+	posted(ts)
+	if err := b.uploads(ctx, b.cfg.AlertChannel, threadOf(thread, ts), m.Files); err != nil {
 		b.log.Warn("slack: the alert's list of Pis was not attached", "kind", a.Kind, "err", err)
 	}
 }

@@ -56,6 +56,8 @@ type Bot struct {
 
 	claimLog loglimit.Limit // warnings about failed shared claims
 
+	threads *threads // each Pi's alert thread (threads.go)
+
 	botUser atomic.Value // string: the bot's own user id, from auth.test
 
 	runCtx    context.Context // Run's context, for the handlers
@@ -108,6 +110,8 @@ func New(cfg Config, asker Asker, alerts AlertSource, log *slog.Logger) (*Bot, e
 		audit:  audit,
 		acks:   acks,
 		late:   make(chan Late, lateQueue),
+
+		threads: &threads{store: cfg.Threads, warn: loglimit.Limit{Per: time.Minute, Burst: 3}},
 
 		claimLog: loglimit.Limit{Per: time.Minute, Burst: 3},
 	}

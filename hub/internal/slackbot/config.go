@@ -66,6 +66,11 @@ type Config struct {
 	// several hubs on one fleet each decide alerts, and only the holder
 	// of the "alerts" lease (hub/internal/lease) posts them. nil: always.
 	AlertLeader func() bool
+	// Threads, when set, keeps each Pi's alert thread across a restart
+	// and a change of the hub that posts alerts (threads.go); the hub
+	// wires its JetStream bucket (hub/internal/jobs). nil: this bot's
+	// memory only.
+	Threads ThreadStore
 
 	// AuditLog receives one JSON line per command. AuditLogPath opens a
 	// file (append, 0600) when AuditLog is nil. With neither, the audit

@@ -26,13 +26,16 @@
 //     (the external upload flow);
 //   - posting is paced per channel (~1 message/s) and honours
 //     slack.RateLimitedError.RetryAfter;
-//   - an answer slower than ~1 s gets a placeholder that is edited in place,
-//     no more often than every 2 s;
+//   - an answer slower than ~1 s gets a placeholder that shows the
+//     command's progress (each Pi running, done and how long it took,
+//     failed: chat.Status), edited no more often than every 2 s; the
+//     answer replaces it as soon as it is ready;
 //   - proactive alerts go to an opt-in channel, one message per alert that
 //     the alert policy (hub/internal/alerts: repeats muted, flapping
 //     devices summarised, bursts of many Pis and the hub's start summed up
 //     with exact counts) gives; a summary's full list of Pis follows as a
-//     file in the message's thread;
+//     file in the message's thread. A Pi's alerts go into one thread per
+//     incident, bad news also shown in the channel (threads.go);
 //   - a cloud command's result that arrives after the answer (or after a
 //     hub restart) is posted in the thread the question was asked in
 //     (Bot.PostLate: queued and bounded, never blocking the caller; only

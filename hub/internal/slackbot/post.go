@@ -154,12 +154,13 @@ func (b *Bot) respond(ctx context.Context, url string, m message) error {
 	return nil
 }
 
-// post sends one message, paced per channel.
-func (b *Bot) post(ctx context.Context, channel, thread string, m message) (string, error) {
+// post sends one message, paced per channel; extra options follow m's.
+func (b *Bot) post(ctx context.Context, channel, thread string, m message, extra ...slack.MsgOption) (string, error) {
 	opts := m.options()
 	if thread != "" {
 		opts = append(opts, slack.MsgOptionTS(thread))
 	}
+	opts = append(opts, extra...)
 	var ts string
 	err := b.call(ctx, channel, true, func() error {
 		var err error

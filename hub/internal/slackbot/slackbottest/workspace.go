@@ -70,6 +70,9 @@ type Record struct {
 	FileID   string
 	FileName string
 	Content  string // upload
+	// Broadcast: a post in a thread also shown in the channel
+	// (reply_broadcast).
+	Broadcast bool
 }
 
 // Workspace is a running fake workspace.
@@ -644,7 +647,8 @@ func (w *Workspace) postMessage(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ts := w.newTS()
-	w.record(Record{Kind: KindPost, Channel: ch, TS: ts, ThreadTS: r.Form.Get("thread_ts"), Text: r.Form.Get("text"), Blocks: raw(r.Form.Get("blocks"))})
+	w.record(Record{Kind: KindPost, Channel: ch, TS: ts, ThreadTS: r.Form.Get("thread_ts"), Broadcast: r.Form.Get("reply_broadcast") == "true",
+		Text: r.Form.Get("text"), Blocks: raw(r.Form.Get("blocks"))})
 	reply(rw, map[string]any{"ok": true, "channel": ch, "ts": ts})
 }
 
