@@ -301,7 +301,11 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, `want a JSON body like {"text": "fleet"}: `+err.Error())
 		return
 	}
-	reply := s.Engine.Ask(r.Context(), chat.Request{Text: req.Text, User: "http", Source: "http"})
+	creq := chat.Request{Text: req.Text, User: "http", Source: "http"}
+	if wantsStream(r) && s.askStream(w, r, creq) { // progress, then the reply (askstream.go)
+		return
+	}
+	reply := s.Engine.Ask(r.Context(), creq)
 	writeJSON(w, http.StatusOK, reply.Plain()) // the API's JSON is plain text: no marks
 }
 
