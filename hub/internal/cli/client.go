@@ -61,6 +61,25 @@ func (c *hubClient) do(ctx context.Context, method, path string, body, out any) 
 
 // send is do that also returns the answer's header (paging cursors).
 func (c *hubClient) send(ctx context.Context, method, path string, body, out any) (http.Header, error) {
+	resp, err := c.open(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read answer from %s: %w", c.shown, err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("hub sent something that is not the expected JSON: %w", err)
+	}
+	return resp.Header, nil
+}
+
+// open sends a request (with the header pairs given) and returns the
+// answer, whose body the caller closes, when it is 200 OK; any other
+// answer is one clear error.
+func (c *hubClient) open(ctx context.Context, method, path string, body any, header ...string) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -73,6 +92,9 @@ func (c *hubClient) send(ctx context.Context, method, path string, body, out any
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -80,20 +102,14 @@ func (c *hubClient) send(ctx context.Context, method, path string, body, out any
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the hub at %s (is `pifleet hub` running?): %w", c.shown, err)
 	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read answer from %s: %w", c.shown, err)
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e struct{ Error string }
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		return nil, fmt.Errorf("%s", e.Error)
 	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s", e.Error)
-		}
-		return nil, fmt.Errorf("hub answered %s", resp.Status)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return nil, fmt.Errorf("hub sent something that is not the expected JSON: %w", err)
-	}
-	return resp.Header, nil
+	return nil, fmt.Errorf("hub answered %s", resp.Status)
 }
