@@ -16,11 +16,12 @@ type tracker struct {
 	ctx context.Context
 	now func() time.Time
 
-	mu     sync.Mutex
-	pis    []chat.PiStatus
-	index  map[string]int // device → pis
-	sent   map[string]time.Time
-	closed bool
+	mu      sync.Mutex
+	pis     []chat.PiStatus
+	index   map[string]int // device → pis
+	sent    map[string]time.Time
+	started bool // the first report is out: every send is done
+	closed  bool
 }
 
 func newTracker(ctx context.Context, now func() time.Time) *tracker {
@@ -36,15 +37,17 @@ func (t *tracker) add(dev string) {
 	t.sent[dev] = t.now()
 }
 
-// report sends the current status, unless the run has ended.
+// report sends the current status, the first one once every command is
+// sent (finals before it are in it), unless the run has ended.
 func (t *tracker) report() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.started = true
 	t.reportLocked()
 }
 
 func (t *tracker) reportLocked() {
-	if t.closed || len(t.pis) == 0 {
+	if !t.started || t.closed || len(t.pis) == 0 {
 		return
 	}
 	chat.Progress(t.ctx, chat.Status{Pis: append([]chat.PiStatus(nil), t.pis...)})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/internal/testenv"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -53,6 +54,13 @@ func TestProgressIsPerPiNotRawOutput(t *testing.T) {
 			t.Fatalf("commands sent to %v, want pi1 and pi2", ids)
 		}
 	}
+	// The first report comes once both are sent.
+	testenv.Eventually(t, 10*time.Second, func() string {
+		if len(log.got()) == 0 {
+			return "no progress reported after both commands were sent"
+		}
+		return ""
+	})
 	send(d, "pi1", ids["pi1"], chunk("pi1", ids["pi1"], 1, "{\n  \"Buckets\": []\n}\n"), final("pi1", ids["pi1"], 2, 0, ""))
 	timedOut := final("pi2", ids["pi2"], 1, -1, "")
 	timedOut.Outcome, timedOut.DurationMS = wire.OutcomeTimeout, 30000

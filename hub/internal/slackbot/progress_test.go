@@ -98,6 +98,18 @@ func working(ws *sbt.Workspace, placeholder sbt.Record) []sbt.Record {
 	return out
 }
 
+// shows waits until the placeholder shows want.
+func shows(t *testing.T, ws *sbt.Workspace, placeholder sbt.Record, want string) {
+	t.Helper()
+	testenv.Eventually(t, wait, func() string {
+		states := working(ws, placeholder)
+		if last := states[len(states)-1]; !strings.Contains(text(last.Blocks), want) {
+			return "the placeholder does not show " + want + ": " + dump(states)
+		}
+		return ""
+	})
+}
+
 // TestPlaceholderShowsEachPi: the placeholder of a cloud command on two
 // Pis says which Pi is done, in how long, and which still runs — never a
 // line of their output — and turns into the answer.
@@ -112,19 +124,9 @@ func TestPlaceholderShowsEachPi(t *testing.T) {
 	ws.Mention("EvP1", "U1", "C1", "1700000301.000100", "aws pi-kitchen,pi-garage s3 ls")
 	ids := pis.commands(t, "pi-kitchen", "pi-garage")
 	placeholder := waitPosts(t, ws, sbt.KindPost, 1, inThread("C1", "1700000301.000100"))[0]
-	shows := func(want string) {
-		t.Helper()
-		testenv.Eventually(t, wait, func() string {
-			states := working(ws, placeholder)
-			if last := states[len(states)-1]; !strings.Contains(text(last.Blocks), want) {
-				return "the placeholder does not show " + want + ": " + dump(states)
-			}
-			return ""
-		})
-	}
-	shows("pi-garage ⏳ running · pi-kitchen ⏳ running")
+	shows(t, ws, placeholder, "pi-garage ⏳ running · pi-kitchen ⏳ running")
 	pis.finish("pi-kitchen", ids["pi-kitchen"], 2700*time.Millisecond)
-	shows("pi-garage ⏳ running · pi-kitchen ✅ 2.7 s")
+	shows(t, ws, placeholder, "pi-garage ⏳ running · pi-kitchen ✅ 2.7 s")
 	pis.finish("pi-garage", ids["pi-garage"], 4*time.Second)
 	answer := waitPosts(t, ws, sbt.KindUpdate, 1, func(r sbt.Record) bool {
 		return r.TS == placeholder.TS && !strings.HasPrefix(r.Text, "Working on")
@@ -165,10 +167,13 @@ func TestAnswerDoesNotWaitForEditSpacing(t *testing.T) {
 	// The first edit goes at once (the running Pis, if the placeholder
 	// did not show them, or pi-kitchen done); every later one would wait
 	// an hour.
+	shows(t, ws, placeholder, "pi-garage ⏳ running · pi-kitchen ⏳ running")
 	pis.finish("pi-kitchen", ids["pi-kitchen"], 2700*time.Millisecond)
 	waitPosts(t, ws, sbt.KindUpdate, 1, onPlaceholder)
+	finished := time.Now()
 	pis.finish("pi-garage", ids["pi-garage"], 4*time.Second)
-	waitPosts(t, ws, sbt.KindUpdate, 1, func(r sbt.Record) bool { return onPlaceholder(r) && !strings.HasPrefix(r.Text, "Working on") })
+	answer := waitPosts(t, ws, sbt.KindUpdate, 1, func(r sbt.Record) bool { return onPlaceholder(r) && !strings.HasPrefix(r.Text, "Working on") })[0]
+	t.Logf("the answer reached Slack %v after the last Pi's final (progress edits spaced by %v)", answer.At.Sub(finished), cfg.UpdateInterval)
 	ups := ws.Find(sbt.KindUpdate, onPlaceholder)
 	if len(ups) != 2 || !strings.HasPrefix(ups[0].Text, "Working on") || strings.HasPrefix(ups[1].Text, "Working on") {
 		t.Errorf("edits of the placeholder: %s\nwant one progress edit, then the answer", dump(ups))
