@@ -95,7 +95,11 @@ func Open(ctx context.Context, nc *nats.Conn, replicas int) (*Store, error) {
 // without shared jobs and Slack event claims for good.
 func OpenWhenReady(ctx context.Context, nc *nats.Conn, replicas int, log *slog.Logger, use func(*Store)) {
 	for try := 1; ; try++ {
-		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		// A request that a forming cluster drops is never answered: a short
+		// try and a new request recover sooner than one long wait (seen: a
+		// first try that waited its whole 30 s while the lease, trying every
+		// 5 s, was taken 15 s before).
+		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		s, err := Open(octx, nc, replicas)
 		cancel()
 		if err == nil {
@@ -111,7 +115,7 @@ func OpenWhenReady(ctx context.Context, nc *nats.Conn, replicas int, log *slog.L
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(5 * time.Second):
+		case <-time.After(2 * time.Second):
 		}
 	}
 }
