@@ -329,3 +329,17 @@ func TestCLIDevicesArgumentsAndEscaping(t *testing.T) {
 		t.Errorf("hub saw %q (exit %d, %q), want the whole label as one escaped filter", got, code, stderr)
 	}
 }
+
+// TestCLIDevicesProblemsInWords: the table says what is wrong as the
+// README and the chat answers do ("clock not synchronised"), not in the
+// wire's codes.
+func TestCLIDevicesProblemsInWords(t *testing.T) {
+	var out strings.Builder
+	devs := []api.Device{{ID: "pi1", Online: true, State: "online", Problems: []wire.Problem{wire.ProblemClockUnsynced, wire.ProblemUnderVoltage}}}
+	if err := printDevices(Env{Stdout: &out}, devs, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "clock not synchronised, under-voltage") || strings.Contains(out.String(), "clock_unsynced") {
+		t.Errorf("problems not in words:\n%s", out.String())
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pifleet/pifleet/hub/internal/api"
 	"github.com/pifleet/pifleet/hub/internal/chat"
+	"github.com/pifleet/pifleet/hub/internal/fleet"
 	"github.com/pifleet/pifleet/internal/flagenv"
 	"github.com/pifleet/pifleet/internal/wire"
 )
@@ -116,9 +117,9 @@ func printDevices(env Env, devs []api.Device, asJSON bool) error {
 		if len(d.Problems) > 0 {
 			var p []string
 			for _, x := range d.Problems {
-				p = append(p, string(x))
+				p = append(p, fleet.ProblemWords(x))
 			}
-			probs = strings.Join(p, ",")
+			probs = strings.Join(p, ", ")
 		}
 		seen := "never"
 		if d.LastSeen != nil {
