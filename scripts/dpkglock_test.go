@@ -1,7 +1,6 @@
 package scripts
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,25 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pifleet/pifleet/internal/testenv"
 )
-
-// lockedBuffer is a bytes.Buffer a test reads while a child writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // holdLock takes a POSIX write lock on a new file, as dpkg and apt do.
 func holdLock(t *testing.T) (path string, release func()) {
@@ -53,7 +36,7 @@ func holdLock(t *testing.T) (path string, release func()) {
 // it, and goes on when it is released.
 func TestWaitDpkgLock(t *testing.T) {
 	path, release := holdLock(t)
-	var out lockedBuffer
+	var out testenv.SyncBuffer
 	cmd := exec.Command("./wait-dpkg-lock.sh", "120")
 	cmd.Env = append(os.Environ(), "DPKG_LOCKS=/nonexistent/lock "+path)
 	cmd.Stdout, cmd.Stderr = &out, &out
