@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"runtime"
@@ -141,7 +143,7 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) auth(next http.Handler) http.Handler {
 	if s.Token == "" {
-		return next
+		return localOnly(next)
 	}
 	want := []byte(s.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -154,6 +156,50 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// localOnly guards the API without a token, which the hub serves on
+// loopback only: a loopback socket is not enough when a web browser runs
+// on the same machine. A page can make the browser send a request to
+// 127.0.0.1 (a form POST needs no CORS preflight, so POST /api/ask would
+// run a command), or rebind its own name to 127.0.0.1 and read the answers
+// (a join token from POST /api/pis). So the request must be addressed to a
+// loopback name or address (Host), and a browser's request must come from
+// a loopback origin (Origin, Sec-Fetch-Site). The CLI and curl send
+// neither Origin nor a foreign Host.
+func localOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackHost(r.Host) {
+			writeErr(w, http.StatusForbidden, "this API has no token, so it answers only requests addressed to localhost or a loopback address, not "+strconv.Quote(r.Host)+" (set --http-token-file to reach it by another name)")
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" {
+			u, err := url.Parse(o)
+			if err != nil || !loopbackHost(u.Host) {
+				writeErr(w, http.StatusForbidden, "this API has no token, so it refuses requests from web pages of other origins ("+strconv.Quote(o)+")")
+				return
+			}
+		} else if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			writeErr(w, http.StatusForbidden, "this API has no token, so it refuses cross-site requests from web pages")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHost reports whether a Host header (host or host:port) names
+// this machine's loopback: localhost, *.localhost, 127.0.0.0/8 or ::1.
+func loopbackHost(hostport string) bool {
+	h := hostport
+	if sh, _, err := net.SplitHostPort(hostport); err == nil {
+		h = sh
+	}
+	h = strings.TrimSuffix(strings.ToLower(strings.Trim(h, "[]")), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
 }
 
 // MaxLimit is the largest page GET /api/devices?limit= serves.

@@ -481,3 +481,45 @@ func TestNoTokenNoAuth(t *testing.T) {
 	wantJSON(t, "no token", do(t, "GET", ts.URL+"/api/devices", nil), 200, &devs)
 	wantJSON(t, "some token", do(t, "GET", ts.URL+"/api/devices", nil, "Authorization", "Bearer x"), 200, &devs)
 }
+
+// TestNoTokenAnswersOnlyLocalRequests: without a token the API is on
+// loopback, and a web page in a browser on the same machine must not use
+// it: a foreign Host (DNS rebinding) or a foreign Origin (a cross-site
+// form POST to 127.0.0.1) is refused; the CLI's and curl's requests pass.
+func TestNoTokenAnswersOnlyLocalRequests(t *testing.T) {
+	f := fleet.New(time.Now)
+	h := (&api.Server{Fleet: f, Engine: chat.New(f, time.Now)}).Handler()
+	for _, tc := range []struct {
+		name, host, origin, fetchSite string
+		want                          int
+	}{
+		{name: "CLI by address", host: "127.0.0.1:8080", want: http.StatusOK},
+		{name: "curl localhost", host: "localhost:8080", want: http.StatusOK},
+		{name: "IPv6 loopback", host: "[::1]:8080", want: http.StatusOK},
+		{name: "same-origin page", host: "127.0.0.1:8080", origin: "http://127.0.0.1:8080", want: http.StatusOK},
+		{name: "DNS rebinding", host: "attacker.example:8080", want: http.StatusForbidden},
+		{name: "rebinding without port", host: "attacker.example", want: http.StatusForbidden},
+		{name: "cross-site form post", host: "127.0.0.1:8080", origin: "https://attacker.example", want: http.StatusForbidden},
+		{name: "opaque origin", host: "127.0.0.1:8080", origin: "null", want: http.StatusForbidden},
+		{name: "cross-site without Origin", host: "127.0.0.1:8080", fetchSite: "cross-site", want: http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("POST", "http://x/api/ask", strings.NewReader(`{"text":"help"}`))
+			req.Host = tc.host
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
+			if tc.fetchSite != "" {
+				req.Header.Set("Sec-Fetch-Site", tc.fetchSite)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.want {
+				t.Errorf("%s: status %d, want %d: %s", tc.name, rec.Code, tc.want, rec.Body)
+			}
+			if tc.want == http.StatusForbidden && !strings.Contains(rec.Body.String(), "no token") {
+				t.Errorf("refusal does not say why: %s", rec.Body)
+			}
+		})
+	}
+}

@@ -112,7 +112,7 @@ func BenchmarkDevices10k(b *testing.B) {
 		{"summary", "/api/summary"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			req := httptest.NewRequest("GET", c.path, nil)
+			req := httptest.NewRequest("GET", "http://127.0.0.1"+c.path, nil)
 			req.Header.Set("Authorization", "Bearer tok")
 			b.ReportAllocs()
 			var w *discardWriter
@@ -132,7 +132,7 @@ func BenchmarkDevices10k(b *testing.B) {
 	b.Run("all-sixth-new", func(b *testing.B) {
 		srv := &api.Server{Fleet: f, Engine: chat.New(f, nil), WarmEvery: -1}
 		h := srv.Handler()
-		req := httptest.NewRequest("GET", "/api/devices", nil)
+		req := httptest.NewRequest("GET", "http://127.0.0.1/api/devices", nil)
 		h.ServeHTTP(&discardWriter{header: http.Header{}}, req)
 		devs := f.List()
 		next := 0
@@ -161,7 +161,7 @@ func BenchmarkDevices10k(b *testing.B) {
 	// asked a heartbeat after the last list, when every Pi has reported
 	// again): every device encoded afresh.
 	b.Run("all-cold", func(b *testing.B) {
-		req := httptest.NewRequest("GET", "/api/devices", nil)
+		req := httptest.NewRequest("GET", "http://127.0.0.1/api/devices", nil)
 		b.ReportAllocs()
 		for b.Loop() {
 			w := &discardWriter{header: http.Header{}}

@@ -42,7 +42,7 @@ func TestDeviceEncoderWarm(t *testing.T) {
 	get := func(path string) {
 		t.Helper()
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		h.ServeHTTP(w, httptest.NewRequest("GET", "http://127.0.0.1"+path, nil))
 		if w.Code != 200 {
 			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
 		}
@@ -85,7 +85,7 @@ func TestDeviceEncoderWarm(t *testing.T) {
 
 	off := &Server{Fleet: f, WarmEvery: -1}
 	w := httptest.NewRecorder()
-	off.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/api/devices", nil))
+	off.Handler().ServeHTTP(w, httptest.NewRequest("GET", "http://127.0.0.1/api/devices", nil))
 	if _, n, warming := off.enc.cached("pi1"); warming || n != 2 {
 		t.Errorf("WarmEvery -1: warming %v, %d cached (want no pass, the list's 2 encoded)", warming, n)
 	}

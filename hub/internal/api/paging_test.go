@@ -301,7 +301,7 @@ func TestDevicesDoNotHoldTheFleet(t *testing.T) {
 		served := make(chan struct{})
 		go func() {
 			defer close(served)
-			h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+			h.ServeHTTP(w, httptest.NewRequest("GET", "http://127.0.0.1"+path, nil))
 		}()
 		select {
 		case <-w.started:
