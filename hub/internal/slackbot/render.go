@@ -175,6 +175,10 @@ func actionBlock(actions []chat.Action) slack.Block {
 		if label == "" {
 			label = a.Command
 		}
+		if label == a.Command && cut(label, maxButtonText) != label {
+			// The button would run more than the person can read on it.
+			continue
+		}
 		els = append(els, slack.NewButtonBlockElement(ActionRun, a.Command, slack.NewTextBlockObject(slack.PlainTextType, cut(label, maxButtonText), false, false)))
 	}
 	return slack.NewActionBlock("", els...)

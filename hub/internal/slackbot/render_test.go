@@ -387,3 +387,22 @@ func TestRenderTimesAndButtons(t *testing.T) {
 		t.Errorf("fallback text holds marks: %q", m.Text)
 	}
 }
+
+// TestRunButtonShowsAllItRuns: a button labelled with its command is
+// offered only when the whole command fits on it; pressing a button must
+// never run words the person could not read.
+func TestRunButtonShowsAllItRuns(t *testing.T) {
+	long := "health " + strings.Repeat("x", maxButtonText)
+	b := actionBlock([]chat.Action{{Label: "where pi-1", Command: "where pi-1"}, {Label: long, Command: long}, {Label: "Health", Command: "health pi-1"}})
+	a, ok := b.(*slack.ActionBlock)
+	if !ok {
+		t.Fatalf("got %T, want an action block", b)
+	}
+	var got []string
+	for _, e := range a.Elements.ElementSet {
+		got = append(got, e.(*slack.ButtonBlockElement).Value)
+	}
+	if strings.Join(got, "|") != "where pi-1|health pi-1" {
+		t.Errorf("buttons run %q; want the long command left out", got)
+	}
+}
