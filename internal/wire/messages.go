@@ -1,6 +1,9 @@
 package wire
 
-import "time"
+import (
+	"reflect"
+	"time"
+)
 
 // Lifecycle is the value of State.State.
 type Lifecycle string
@@ -67,7 +70,8 @@ type Status struct {
 
 func (m *Status) version() int { return m.V }
 
-// DecodeStatus decodes and validates a Status payload.
+// DecodeStatus decodes and validates a Status payload. Its strings are
+// the device's words and come out Clean.
 func DecodeStatus(b []byte) (Status, error) {
 	var m Status
 	if err := decode(b, &m); err != nil {
@@ -76,6 +80,7 @@ func DecodeStatus(b []byte) (Status, error) {
 	if err := ValidateID(m.ID); err != nil {
 		return Status{}, err
 	}
+	cleanStrings(reflect.ValueOf(&m).Elem())
 	return m, nil
 }
 
