@@ -5,11 +5,13 @@
 #
 # mmdebstrap installs Debian's awscli and ca-certificates into an
 # "essential" root file system (no apt inside) for ARCH, without docs, man
-# pages, locales or apt lists, and `docker import` makes it an image that
-# behaves like agent/Dockerfile.awscli's: ENTRYPOINT ["aws"] (exec form:
+# pages, locales or apt lists; the script wraps that root file system as
+# one layer with an image config and manifest, and `docker load` makes
+# it an image (-o FILE writes that archive instead) that behaves like
+# agent/Dockerfile.awscli's: ENTRYPOINT ["aws"] (exec form:
 # the argv reaches aws, never a shell), USER 65534:65534, HOME=/tmp,
 # AWS_PAGER empty, a world-writable sticky /tmp for the runner's tmpfs.
-# The image is tagged only once the whole root file system was imported:
+# The image is tagged only once the whole root file system was loaded:
 # a failed build never replaces a good image under the tag.
 #
 # Usage: build-tool-image [-n] [-a ARCH] [-s SUITE] [-m MIRROR] [-k KEYRING] [-t TAG]
