@@ -163,8 +163,19 @@ func TestProvisionCertificate(t *testing.T) {
 		t.Errorf("device key: mode %o group %s, want 0640 pifleet", k.mode, k.gname)
 	}
 	creds, _ := credentials.Load(filepath.Join(secrets, "credentials.json"))
-	if e, _, ok := creds.Find("pi-2"); !ok || e.PasswordHash != "" {
-		t.Errorf("pi-2 credentials: got %+v, want a certificate-only entry", e)
+	if e, _, ok := creds.Find("pi-2"); !ok || e.PasswordHash != "" || e.CertSHA256 != credentials.CertSHA256(cert.Raw) {
+		t.Errorf("pi-2 credentials: got %+v, want a certificate-only entry pinning sha256 %s", e, credentials.CertSHA256(cert.Raw))
+	}
+	if _, _, err := creds.Login("", "", cert); err != nil {
+		t.Errorf("the bundle's certificate does not log in: %v", err)
+	}
+	// --rotate: a new certificate, and the old one no longer logs in.
+	if out, err := provision(t, secrets, "--auth", "cert", "--rotate", "pi-2"); err != nil {
+		t.Fatalf("--rotate: %v\n%s", err, out)
+	}
+	creds, _ = credentials.Load(filepath.Join(secrets, "credentials.json"))
+	if _, _, err := creds.Login("", "", cert); err == nil {
+		t.Errorf("after --rotate the old certificate still logs in")
 	}
 }
 

@@ -2,7 +2,12 @@ package credentials
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -18,9 +23,15 @@ const Version = 1
 // written by scripts/provision): who may connect to the broker. A device
 // or hub logs in with its id as username and a password whose "$7$" hash
 // is stored here, or with a client certificate signed by the fleet CA
-// whose CN is its id. An entry without a password hash can only use a
-// certificate. Ids are unique across hubs and devices. No secret is in
-// the file: hashes only.
+// whose CN is its id and, when the entry names one (cert_sha256), whose
+// SHA-256 is the one issued for it: a removed Pi's certificate stays
+// out even when its id is enrolled again. An entry without a password
+// hash can only use a certificate; an entry with a password hash and no
+// certificate hash cannot use one. An entry with neither (scripts/provision
+// before cert_sha256 existed) is a legacy certificate login: any
+// certificate of the fleet CA with its CN logs in as it, until the Pi is
+// provisioned again (--rotate). Ids are unique across hubs and devices.
+// No secret is in the file: hashes only.
 type File struct {
 	Version int     `json:"version"`
 	Hubs    []Entry `json:"hubs"`
@@ -31,6 +42,26 @@ type File struct {
 type Entry struct {
 	ID           string `json:"id"`
 	PasswordHash string `json:"password_hash,omitempty"`
+	// CertSHA256 is the SHA-256 of the DER of the one client certificate
+	// this identity may log in with (lower-case hex).
+	CertSHA256 string `json:"cert_sha256,omitempty"`
+}
+
+// CertEntry is the entry of a Pi that logs in with the client
+// certificate certPEM (enrolment and scripts/provision both make it so).
+func CertEntry(id string, certPEM []byte) (Entry, error) {
+	b, _ := pem.Decode(certPEM)
+	if b == nil || b.Type != "CERTIFICATE" {
+		return Entry{}, fmt.Errorf("certificate of %q: no PEM CERTIFICATE block", id)
+	}
+	return Entry{ID: id, CertSHA256: CertSHA256(b.Bytes)}, nil
+}
+
+// CertSHA256 is a certificate's fingerprint as the credentials file
+// keeps it: SHA-256 of its DER, lower-case hex.
+func CertSHA256(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
 }
 
 // Load reads and validates a credentials file.
@@ -77,6 +108,11 @@ func (c *File) Validate() error {
 					return fmt.Errorf("id %q: %w", e.ID, err)
 				}
 			}
+			if e.CertSHA256 != "" {
+				if b, err := hex.DecodeString(e.CertSHA256); err != nil || len(b) != sha256.Size || hex.EncodeToString(b) != e.CertSHA256 {
+					return fmt.Errorf("id %q: cert_sha256 is not 64 lower-case hex digits", e.ID)
+				}
+			}
 		}
 	}
 	return nil
@@ -98,21 +134,33 @@ func (c *File) Find(id string) (e Entry, hub, ok bool) {
 }
 
 // Login checks one login against the file, as the embedded engine does:
-// a client certificate verified against the fleet CA (verifiedCN, its CN)
-// names the identity, and a username given with it must be the same;
-// otherwise the username is the id and the password must match its hash
-// (an entry without one may only use its certificate). It returns the id
-// and whether it is a hub; the error says what was wrong, for the log.
-func (c *File) Login(user, password, verifiedCN string) (id string, hub bool, err error) {
-	if verifiedCN != "" {
-		_, hub, ok := c.Find(verifiedCN)
+// a client certificate verified against the fleet CA (cert, else nil)
+// names the identity by its CN, must be the one the entry's cert_sha256
+// names (an entry with a password and no cert_sha256 refuses any
+// certificate; one with neither is a legacy certificate login), and a
+// username given with it must be the same; otherwise the username is the
+// id and the password must match its hash (an entry without one may only
+// use its certificate). It returns the id and whether it is a hub; the
+// error says what was wrong, for the log.
+func (c *File) Login(user, password string, cert *x509.Certificate) (id string, hub bool, err error) {
+	if cert != nil {
+		cn := cert.Subject.CommonName
+		e, hub, ok := c.Find(cn)
 		if !ok {
-			return "", false, fmt.Errorf("client certificate CN %q is not in the credentials file", verifiedCN)
+			return "", false, fmt.Errorf("client certificate CN %q is not in the credentials file", cn)
 		}
-		if user != "" && user != verifiedCN {
-			return "", false, fmt.Errorf("username %q does not match certificate CN %q", user, verifiedCN)
+		switch {
+		case e.CertSHA256 != "":
+			if subtle.ConstantTimeCompare([]byte(CertSHA256(cert.Raw)), []byte(e.CertSHA256)) != 1 {
+				return "", false, fmt.Errorf("client certificate for %q is not the one issued to it (sha256 %s; an old or removed Pi's?)", cn, CertSHA256(cert.Raw)[:16])
+			}
+		case e.PasswordHash != "":
+			return "", false, fmt.Errorf("%q logs in with its password, not a certificate", cn)
 		}
-		return verifiedCN, hub, nil
+		if user != "" && user != cn {
+			return "", false, fmt.Errorf("username %q does not match certificate CN %q", user, cn)
+		}
+		return cn, hub, nil
 	}
 	e, hub, ok := c.Find(user)
 	if !ok {

@@ -86,7 +86,11 @@ use_username_as_clientid true
 # Devices with client certificates instead of passwords: add
 #   require_certificate true
 #   use_identity_as_username true
-# (on this listener, or on a second one with its own port).
+# (on this listener, or on a second one with its own port). Mosquitto then
+# takes any certificate of the fleet CA with the id as CN: it cannot check
+# the credentials' cert_sha256, so a removed Pi's certificate logs in again
+# if its id is enrolled again, and a password Pi's id can log in by
+# certificate. The embedded broker checks both.
 
 # A hub that (re)subscribes gets every Pi's retained state and status at
 # once (~1.5 KB a Pi). Mosquitto's default per-client queue of 1,000

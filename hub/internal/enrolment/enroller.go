@@ -229,7 +229,11 @@ func (e *Enroller) admit(rec Record, asked string) (enrol.JoinAnswer, error) {
 		if err != nil {
 			return enrol.JoinAnswer{}, err
 		}
-		creds.Set(false, credentials.Entry{ID: id})
+		entry, err := credentials.CertEntry(id, cert) // only this certificate logs in as id
+		if err != nil {
+			return enrol.JoinAnswer{}, err
+		}
+		creds.Set(false, entry)
 		ans.CertPEM, ans.KeyPEM = string(cert), string(key)
 	default:
 		pw, err := credentials.NewPassword()

@@ -118,7 +118,7 @@ func TestJoinAndRemove(t *testing.T) {
 		ans.HubKey != "KEY" || strings.Join(ans.Labels, ",") != "lab" {
 		t.Errorf("answer %+v", ans)
 	}
-	if _, _, err := h.creds.Login("pi-host", ans.Password, ""); err != nil {
+	if _, _, err := h.creds.Login("pi-host", ans.Password, nil); err != nil {
 		t.Errorf("the broker's new logins do not take the Pi's password: %v", err)
 	}
 	if ca, _ := pki.ParseCertPEM([]byte(ans.CAPEM)); ca == nil || enrol.PinOf(ca.Raw) != e.cfg.PKI.Pin {
@@ -142,8 +142,11 @@ func TestJoinAndRemove(t *testing.T) {
 		t.Fatalf("cert join: %+v, %v", ans, err)
 	}
 	cert, _ := pki.ParseCertPEM([]byte(ans.CertPEM))
-	if _, _, err := h.creds.Login("", "", cert.Subject.CommonName); err != nil {
-		t.Errorf("the certificate's CN does not log in: %v", err)
+	if _, _, err := h.creds.Login("", "", cert); err != nil {
+		t.Errorf("the issued certificate does not log in: %v", err)
+	}
+	if e, _, _ := h.creds.Find("pi-cert"); e.CertSHA256 != credentials.CertSHA256(cert.Raw) || e.PasswordHash != "" {
+		t.Errorf("pi-cert's entry %+v does not pin the issued certificate", e)
 	}
 
 	// Another fleet's token, another version.

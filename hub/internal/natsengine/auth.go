@@ -2,6 +2,7 @@ package natsengine
 
 import (
 	"crypto/subtle"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,15 +70,15 @@ func (a *authenticator) refuse(c server.ClientAuthentication, cid, user string, 
 }
 
 // authenticate logs a client in (credentials.File.Login): a verified
-// client certificate first (CN = id), else username = id and password;
+// client certificate first (CN = id, SHA-256 as issued), else username = id and password;
 // then the client id must fit the identity.
 func (a *authenticator) authenticate(c server.ClientAuthentication, cid string) (identity, error) {
 	creds := a.creds.Load()
-	cn := ""
+	var cert *x509.Certificate // verified against the fleet CA; Login checks its CN and SHA-256
 	if cs := c.GetTLSConnectionState(); cs != nil && len(cs.VerifiedChains) > 0 {
-		cn = cs.PeerCertificates[0].Subject.CommonName
+		cert = cs.VerifiedChains[0][0]
 	}
-	name, hub, err := creds.Login(c.GetOpts().Username, c.GetOpts().Password, cn)
+	name, hub, err := creds.Login(c.GetOpts().Username, c.GetOpts().Password, cert)
 	if err != nil {
 		return identity{}, err
 	}

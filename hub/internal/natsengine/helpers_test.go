@@ -26,6 +26,7 @@ import (
 type fleetPKI struct {
 	dir                string
 	ca                 string
+	fleetCA            *pki.CA
 	serverCert, srvKey string
 	creds              *credentials.File
 	pw                 map[string]string // id -> password file
@@ -42,7 +43,7 @@ func newFleetPKI(t *testing.T) *fleetPKI {
 	}
 	f := &fleetPKI{dir: dir, pw: map[string]string{}, cert: map[string]string{}, key: map[string]string{},
 		creds: &credentials.File{Version: credentials.Version}}
-	f.ca = f.write(t, "ca.pem", ca.CertPEM)
+	f.ca, f.fleetCA = f.write(t, "ca.pem", ca.CertPEM), ca
 	sc, sk, err := ca.Issue(pki.Server, "broker", []string{"127.0.0.1", "localhost"}, now, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +71,18 @@ func newFleetPKI(t *testing.T) *fleetPKI {
 	}
 	f.pw["wrong"] = f.write(t, "wrong.password", []byte("not-the-password\n"))
 	return f
+}
+
+// issue makes a client certificate (CN cn) from the fleet CA, stored as
+// f.cert[name], and returns its PEM.
+func (f *fleetPKI) issue(t *testing.T, name, cn string) []byte {
+	t.Helper()
+	c, k, err := f.fleetCA.Issue(pki.Client, cn, nil, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cert[name], f.key[name] = f.write(t, name+".pem", c), f.write(t, name+".key", k)
+	return c
 }
 
 func (f *fleetPKI) write(t *testing.T, name string, b []byte) string {

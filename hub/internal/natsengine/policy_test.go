@@ -268,3 +268,59 @@ func TestDisconnectDevice(t *testing.T) {
 		})
 	}
 }
+
+// TestReenrolledIDRefusesOldCert: a certificate login is bound to the
+// certificate issued for it. Pi pi-r joins with certificate A, is removed
+// (stolen), and a new Pi joins as pi-r with certificate B: A, from the
+// same fleet CA with the same CN, stays out and B logs in. A Pi with a
+// password cannot log in with a fleet certificate carrying its id.
+func TestReenrolledIDRefusesOldCert(t *testing.T) {
+	f := newFleetPKI(t)
+	withEntry := func(e credentials.Entry) *credentials.File {
+		c := f.creds.Clone()
+		c.Set(false, e)
+		return c
+	}
+	a, err := credentials.CertEntry("pi-r", f.issue(t, "pi-r-A", "pi-r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, natsengine.Options{Credentials: withEntry(a), TLS: f.tls()})
+	stolen := mustConnect(t, e.MQTTURL(), f.withCert("pi-r-A"), "pifleet-agent-pi-r")
+
+	// remove-pi pi-r: the login goes, the session is cut.
+	if err := e.SetCredentials(f.creds.Clone()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.DisconnectDevice("pi-r"); err != nil || n != 1 {
+		t.Fatalf("DisconnectDevice(pi-r) = %d, %v; want 1", n, err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() string {
+		if stolen.IsConnectionOpen() {
+			return "the removed Pi's session is still open"
+		}
+		return ""
+	})
+
+	// A new Pi joins as pi-r with certificate B.
+	b, err := credentials.CertEntry("pi-r", f.issue(t, "pi-r-B", "pi-r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetCredentials(withEntry(b)); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := connect(e.MQTTURL(), f.withCert("pi-r-A"), "pifleet-agent-pi-r", ""); err == nil {
+		c.Disconnect(0)
+		t.Errorf("the removed Pi's certificate A logged in as the new pi-r")
+	}
+	mustConnect(t, e.MQTTURL(), f.withCert("pi-r-B"), "pifleet-agent-pi-r")
+
+	// pi-a logs in with its password; a fleet certificate for pi-a does not.
+	f.issue(t, "pi-a-cert", "pi-a")
+	if c, err := connect(e.MQTTURL(), f.withCert("pi-a-cert"), "pifleet-agent-pi-a", ""); err == nil {
+		c.Disconnect(0)
+		t.Errorf("a certificate logged in as password Pi pi-a")
+	}
+	mustConnect(t, e.MQTTURL(), f.as("pi-a"), "pifleet-agent-pi-a")
+}

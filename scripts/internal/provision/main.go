@@ -164,7 +164,11 @@ func (c *config) provision(id string, broker *url.URL, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		creds.Set(false, credentials.Entry{ID: id})
+		entry, err := credentials.CertEntry(id, cert) // only this certificate logs in as id (--rotate revokes the old one)
+		if err != nil {
+			return err
+		}
+		creds.Set(false, entry)
 		pi.CertPEM, pi.KeyPEM = cert, key
 	}
 	files, err := pi.Files()
