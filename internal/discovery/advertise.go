@@ -2,10 +2,12 @@ package discovery
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -58,42 +60,77 @@ type advertiser struct {
 }
 
 // answerLimit keeps a flood of questions from becoming a flood of answers:
-// one multicast answer to a question per interface per second (RFC 6762
-// §6), and at most unicastPerSecond answers to one-shot askers, whose
-// source address may be forged.
+// each of our records is multicast on an interface at most once a second
+// (RFC 6762 §6), whichever question asked for it, and at most
+// unicastPerSecond answers go to one-shot askers, whose source address
+// may be forged. The keys are our own records, never the asker's names.
 type answerLimit struct {
-	last    map[string]time.Time
+	last    map[sentKey]time.Time
 	second  time.Time
 	unicast int
 	now     func() time.Time
 }
 
+// sentKey is one of our records on one interface.
+type sentKey struct {
+	ifIndex int
+	rr      string // owner name, type and (for addresses) the address
+}
+
 const unicastPerSecond = 20
 
-func (l *answerLimit) allow(ifIndex int, q dns.Question, legacy bool) bool {
-	now := time.Now()
+func (l *answerLimit) clock() time.Time {
 	if l.now != nil {
-		now = l.now()
+		return l.now()
 	}
-	if legacy {
-		if now.Sub(l.second) >= time.Second {
-			l.second, l.unicast = now, 0
+	return time.Now()
+}
+
+// allowUnicast counts one answer to a one-shot asker.
+func (l *answerLimit) allowUnicast() bool {
+	now := l.clock()
+	if now.Sub(l.second) >= time.Second {
+		l.second, l.unicast = now, 0
+	}
+	l.unicast++
+	return l.unicast <= unicastPerSecond
+}
+
+// due drops the records multicast on the interface less than a second ago.
+func (l *answerLimit) due(ifIndex int, ans []dns.RR) []dns.RR {
+	now := l.clock()
+	out := ans[:0]
+	for _, rr := range ans {
+		if t, ok := l.last[sentKey{ifIndex, recordKey(rr)}]; !ok || now.Sub(t) >= time.Second {
+			out = append(out, rr)
 		}
-		l.unicast++
-		return l.unicast <= unicastPerSecond
 	}
-	if l.last == nil {
-		l.last = map[string]time.Time{}
+	return out
+}
+
+// sent notes that the records were multicast on the interface now.
+func (l *answerLimit) sent(ifIndex int, ans []dns.RR) {
+	if l.last == nil || len(l.last) > 1024 { // addresses come and go: bound the memory
+		l.last = map[sentKey]time.Time{}
 	}
-	key := fmt.Sprintf("%d %s %d", ifIndex, strings.ToLower(q.Name), q.Qtype)
-	if t, ok := l.last[key]; ok && now.Sub(t) < time.Second {
-		return false
+	now := l.clock()
+	for _, rr := range ans {
+		l.last[sentKey{ifIndex, recordKey(rr)}] = now
 	}
-	if len(l.last) > 1024 { // names are the asker's: bound the memory
-		clear(l.last)
+}
+
+// recordKey names one of our records: its owner and type, and the
+// address of an address record (a host has several).
+func recordKey(rr dns.RR) string {
+	h := rr.Header()
+	k := strings.ToLower(h.Name) + " " + dns.TypeToString[h.Rrtype]
+	switch r := rr.(type) {
+	case *dns.A:
+		k += " " + r.A.String()
+	case *dns.AAAA:
+		k += " " + r.AAAA.String()
 	}
-	l.last[key] = now
-	return true
+	return k
 }
 
 func newAdvertiser(s Service) (*advertiser, error) {
@@ -171,31 +208,54 @@ func (a *advertiser) announce(idxs []int, goodbye bool) {
 	}
 }
 
-func addrsOf(ifi net.Interface) []netip.Addr {
-	v4, v6 := ifaceAddrs(ifi)
-	return append(v4, v6...)
+// Bounds on what a question may make the advertiser do: questions looked
+// at (after the first maxQuestions the known answers cannot be found, so
+// they are ignored too) and known answers compared (RFC 6762 §7.1 lets an
+// asker spread them over several packets; past the first maxKnown a
+// record may be answered that the asker knew, which costs one packet).
+const (
+	maxQuestions = 16
+	maxKnown     = 32
+)
+
+// parseQuery reads a question packet, if b is one, looking at no more
+// than maxQuestions questions and maxKnown known answers however many the
+// packet holds: the header is checked and its counts capped before
+// anything else is parsed. b is the caller's and is changed.
+func parseQuery(b []byte) (*dns.Msg, bool) {
+	if len(b) < 12 || b[2]&0x80 != 0 || (b[2]>>3)&0xf != dns.OpcodeQuery {
+		return nil, false // a response, or not DNS
+	}
+	qd, an := binary.BigEndian.Uint16(b[4:]), binary.BigEndian.Uint16(b[6:])
+	if qd == 0 {
+		return nil, false
+	}
+	if qd > maxQuestions {
+		qd, an = maxQuestions, 0
+	}
+	binary.BigEndian.PutUint16(b[4:], qd)
+	binary.BigEndian.PutUint16(b[6:], min(an, maxKnown))
+	binary.BigEndian.PutUint32(b[8:], 0) // authority and additional: not ours to read
+	q := new(dns.Msg)
+	if q.Unpack(b) != nil || len(q.Question) == 0 {
+		return nil, false
+	}
+	return q, true
 }
 
 // answer replies to a question about the service: by multicast on the
 // interface it came in on, or straight back to a one-shot asker that
 // did not send from port 5353 (RFC 6762 §6.7).
 func (a *advertiser) answer(p packet) {
-	var q dns.Msg
-	if q.Unpack(p.data) != nil || q.Response || q.Opcode != dns.OpcodeQuery || len(q.Question) == 0 || len(q.Question) > maxRecords {
+	q, ok := parseQuery(p.data)
+	if !ok {
 		return
 	}
 	l, _ := a.m.link(p.ifIndex)
 	legacy := p.src.Port() != mdnsPort
-	ans, extra := a.records(q.Question, addrsOf(l.ifi), legacy)
-	ans = suppressKnown(ans, q.Answer)
-	if len(ans) == 0 || !a.limit.allow(p.ifIndex, q.Question[0], legacy) {
+	r, _ := a.reply(q, p.ifIndex, l.addrs, legacy)
+	if r == nil {
 		return
-	}
-	r := new(dns.Msg)
-	r.Response, r.Authoritative = true, true
-	r.Answer, r.Extra = ans, extra
-	if legacy {
-		r.Id, r.Question = q.Id, q.Question[:1]
 	}
 	b, err := r.Pack()
 	if err != nil {
@@ -206,6 +266,53 @@ func (a *advertiser) answer(p packet) {
 		return
 	}
 	a.m.multicast(b, p.ifIndex)
+}
+
+// reply is the answer to q on interface ifIndex with addresses ips, or nil
+// when there is none to send. The rate limit comes before the known-answer
+// comparison, the only work that grows with the packet; compared counts
+// that work.
+func (a *advertiser) reply(q *dns.Msg, ifIndex int, ips []netip.Addr, legacy bool) (r *dns.Msg, compared int) {
+	qs := uniqueQuestions(q.Question)
+	ans, extra := a.records(qs, ips, legacy)
+	ans = uniqueRecords(ans)
+	if legacy && (len(ans) == 0 || !a.limit.allowUnicast()) {
+		return nil, 0
+	}
+	if !legacy {
+		ans = a.limit.due(ifIndex, ans)
+	}
+	if len(ans) == 0 {
+		return nil, 0
+	}
+	ans, compared = suppressKnown(ans, q.Answer)
+	if len(ans) == 0 {
+		return nil, compared
+	}
+	if !legacy {
+		a.limit.sent(ifIndex, ans)
+	}
+	r = new(dns.Msg)
+	r.Response, r.Authoritative = true, true
+	r.Answer, r.Extra = ans, extra
+	if legacy {
+		r.Id, r.Question = q.Id, qs[:1]
+	}
+	return r, compared
+}
+
+// uniqueQuestions drops repeated questions (name, type and class, the
+// unicast-response bit aside).
+func uniqueQuestions(qs []dns.Question) []dns.Question {
+	out := make([]dns.Question, 0, len(qs))
+	for _, q := range qs {
+		if !slices.ContainsFunc(out, func(o dns.Question) bool {
+			return o.Qtype == q.Qtype && o.Qclass&^(1<<15) == q.Qclass&^(1<<15) && equalName(o.Name, q.Name)
+		}) {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // records returns the answers to the questions and the additional records
@@ -248,34 +355,50 @@ func (a *advertiser) records(qs []dns.Question, ips []netip.Addr, legacy bool) (
 	return ans, extra
 }
 
-// suppressKnown drops answers the asker listed as known with at least half
-// their TTL left (RFC 6762 §7.1).
-func suppressKnown(ans, known []dns.RR) []dns.RR {
-	if len(known) == 0 {
-		return ans
-	}
-	out := ans[:0]
-	for _, rr := range ans {
-		if !isKnown(rr, known) {
+// uniqueRecords drops records asked for twice (ANY and SRV of the
+// instance, A and ANY of the host).
+func uniqueRecords(rrs []dns.RR) []dns.RR {
+	out := rrs[:0]
+	for _, rr := range rrs {
+		if !slices.ContainsFunc(out, func(o dns.RR) bool { return dns.IsDuplicate(o, rr) }) {
 			out = append(out, rr)
 		}
 	}
 	return out
 }
 
-func isKnown(rr dns.RR, known []dns.RR) bool {
-	for _, k := range known {
-		if k.Header().Ttl >= rr.Header().Ttl/2 && dns.IsDuplicate(copyClass(k, rr), rr) {
-			return true
+// suppressKnown drops answers the asker listed as known with at least half
+// their TTL left (RFC 6762 §7.1). compared counts the record comparisons,
+// each a few field checks without copying.
+func suppressKnown(ans, known []dns.RR) (out []dns.RR, compared int) {
+	if len(known) == 0 {
+		return ans, 0
+	}
+	out = ans[:0]
+	for _, rr := range ans {
+		dup := false
+		for _, k := range known {
+			compared++
+			if k.Header().Ttl >= rr.Header().Ttl/2 && sameRecord(k, rr) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, rr)
 		}
 	}
-	return false
+	return out, compared
 }
 
-// copyClass gives k rr's class so the cache-flush bit does not hide a
-// duplicate.
-func copyClass(k, rr dns.RR) dns.RR {
-	k = dns.Copy(k)
-	k.Header().Class = rr.Header().Class
-	return k
+// sameRecord says whether the asker's record k is our rr, TTL and the
+// cache-flush bit aside. k is the asker's, parsed for this question only:
+// its class is set to rr's so that dns.IsDuplicate compares the rest.
+func sameRecord(k, rr dns.RR) bool {
+	kh, h := k.Header(), rr.Header()
+	if kh.Rrtype != h.Rrtype || kh.Class&^(1<<15) != h.Class&^(1<<15) {
+		return false
+	}
+	kh.Class = h.Class
+	return dns.IsDuplicate(k, rr)
 }

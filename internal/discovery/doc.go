@@ -19,6 +19,15 @@
 // asker's), with only that interface's addresses. The advertiser announces
 // itself at start and says goodbye (TTL 0) when stopped.
 //
+// Only neighbours are heard (RFC 6762 §11): a packet whose source is
+// neither IPv6 link-local nor inside a prefix of the interface it came in
+// on is dropped unread, so a hub on a public address tells nobody beyond
+// its links its names, addresses or ports. A question costs bounded work:
+// the header is checked and at most 16 questions and 32 known answers are
+// parsed, each record is multicast on an interface at most once a second
+// whichever question asked for it, and that limit (and the 20 a second
+// for one-shot askers) comes before the known answers are compared.
+//
 // Everything received is checked before use (parse.go): bounded packet and
 // record counts, ports 1..65535, the TXT version, a well-formed pin prefix,
 // instance names of printable UTF-8; anything else is ignored.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/pifleet/pifleet/internal/testenv/netnstest"
 )
@@ -34,11 +37,13 @@ func TestMain(m *testing.M) {
 // runRole is a child: "advertise" (Service as JSON in
 // PIFLEET_DISCOVERY_SERVICE, until stdin closes), "find" (prints the hubs as
 // JSON), "find-oneshot" (the same from a port other than 5353), "find-pin"
-// (FindPin of PIFLEET_DISCOVERY_PIN) or "watch" (prints "seen" when a hub appears and "gone" when it
-// says goodbye).
+// (FindPin of PIFLEET_DISCOVERY_PIN), "watch" (prints "seen" when a hub appears and "gone" when it
+// says goodbye) or "ask" (one-shot questions, see ask).
 func runRole(role string) int {
 	ctx := context.Background()
 	switch role {
+	case "ask":
+		return ask(strings.Fields(os.Getenv("PIFLEET_DISCOVERY_ASK")))
 	case "advertise":
 		var s Service
 		if err := json.Unmarshal([]byte(os.Getenv("PIFLEET_DISCOVERY_SERVICE")), &s); err != nil {
@@ -340,5 +345,73 @@ func TestNetnsTwoHubs(t *testing.T) {
 	hubs = findAs(t, pi, "find-pin", "PIFLEET_DISCOVERY_PIN="+strings.ToUpper(other.CAPin))
 	if len(hubs) != 1 || hubs[0].Instance != "other hub" {
 		t.Fatalf("FindPin: got %+v, want only %q", hubs, "other hub")
+	}
+}
+
+// ask sends a one-shot PTR question for each SRC>DST pair, from SRC to
+// DST port 5353, and prints "answered SRC" or "silent SRC" once an answer
+// came or askWait passed.
+func ask(pairs []string) int {
+	out := make([]string, len(pairs))
+	var wg sync.WaitGroup
+	for i, pair := range pairs {
+		src, dst, _ := strings.Cut(pair, ">")
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(src), 0)))
+		if err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		defer c.Close()
+		q := new(dns.Msg)
+		q.SetQuestion(serviceName, dns.TypePTR)
+		b, _ := q.Pack()
+		if _, err := c.WriteToUDPAddrPort(b, netip.AddrPortFrom(netip.MustParseAddr(dst), mdnsPort)); err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = "silent " + src
+			c.SetReadDeadline(time.Now().Add(askWait))
+			buf := make([]byte, maxPacket)
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				var r dns.Msg
+				if r.Unpack(buf[:n]) == nil && r.Response && len(r.Answer) > 0 {
+					out[i] = "answered " + src
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, l := range out {
+		fmt.Println(l)
+	}
+	return 0
+}
+
+// askWait is how long ask waits for an answer that should not come; one
+// that does comes within milliseconds over a veth pair.
+const askWait = 2 * time.Second
+
+// The advertiser answers only neighbours on the link (RFC 6762 §11): a
+// one-shot question from an address routed to the hub, not on its link,
+// gets no answer, though the hub could reach the asker; the same question
+// from the link is answered.
+func TestNetnsOffLinkQuestionUnanswered(t *testing.T) {
+	hub, pi := lan(t, true, true)
+	pi.IP("addr", "add", "198.51.100.2/24", "dev", "vb")
+	pi.IP("addr", "add", "2001:db8:1::2/64", "dev", "vb", "nodad")
+	hub.IP("route", "add", "198.51.100.0/24", "via", "192.0.2.2")
+	hub.IP("-6", "route", "add", "2001:db8:1::/64", "via", "2001:db8::2")
+	advertiseIn(t, hub, testService)
+	a := startRole(t, pi, "ask", "PIFLEET_DISCOVERY_ASK=198.51.100.2>192.0.2.1 2001:db8:1::2>2001:db8::1 192.0.2.2>192.0.2.1 2001:db8::2>2001:db8::1")
+	for _, want := range []string{"silent 198.51.100.2", "silent 2001:db8:1::2", "answered 192.0.2.2", "answered 2001:db8::2"} {
+		a.waitLine(want, 15*time.Second)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 )
@@ -232,40 +231,5 @@ func TestHostLabel(t *testing.T) {
 		if got := hostLabel(in); got != want {
 			t.Errorf("hostLabel(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-func TestAnswerLimit(t *testing.T) {
-	now := time.Unix(1000, 0)
-	l := answerLimit{now: func() time.Time { return now }}
-	ptr := dns.Question{Name: serviceName, Qtype: dns.TypePTR, Qclass: dns.ClassINET}
-	if !l.allow(2, ptr, false) {
-		t.Fatal("first multicast answer refused")
-	}
-	if l.allow(2, ptr, false) {
-		t.Error("a second multicast answer within a second was allowed")
-	}
-	if !l.allow(3, ptr, false) {
-		t.Error("the same question on another interface was refused")
-	}
-	if !l.allow(2, dns.Question{Name: serviceName, Qtype: dns.TypeANY}, false) {
-		t.Error("another question was refused")
-	}
-	now = now.Add(time.Second)
-	if !l.allow(2, ptr, false) {
-		t.Error("the question a second later was refused")
-	}
-	got := 0
-	for range 3 * unicastPerSecond {
-		if l.allow(2, ptr, true) {
-			got++
-		}
-	}
-	if got != unicastPerSecond {
-		t.Errorf("%d unicast answers in one second, want %d", got, unicastPerSecond)
-	}
-	now = now.Add(time.Second)
-	if !l.allow(2, ptr, true) {
-		t.Error("a unicast answer in the next second was refused")
 	}
 }

@@ -40,12 +40,32 @@ type mconn struct {
 	links map[int]link // by interface index
 }
 
-// link is an interface in use: the families joined, its addresses as of
-// the last refresh.
+// link is an interface in use: the families joined, its addresses and
+// their prefixes as of the last refresh.
 type link struct {
 	ifi    net.Interface
 	v4, v6 bool
 	addrs  []netip.Addr
+	nets   []netip.Prefix
+}
+
+// onLink says whether src can be a neighbour on this link (RFC 6762 §11):
+// an IPv6 link-local address (routers never forward those), or an address
+// inside one of the interface's prefixes. Anything else came through a
+// router, from a host that has no business asking: a hub on a cloud
+// machine must not tell the Internet its names, addresses and ports.
+func (l link) onLink(src netip.Addr) bool {
+	src = src.Unmap()
+	if src.Is6() && src.IsLinkLocalUnicast() {
+		return true
+	}
+	src = src.WithZone("")
+	for _, p := range l.nets {
+		if p.Contains(src) {
+			return true
+		}
+	}
+	return false
 }
 
 // reuse lets several mDNS stacks share port 5353, as avahi-daemon does
@@ -81,9 +101,9 @@ func multicastInterfaces() ([]net.Interface, error) {
 	return out, nil
 }
 
-// ifaceAddrs returns an interface's unicast addresses (IPv6 link-local
-// without zone: the record carries none).
-func ifaceAddrs(ifi net.Interface) (v4, v6 []netip.Addr) {
+// ifaceNets returns an interface's unicast addresses with their prefix
+// lengths (IPv6 link-local without zone: the record carries none).
+func ifaceNets(ifi net.Interface) (v4, v6 []netip.Prefix) {
 	addrs, err := ifi.Addrs()
 	if err != nil {
 		return nil, nil
@@ -94,13 +114,14 @@ func ifaceAddrs(ifi net.Interface) (v4, v6 []netip.Addr) {
 			continue
 		}
 		ip, ok := netip.AddrFromSlice(p.IP)
+		ones, _ := p.Mask.Size()
 		if !ok || !usable(ip.Unmap()) {
 			continue
 		}
 		if ip = ip.Unmap(); ip.Is4() {
-			v4 = append(v4, ip)
+			v4 = append(v4, netip.PrefixFrom(ip, ones))
 		} else {
-			v6 = append(v6, ip)
+			v6 = append(v6, netip.PrefixFrom(ip, ones))
 		}
 	}
 	return v4, v6
@@ -164,7 +185,7 @@ func (m *mconn) refresh() (changed []int, err error) {
 	defer m.mu.Unlock()
 	seen := map[int]bool{}
 	for _, ifi := range ifaces {
-		v4, v6 := ifaceAddrs(ifi)
+		v4, v6 := ifaceNets(ifi)
 		l, had := m.links[ifi.Index]
 		l.ifi = ifi
 		if len(v4) > 0 && !l.v4 && m.p4 != nil {
@@ -176,11 +197,14 @@ func (m *mconn) refresh() (changed []int, err error) {
 		if !l.v4 && !l.v6 {
 			continue
 		}
-		addrs := append(v4, v6...)
-		if !had || !slices.Equal(addrs, l.addrs) {
+		nets := append(v4, v6...)
+		if !had || !slices.Equal(nets, l.nets) {
 			changed = append(changed, ifi.Index)
 		}
-		l.addrs = addrs
+		l.nets, l.addrs = nets, nil
+		for _, p := range nets {
+			l.addrs = append(l.addrs, p.Addr())
+		}
 		m.links[ifi.Index] = l
 		seen[ifi.Index] = true
 	}
@@ -254,15 +278,20 @@ func (m *mconn) read6() {
 	}
 }
 
-// deliver passes on packets that came in on a joined interface; a full
-// queue drops them (a flood must not block the reader).
+// deliver passes on packets that came in on a joined interface from a
+// neighbour on that link; a full queue drops them (a flood must not block
+// the reader).
 func (m *mconn) deliver(b []byte, src net.Addr, ifIndex int) {
 	ua, ok := src.(*net.UDPAddr)
-	if _, inUse := m.link(ifIndex); !ok || !inUse || len(b) > maxPacket {
+	if !ok || len(b) > maxPacket {
+		return
+	}
+	from := ua.AddrPort()
+	if l, inUse := m.link(ifIndex); !inUse || !l.onLink(from.Addr()) {
 		return
 	}
 	select {
-	case m.in <- packet{data: append([]byte(nil), b...), src: ua.AddrPort(), ifIndex: ifIndex}:
+	case m.in <- packet{data: append([]byte(nil), b...), src: from, ifIndex: ifIndex}:
 	default:
 	}
 }
