@@ -22,31 +22,34 @@ var browsePorts = []int{mdnsPort, 0}
 // well-formed answers count. It returns an error only when it cannot open
 // a socket or ctx ends first; no hub is an empty list.
 func Find(ctx context.Context, timeout time.Duration) ([]Hub, error) {
-	return browse(ctx, timeout, func([]Hub) bool { return false })
+	return browse(ctx, timeout, newBrowseCache(), func([]Hub) bool { return false }, 0)
 }
 
-// FindPin is Find that returns as soon as a hub whose CAPin matches pin
-// (the hex SHA-256 of the fleet CA, as in an enrolment token) has answered;
-// the list then holds the matching hubs seen so far. After timeout it
-// returns what matched, which may be nothing.
+// FindPin is Find for the hubs whose CAPin matches pin (the hex SHA-256 of
+// the fleet CA, as in an enrolment token): others are dropped as they
+// answer, so they never fill the list. Once one has answered it listens
+// matchGrace longer, then returns the matching hubs in the order they
+// answered: the pin prefix is public, so the first may be a fake that
+// fails the enrolment's pin check and the caller tries the next. After
+// timeout it returns what matched, which may be nothing.
 func FindPin(ctx context.Context, timeout time.Duration, pin string) ([]Hub, error) {
-	var match []Hub
-	_, err := browse(ctx, timeout, func(hubs []Hub) bool {
-		match = match[:0]
-		for _, h := range hubs {
-			if h.MatchesPin(pin) {
-				match = append(match, h)
-			}
-		}
-		return len(match) > 0
-	})
+	prefix, err := pinPrefix(pin)
 	if err != nil {
 		return nil, err
 	}
-	return match, nil
+	c := newBrowseCache()
+	c.pin = prefix
+	return browse(ctx, timeout, c, func(hubs []Hub) bool { return len(hubs) > 0 }, matchGrace)
 }
 
-func browse(ctx context.Context, timeout time.Duration, enough func([]Hub) bool) ([]Hub, error) {
+// matchGrace is how long FindPin listens on after the first match: every
+// responder on the link answers the same question at once, so the real
+// hub's answer comes within it even when a fake's came first.
+var matchGrace = 2 * time.Second
+
+// browse asks until timeout, or until grace after enough says the hubs
+// in cache are enough.
+func browse(ctx context.Context, timeout time.Duration, cache *browseCache, enough func([]Hub) bool, grace time.Duration) ([]Hub, error) {
 	var m *mconn
 	var err error
 	for _, p := range browsePorts {
@@ -71,8 +74,9 @@ func browse(ctx context.Context, timeout time.Duration, enough func([]Hub) bool)
 	if err != nil {
 		return nil, err
 	}
-	cache := newBrowseCache()
+	end := time.Now().Add(timeout)
 	deadline := time.NewTimer(timeout)
+	graceStarted := false
 	defer deadline.Stop()
 	ask := time.NewTimer(0)
 	defer ask.Stop()
@@ -91,8 +95,17 @@ func browse(ctx context.Context, timeout time.Duration, enough func([]Hub) bool)
 			}
 		case p := <-m.in:
 			cache.add(p.data, p.src.Addr(), zoneOf(m, p))
+			if graceStarted {
+				continue
+			}
 			if hubs := cache.hubs(); enough(hubs) {
-				return hubs, nil
+				if grace <= 0 {
+					return hubs, nil
+				}
+				graceStarted = true
+				if deadline.Stop() {
+					deadline.Reset(min(grace, time.Until(end)))
+				}
 			}
 		}
 	}

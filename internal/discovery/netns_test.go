@@ -38,12 +38,15 @@ func TestMain(m *testing.M) {
 // PIFLEET_DISCOVERY_SERVICE, until stdin closes), "find" (prints the hubs as
 // JSON), "find-oneshot" (the same from a port other than 5353), "find-pin"
 // (FindPin of PIFLEET_DISCOVERY_PIN), "watch" (prints "seen" when a hub appears and "gone" when it
-// says goodbye) or "ask" (one-shot questions, see ask).
+// says goodbye), "ask" (one-shot questions, see ask) or "fake-hub" (see
+// fakeHub).
 func runRole(role string) int {
 	ctx := context.Background()
 	switch role {
 	case "ask":
 		return ask(strings.Fields(os.Getenv("PIFLEET_DISCOVERY_ASK")))
+	case "fake-hub":
+		return fakeHub()
 	case "advertise":
 		var s Service
 		if err := json.Unmarshal([]byte(os.Getenv("PIFLEET_DISCOVERY_SERVICE")), &s); err != nil {
@@ -65,6 +68,9 @@ func runRole(role string) int {
 	case "find", "find-pin":
 		var hubs []Hub
 		var err error
+		if g, err := time.ParseDuration(os.Getenv("PIFLEET_DISCOVERY_GRACE")); err == nil {
+			matchGrace = g
+		}
 		if pin := os.Getenv("PIFLEET_DISCOVERY_PIN"); role == "find-pin" {
 			hubs, err = FindPin(ctx, 10*time.Second, pin)
 		} else {
@@ -79,7 +85,7 @@ func runRole(role string) int {
 	case "watch":
 		fmt.Println("watching")
 		seen, gone := false, false
-		_, err := browse(ctx, time.Minute, func(hubs []Hub) bool {
+		_, err := browse(ctx, time.Minute, newBrowseCache(), func(hubs []Hub) bool {
 			if len(hubs) > 0 && !seen {
 				seen = true
 				b, _ := json.Marshal(hubs)
@@ -87,7 +93,7 @@ func runRole(role string) int {
 			}
 			gone = seen && len(hubs) == 0
 			return gone
-		})
+		}, 0)
 		if err != nil || !gone {
 			fmt.Println("error: no goodbye", err)
 			return 1
@@ -413,5 +419,61 @@ func TestNetnsOffLinkQuestionUnanswered(t *testing.T) {
 	a := startRole(t, pi, "ask", "PIFLEET_DISCOVERY_ASK=198.51.100.2>192.0.2.1 2001:db8:1::2>2001:db8::1 192.0.2.2>192.0.2.1 2001:db8::2>2001:db8::1")
 	for _, want := range []string{"silent 198.51.100.2", "silent 2001:db8:1::2", "answered 192.0.2.2", "answered 2001:db8::2"} {
 		a.waitLine(want, 15*time.Second)
+	}
+}
+
+// fakeHub answers like an advertiser for "fake hub", whose pin has the
+// test pin's prefix (public, in every answer of the real hub) and goes on
+// otherwise, so that it is another fleet's CA. It never announces, and
+// prints "answered" after its first answer to a question for the service,
+// until stdin closes.
+func fakeHub() int {
+	a, err := newAdvertiser(Service{Instance: "fake hub", EnrolPort: 9443, MQTTPort: 9883, CAPin: testPin[:16] + strings.Repeat("ee", 24)})
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	defer a.m.close()
+	a.m.refresh()
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		a.m.close()
+		os.Exit(0)
+	}()
+	fmt.Println("listening")
+	said := false
+	for p := range a.m.in {
+		q, ok := parseQuery(append([]byte(nil), p.data...))
+		a.answer(p)
+		if ok && !said && slices.ContainsFunc(q.Question, func(q dns.Question) bool { return equalName(q.Name, serviceName) }) {
+			said = true
+			fmt.Println("answered")
+		}
+	}
+	return 0
+}
+
+// The pin prefix in the TXT record is public: a fake that has it and
+// answers first does not hide the real hub. FindPin listens on after the
+// first match and lists both in the order they answered, so that join
+// passes the fake (which fails the TLS pin check) and reaches the hub.
+func TestNetnsFindPinPastAFake(t *testing.T) {
+	hub, pi := lan(t, true, false)
+	fake := startRole(t, hub, "fake-hub")
+	fake.waitLine("listening", 10*time.Second)
+	find := startRole(t, pi, "find-pin", "PIFLEET_DISCOVERY_PIN="+testPin, "PIFLEET_DISCOVERY_GRACE=5s")
+	fake.waitLine("answered", 15*time.Second)
+	advertiseIn(t, hub, testService) // only now: the fake's answer came first
+	l := find.waitLine("hubs ", 20*time.Second)
+	var hubs []Hub
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(l, "hubs ")), &hubs); err != nil {
+		t.Fatalf("find output %q: %v", l, err)
+	}
+	var names []string
+	for _, h := range hubs {
+		names = append(names, h.Instance)
+	}
+	if want := []string{"fake hub", testService.Instance}; !slices.Equal(names, want) {
+		t.Fatalf("FindPin found %q, want %q (the fake first, then the real hub)", names, want)
 	}
 }

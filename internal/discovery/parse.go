@@ -20,10 +20,16 @@ const (
 )
 
 // browseCache collects what answers say about _pifleet._tcp instances,
-// across packets, until Hubs assembles them.
+// across packets, until Hubs assembles them. With a pin it keeps only
+// instances of that fleet: a TXT with another pin drops the instance, and
+// when the cache is full an instance whose TXT has not come yet makes room
+// for a new one, so a flood of other hubs' (or made-up) instances cannot
+// hide the one a Pi is looking for.
 type browseCache struct {
 	entries map[string]*entry // by lowercased instance full name
 	addrs   map[string][]netip.Addr
+	pin     string // PinPrefixLen lowercase hex digits, or "" for every hub
+	seq     int    // order of the next new entry
 }
 
 type entry struct {
@@ -78,18 +84,51 @@ func (c *browseCache) ptr(p *dns.PTR, src netip.Addr) {
 	}
 	key := strings.ToLower(dns.Fqdn(p.Ptr))
 	if p.Hdr.Ttl == 0 { // goodbye
-		delete(c.entries, key)
+		c.drop(key)
 		return
 	}
 	e := c.entries[key]
 	if e == nil {
-		if len(c.entries) >= maxInstances {
+		if len(c.entries) >= maxInstances && !c.evictPending() {
 			return
 		}
-		e = &entry{instance: inst, order: len(c.entries)}
+		e = &entry{instance: inst, order: c.seq}
+		c.seq++
 		c.entries[key] = e
 	}
 	e.src = src.Unmap()
+}
+
+// evictPending makes room in a cache with a pin: it drops the oldest
+// instance whose TXT has not come yet, and says whether there was one.
+func (c *browseCache) evictPending() bool {
+	if c.pin == "" {
+		return false
+	}
+	oldest := ""
+	for key, e := range c.entries {
+		if !e.haveTXT && (oldest == "" || e.order < c.entries[oldest].order) {
+			oldest = key
+		}
+	}
+	if oldest == "" {
+		return false
+	}
+	c.drop(oldest)
+	return true
+}
+
+// drop forgets an instance, and its host's addresses when no other
+// instance names that host.
+func (c *browseCache) drop(key string) {
+	e := c.entries[key]
+	if e == nil {
+		return
+	}
+	delete(c.entries, key)
+	if e.haveSRV && !c.isTarget(e.target) {
+		delete(c.addrs, e.target)
+	}
 }
 
 // record takes the SRV and TXT of an instance already named by a PTR.
@@ -107,9 +146,17 @@ func (c *browseCache) record(rr dns.RR) {
 			e.haveSRV = false
 			return
 		}
+		old := e.target
 		e.target, e.haveSRV = strings.ToLower(dns.Fqdn(r.Target)), true
+		if old != "" && old != e.target && !c.isTarget(old) {
+			delete(c.addrs, old)
+		}
 	case *dns.TXT:
 		enrol, mqtt, pin, ok := parseTXT(r.Txt)
+		if ok && c.pin != "" && pin != c.pin {
+			c.drop(strings.ToLower(dns.Fqdn(r.Hdr.Name)))
+			return
+		}
 		if r.Hdr.Ttl == 0 || !ok {
 			e.haveTXT = false
 			return

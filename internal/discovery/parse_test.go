@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -230,6 +231,47 @@ func TestHostLabel(t *testing.T) {
 	} {
 		if got := hostLabel(in); got != want {
 			t.Errorf("hostLabel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// With a pin, instances of other fleets are dropped as they come and
+// instances still without a TXT make room, so neither a flood of other
+// hubs nor of bare PTRs fills the cache before the Pi's hub answers; and
+// the addresses of dropped instances are forgotten with them.
+func TestPinCacheFlood(t *testing.T) {
+	otherPin := strings.Repeat("fe", 8)
+	floods := map[string]func(c *browseCache, i int){
+		"other fleets' hubs": func(c *browseCache, i int) {
+			r := testRecords(fmt.Sprintf("fake %d", i))
+			r.host = fmt.Sprintf("fake-%d.local.", i)
+			r.txt = txtFor(8443, 1883, otherPin)
+			c.add(answerTo(t, r, []netip.Addr{netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})}), testSrc, "vb")
+		},
+		"bare PTRs": func(c *browseCache, i int) {
+			c.add(pack(t, []dns.RR{testRecords(fmt.Sprintf("fake %d", i)).ptr(otherTTL)}, nil), testSrc, "vb")
+		},
+		"TXT after the addresses": func(c *browseCache, i int) {
+			r := testRecords(fmt.Sprintf("fake %d", i))
+			r.host = fmt.Sprintf("fake-%d.local.", i)
+			r.txt = txtFor(8443, 1883, otherPin)
+			c.add(pack(t, []dns.RR{r.ptr(otherTTL), r.srv(hostTTL, true)}, r.addrs(testIPs[:1], hostTTL, true)), testSrc, "vb")
+			c.add(pack(t, []dns.RR{r.txtRR(otherTTL, true)}, nil), testSrc, "vb")
+		},
+	}
+	for name, flood := range floods {
+		c := newBrowseCache()
+		c.pin = testPin[:16]
+		for i := range 3 * maxInstances {
+			flood(c, i)
+		}
+		c.add(answerTo(t, testRecords("real hub"), testIPs[:1]), testSrc, "vb")
+		got := c.hubs()
+		if len(got) != 1 || got[0].Instance != "real hub" {
+			t.Errorf("%s: got %+v, want the real hub alone", name, got)
+		}
+		if len(c.entries) > maxInstances || len(c.addrs) > 1 {
+			t.Errorf("%s: %d instances and %d hosts' addresses kept, want at most %d and 1", name, len(c.entries), len(c.addrs), maxInstances)
 		}
 	}
 }
