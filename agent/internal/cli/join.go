@@ -84,17 +84,30 @@ func runJoin(ctx context.Context, env Env, args []string) error {
 		}
 		hubs = []string{hub}
 	}
-	var ans enrol.JoinAnswer
-	var hub string
-	for _, hub = range hubs {
-		if ans, err = askHub(ctx, hub, tok, f.id); err == nil || !errors.Is(err, errUnreachable) {
-			break
-		}
-	}
+	hub, ans, err := askFirst(ctx, hubs, tok, f.id)
 	if err != nil {
 		return err
 	}
 	return f.install(ctx, env, hub, ans)
+}
+
+// askFirst asks the hub addresses in turn and returns the first answer.
+// It moves on from an address that does not answer or whose certificate
+// is not from the token's CA (the pin prefix --discover matches is public:
+// a fake may answer first), and stops at any other error: a hub of the
+// fleet refused, or this Pi's clock is off.
+func askFirst(ctx context.Context, hubs []string, tok enrol.Token, id string) (string, enrol.JoinAnswer, error) {
+	var errs []error
+	for _, hub := range hubs {
+		ans, err := askHub(ctx, hub, tok, id)
+		if err == nil {
+			return hub, ans, nil
+		}
+		if errs = append(errs, err); !errors.Is(err, errUnreachable) && !errors.Is(err, errWrongCA) {
+			break
+		}
+	}
+	return "", enrol.JoinAnswer{}, errors.Join(errs...)
 }
 
 // discoverHub finds the hub whose CA pin starts like the token's and
@@ -144,9 +157,12 @@ func hubAddr(s string) (string, error) {
 	return s, nil
 }
 
-// errUnreachable is a hub address that did not answer; --discover then
-// tries the next.
-var errUnreachable = errors.New("cannot reach the hub")
+// errUnreachable is a hub address that did not answer, errWrongCA one
+// that is not the token's hub; --discover then tries the next.
+var (
+	errUnreachable = errors.New("cannot reach the hub")
+	errWrongCA     = errors.New("its certificate is not from the fleet CA this token was made for (another machine on that address, or another hub)")
+)
 
 // askHub sends the join request over TLS that trusts only the pinned CA,
 // and checks that the CA in the answer is that one.
@@ -163,7 +179,7 @@ func askHub(ctx context.Context, hub string, tok enrol.Token, id string) (enrol.
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, enrol.ErrPinMismatch) {
-			return enrol.JoinAnswer{}, fmt.Errorf("refusing %s: its certificate is not from the fleet CA this token was made for (another machine on that address, or another hub)", hub)
+			return enrol.JoinAnswer{}, fmt.Errorf("refusing %s: %w", hub, errWrongCA)
 		}
 		if errors.Is(err, enrol.ErrClock) {
 			return enrol.JoinAnswer{}, fmt.Errorf("refusing %s for now: %v", hub, unwrapURL(err))

@@ -1,6 +1,14 @@
 package cli
 
 import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
@@ -71,5 +79,71 @@ func TestCheckAnswer(t *testing.T) {
 		if (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%s: got %v, want %q", tc.name, err, tc.err)
 		}
+	}
+}
+
+// enrolServer is an HTTPS enrolment listener on loopback with a server
+// certificate from ca that answers every request with status and body.
+func enrolServer(t *testing.T, ca *pki.CA, status int, body any) string {
+	t.Helper()
+	certPEM, keyPEM, err := ca.Issue(pki.Server, "hub", []string{"127.0.0.1"}, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(append(certPEM, ca.CertPEM...), keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(body)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// closedAddr is a loopback address where nothing listens.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// --discover may find a fake first (the pin prefix it matches is public):
+// join passes addresses that do not answer and hubs of another CA, and
+// joins the real hub; a refusal from the real hub ends the search.
+func TestAskFirstPassesFakes(t *testing.T) {
+	now := time.Now()
+	ca, _, _ := pki.NewCA("fleet", now, time.Hour)
+	other, _, _ := pki.NewCA("fake", now, time.Hour)
+	tok, err := enrol.NewToken(enrol.PinOf(ca.Cert.Raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	fake := enrolServer(t, other, http.StatusOK, enrol.JoinAnswer{ID: "pi-1", CAPEM: string(other.CertPEM), Password: "pw"})
+	genuine := enrolServer(t, ca, http.StatusOK, enrol.JoinAnswer{ID: "pi-1", CAPEM: string(ca.CertPEM), Password: "pw"})
+	refusing := enrolServer(t, ca, http.StatusForbidden, enrol.ErrorAnswer{Error: "token already used"})
+	closed := closedAddr(t)
+
+	hub, ans, err := askFirst(ctx, []string{closed, fake, genuine}, tok, "pi-1")
+	if err != nil || hub != genuine || ans.ID != "pi-1" {
+		t.Fatalf("unreachable, fake, real: got %q, %+v, %v; want the real hub %s", hub, ans, err, genuine)
+	}
+	_, _, err = askFirst(ctx, []string{fake, closed}, tok, "pi-1")
+	if err == nil || !strings.Contains(err.Error(), "not from the fleet CA") || !strings.Contains(err.Error(), "cannot reach") {
+		t.Errorf("fake, unreachable: got %v, want both failures", err)
+	}
+	hub, _, err = askFirst(ctx, []string{refusing, genuine}, tok, "pi-1")
+	if err == nil || !strings.Contains(err.Error(), "token already used") || hub != "" {
+		t.Errorf("refusing hub first: got %q, %v; want its refusal and no second try", hub, err)
 	}
 }
