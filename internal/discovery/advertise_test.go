@@ -25,7 +25,7 @@ func query(qs ...dns.Question) *dns.Msg {
 // A record is multicast on an interface at most once a second, whichever
 // question asks for it: a random question put first does not make the
 // same answer due again (the limit was once keyed on the first question).
-func TestAnswerLimitPerRecord(t *testing.T) {
+func TestAnswerLimit(t *testing.T) {
 	now := time.Unix(1000, 0)
 	a := testAdvertiser(&now)
 	ptr := question(serviceName, dns.TypePTR)
@@ -106,7 +106,7 @@ func TestKnownAnswerSuppression(t *testing.T) {
 // every question one it answers, then as many known answers as fit that
 // look like its own (same name and type, another address), so that each
 // needs a full comparison.
-func worstQuery(t *testing.T, r recordSet) []byte {
+func worstQuery(t testing.TB, r recordSet) []byte {
 	t.Helper()
 	m := new(dns.Msg)
 	m.Question = []dns.Question{

@@ -8,7 +8,10 @@
 // The service's SRV record carries the enrolment port; its TXT record
 // carries v=1 (the record format), enrol=PORT, mqtt=PORT and pin=PREFIX,
 // the first 16 hex digits of the SHA-256 pin of the fleet CA certificate,
-// so a Pi holding a token picks the right hub when several answer.
+// so a Pi holding a token picks the right hub when several answer. The
+// prefix is public: FindPin drops other fleets' instances as they answer
+// (so a flood of them cannot fill its list), listens two seconds past the
+// first match, and returns every match, for join to try each in turn.
 //
 // The wire format comes from github.com/miekg/dns; the multicast sockets
 // are this package's own (socket.go): UDP 5353 bound with SO_REUSEADDR and
