@@ -129,7 +129,7 @@ func TestVerifyPinned(t *testing.T) {
 }
 
 func TestWriteFiles(t *testing.T) {
-	root := t.TempDir()
+	root := filepath.Join(t.TempDir(), "sd") // made by WriteFiles
 	c := enrol.PiConfig{ID: "pi-1", Broker: "mqtts://192.0.2.1:8883", ServerName: "pifleet-hub", CAPEM: []byte("CA\n"),
 		HubKey: "KEY", Labels: []string{"lab", "shelf"}, Password: "pw", Origin: "a test"}
 	files, err := c.Files()
@@ -166,6 +166,92 @@ func TestWriteFiles(t *testing.T) {
 	}
 	if _, err := (enrol.PiConfig{ID: "x"}).Files(); err == nil {
 		t.Errorf("a Pi without a login: no error")
+	}
+}
+
+// TestWriteFilesRefusesLinks: preparing an SD card never writes through a
+// symbolic link on it (one to the preparing machine's /etc, say): not for
+// etc, etc/pifleet, etc/default, nor for a file itself.
+func TestWriteFilesRefusesLinks(t *testing.T) {
+	files, err := enrol.PiConfig{ID: "pi-1", Broker: "mqtts://192.0.2.1:8883", CAPEM: []byte("CA\n"), HubKey: "KEY",
+		Password: "pw", Origin: "a test"}.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, link := range []string{"etc", "etc/pifleet", "etc/default", "etc/default/pifleet-agent", "etc/pifleet/device.password"} {
+		t.Run(strings.ReplaceAll(link, "/", "_"), func(t *testing.T) {
+			root, outside := t.TempDir(), t.TempDir()
+			target := outside
+			if strings.Count(link, "/") == 2 { // a file: the link points at a file outside
+				target = filepath.Join(outside, "victim")
+				if err := os.WriteFile(target, []byte("precious\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.MkdirAll(filepath.Join(root, filepath.Dir(link)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+				t.Fatal(err)
+			}
+			err := enrol.WriteFiles(root, files, -1)
+			if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+				t.Errorf("WriteFiles with %s a symlink: %v; want a refusal naming the symbolic link", link, err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(outside, "victim")); len(b) > 0 && string(b) != "precious\n" {
+				t.Errorf("the file outside the root was changed: %q", b)
+			}
+			ents, _ := os.ReadDir(outside)
+			for _, e := range ents {
+				if e.Name() != "victim" {
+					t.Errorf("WriteFiles wrote %s outside the root", e.Name())
+				}
+			}
+		})
+	}
+}
+
+// TestAgentGID: under a root other than /, the group comes from that
+// root's etc/group, never this machine's.
+func TestAgentGID(t *testing.T) {
+	root := t.TempDir()
+	if _, ok, err := enrol.AgentGID(filepath.Join(root, "not-yet")); ok || err != nil {
+		t.Errorf("no root yet: ok=%v err=%v; want not found", ok, err)
+	}
+	if _, ok, err := enrol.AgentGID(root); ok || err != nil {
+		t.Errorf("no etc/group: ok=%v err=%v; want not found", ok, err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(s string) {
+		if err := os.WriteFile(filepath.Join(root, "etc/group"), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("root:x:0:\npifleetx:x:7:\n")
+	if _, ok, err := enrol.AgentGID(root); ok || err != nil {
+		t.Errorf("no pifleet line: ok=%v err=%v", ok, err)
+	}
+	write("root:x:0:\npifleet:x:4242:pi\nusers:x:100:\n")
+	if gid, ok, err := enrol.AgentGID(root); gid != 4242 || !ok || err != nil {
+		t.Errorf("AgentGID = %d %v %v; want 4242", gid, ok, err)
+	}
+	write("pifleet:x:many:\n")
+	if _, _, err := enrol.AgentGID(root); err == nil {
+		t.Error("a bad gid: no error")
+	}
+	// A link out of the root is not read.
+	outside := filepath.Join(t.TempDir(), "group")
+	if err := os.WriteFile(outside, []byte("pifleet:x:4343:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(root, "etc/group"))
+	if err := os.Symlink(outside, filepath.Join(root, "etc/group")); err != nil {
+		t.Fatal(err)
+	}
+	if gid, ok, _ := enrol.AgentGID(root); ok {
+		t.Errorf("read the group %d through a link out of the root", gid)
 	}
 }
 

@@ -1,12 +1,17 @@
 package enrol
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Where the packaged pifleet-agent unit reads its settings.
@@ -79,64 +84,167 @@ func (c PiConfig) Files() ([]PiFile, error) {
 	return files, nil
 }
 
-// WriteFiles writes files under root ("/" on the Pi) as root would: each
-// file atomically (a temporary file renamed over the old one), owner
-// root, group gid for Group files (gid < 0: root's group), and PiDir
-// 0750 with the same group. A file is never world-readable on the way.
+// WriteFiles writes files under root ("/" on the Pi, or an SD card's
+// root) as root would: each file atomically (a temporary file renamed
+// over the old one), owner root, group gid for Group files (gid < 0:
+// root's group), and PiDir 0750 with the same group. A file is never
+// world-readable on the way. Nothing is written through a symbolic link:
+// the directories on the way (etc, etc/pifleet, etc/default) and the
+// files themselves must not be links, and every step stays inside root.
 func WriteFiles(root string, files []PiFile, gid int) error {
 	if gid < 0 {
 		gid = 0
 	}
-	dir := filepath.Join(root, PiDir)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
-	if err := chown(dir, gid, 0o750); err != nil {
+	r, err := os.OpenRoot(root)
+	if err != nil {
 		return err
+	}
+	defer r.Close()
+	dir, err := ensureDir(r, root, PiDir, 0o750)
+	if err != nil {
+		return err
+	}
+	err = chown(dir, gid, 0o750)
+	if cerr := dir.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(root, PiDir), err)
 	}
 	for _, f := range files {
 		g := 0
 		if f.Group {
 			g = gid
 		}
-		if err := writeFile(filepath.Join(root, f.Path), f.Body, f.Mode, g); err != nil {
+		if err := writeFile(r, root, f.Path, f.Body, f.Mode, g); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func chown(path string, gid int, mode fs.FileMode) error {
-	if err := os.Lchown(path, 0, gid); err != nil && !errors.Is(err, fs.ErrPermission) {
-		return err
+// ensureDir makes the directory path (absolute, under r) and each one on
+// the way that is missing, refuses any that is a symbolic link, and
+// returns the last one open.
+func ensureDir(r *os.Root, root, path string, mode fs.FileMode) (*os.File, error) {
+	rel := strings.TrimPrefix(filepath.Clean(path), "/")
+	parts := strings.Split(rel, "/")
+	for i := range parts {
+		p := filepath.Join(parts[:i+1]...)
+		m := fs.FileMode(0o755)
+		if i == len(parts)-1 {
+			m = mode
+		}
+		if err := r.Mkdir(p, m); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		fi, err := r.Lstat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("%s is a %s, not a directory: refusing to write through it", filepath.Join(root, p), kind(fi))
+		}
 	}
-	return os.Chmod(path, mode)
+	return r.Open(rel)
 }
 
-func writeFile(path string, body []byte, mode fs.FileMode, gid int) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+func kind(fi fs.FileInfo) string {
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return "symbolic link"
+	}
+	return "file"
+}
+
+// chown sets owner root, group gid and mode on an open file. Without the
+// right to chown (not root: tests, an SD card prepared by a user) the
+// owner stays.
+func chown(f *os.File, gid int, mode fs.FileMode) error {
+	if err := f.Chown(0, gid); err != nil && !errors.Is(err, fs.ErrPermission) {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	return f.Chmod(mode)
+}
+
+func writeFile(r *os.Root, root, path string, body []byte, mode fs.FileMode, gid int) error {
+	full := filepath.Join(root, path)
+	dir, err := ensureDir(r, root, filepath.Dir(path), 0o755)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", full, err)
 	}
-	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(0o600)
+	dir.Close()
+	rel := strings.TrimPrefix(filepath.Clean(path), "/")
+	if fi, err := r.Lstat(rel); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("write %s: it is a %s: refusing to replace it", full, kind(fi))
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(filepath.Dir(rel), "."+filepath.Base(rel)+"-"+hex.EncodeToString(rnd[:]))
+	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", full, err)
+	}
+	defer r.Remove(tmp)
+	_, err = f.Write(body)
 	if err == nil {
-		_, err = tmp.Write(body)
+		err = chown(f, gid, mode)
 	}
-	if cerr := tmp.Close(); err == nil {
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = chown(tmp.Name(), gid, mode)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
+		err = r.Rename(tmp, rel)
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", full, err)
 	}
 	return nil
+}
+
+// AgentGID is the id of AgentGroup on the system under root: this
+// machine's group database when root is "/", else root/etc/group (an SD
+// card's own; read without leaving root). ok is false when there is no
+// such group.
+func AgentGID(root string) (gid int, ok bool, err error) {
+	if filepath.Clean(root) == "/" {
+		g, err := user.LookupGroup(AgentGroup)
+		if err != nil {
+			var unknown user.UnknownGroupError
+			if errors.As(err, &unknown) {
+				return 0, false, nil
+			}
+			return 0, false, err
+		}
+		gid, err := strconv.Atoi(g.Gid)
+		return gid, err == nil, err
+	}
+	r, err := os.OpenRoot(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer r.Close()
+	b, err := r.ReadFile("etc/group")
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Split(strings.TrimRight(line, "\n"), ":")
+		if len(f) >= 3 && f[0] == AgentGroup {
+			gid, err := strconv.Atoi(f[2])
+			if err != nil || gid < 0 {
+				return 0, false, fmt.Errorf("%s: group %s has gid %q", filepath.Join(root, "etc/group"), AgentGroup, f[2])
+			}
+			return gid, true, nil
+		}
+	}
+	return 0, false, nil
 }

@@ -9,12 +9,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -47,11 +47,14 @@ func runJoin(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.id, "id", "", "the id to ask for when the token does not fix one (default: the host name)")
 	fs.StringVar(&f.root, "root", "/", "write the Pi's files under this directory instead of / (an SD card's root)")
 	fs.StringVar(&f.systemctl, "systemctl", "systemctl", "the systemctl program that restarts "+enrol.AgentUnit)
-	fs.BoolVar(&f.restart, "restart", true, "restart (or start) "+enrol.AgentUnit+" once the files are written")
+	fs.BoolVar(&f.restart, "restart", false, "restart (or start) "+enrol.AgentUnit+" of THIS machine once the files are written (default true with --root /; false with another --root: an SD card's Pi starts its own unit when it boots)")
 	fs.BoolVar(&f.discover, "discover", false, "find the hub on the LAN (mDNS, _pifleet._tcp) instead of naming it: the one whose CA pin is the token's")
 	fs.DurationVar(&f.discoverFor, "discover-timeout", 10*time.Second, "how long --discover looks for the hub")
 	if err := flagenv.Parse(fs, args, env); err != nil {
 		return usageErr(err)
+	}
+	if !flagSet(fs, "restart") {
+		f.restart = filepath.Clean(f.root) == "/"
 	}
 	want := 2
 	if f.discover {
@@ -262,11 +265,14 @@ func (f *joinFlags) install(ctx context.Context, env Env, hub string, ans enrol.
 	if err != nil {
 		return err
 	}
-	gid := -1
-	if g, err := user.LookupGroup(enrol.AgentGroup); err == nil {
-		gid, _ = strconv.Atoi(g.Gid)
-	} else {
-		fmt.Fprintf(env.Stderr, "note: there is no group %s (is the pifleet-agent package installed?); the Pi's secrets are root's only\n", enrol.AgentGroup)
+	gid, ok, err := enrol.AgentGID(f.root) // under --root: the SD card's /etc/group, not this machine's
+	if err != nil {
+		return err
+	}
+	if !ok {
+		gid = -1
+		fmt.Fprintf(env.Stderr, "note: there is no group %s in %s (is the pifleet-agent package installed?); the Pi's secrets are root's only\n",
+			enrol.AgentGroup, filepath.Join(f.root, "etc/group"))
 	}
 	if err := enrol.WriteFiles(f.root, files, gid); err != nil {
 		return err
@@ -285,4 +291,11 @@ func (f *joinFlags) install(ctx context.Context, env Env, hub string, ans enrol.
 	}
 	fmt.Fprintf(env.Stdout, "restarted %s\n", enrol.AgentUnit)
 	return nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -194,7 +194,7 @@ func TestEnrolOnePiOverALAN(t *testing.T) {
 	line, token := r.addPi("--labels", "lab,shelf", "pi-lan")
 	t.Logf("add-pi: %s", line)
 	root := filepath.Join(r.dir, "pi-root")
-	out, code := r.join(root, enrolAddr, token)
+	out, code := r.join(root, "--restart", enrolAddr, token) // --root is not /: no restart unless asked
 	if code != 0 {
 		t.Fatalf("join: exit %d:\n%s", code, out)
 	}
