@@ -48,7 +48,8 @@ type Enroller struct {
 	cfg Config
 	log *slog.Logger
 
-	credMu sync.Mutex // one change of the credentials file at a time
+	credMu   sync.Mutex      // one change of the credentials file at a time
+	removing map[string]bool // ids whose remove-pi is under way (under credMu): a join of one is refused
 
 	limitMu  sync.Mutex
 	perAddr  map[string]*loglimit.Limit // join attempts per source address
@@ -63,7 +64,7 @@ func New(cfg Config) *Enroller {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Enroller{cfg: cfg, log: cfg.Logger.With("component", "enrolment"),
+	return &Enroller{cfg: cfg, log: cfg.Logger.With("component", "enrolment"), removing: map[string]bool{},
 		perAddr: map[string]*loglimit.Limit{}, refusals: loglimit.Limit{Per: time.Minute, Burst: 20}}
 }
 
@@ -218,6 +219,11 @@ func (e *Enroller) admit(rec Record, asked string) (enrol.JoinAnswer, error) {
 		return enrol.JoinAnswer{}, err
 	}
 	creds := old.Clone()
+	if e.removing[id] {
+		// Its old session and view entry are still being cut: admitting it
+		// now would let that remove cut the new Pi off instead.
+		return enrol.JoinAnswer{}, refuse(409, fmt.Errorf("the Pi named %q is being removed right now: join again in a moment", id))
+	}
 	if _, _, ok := creds.Find(id); ok {
 		return enrol.JoinAnswer{}, refuse(409, fmt.Errorf("the fleet already has a Pi or hub named %q: join --id ANOTHER, or on the hub: pifleet remove-pi %s", id, id))
 	}
@@ -284,6 +290,9 @@ func (e *Enroller) Remove(ctx context.Context, id string) (RemoveAnswer, error) 
 	}
 	e.credMu.Lock()
 	old, err := credentials.Load(e.cfg.PKI.Credentials)
+	if err == nil && e.removing[id] {
+		err = fmt.Errorf("%q is being removed already", id)
+	}
 	if err == nil {
 		creds := old.Clone()
 		_, hub, enrolled := creds.Find(id)
@@ -296,6 +305,17 @@ func (e *Enroller) Remove(ctx context.Context, id string) (RemoveAnswer, error) 
 		case !e.cfg.Hub.HasDevice(id): // a Pi with no login but still in the view (a remove cut short) is forgotten below
 			err = fmt.Errorf("%w %q: it has no login and the view does not know it", ErrNoPi, id)
 		}
+	}
+	if err == nil {
+		// Until its session is closed and the view forgets it, a join of
+		// the same id is refused (admit): else the end of this remove
+		// would cut off and forget the new Pi.
+		e.removing[id] = true
+		defer func() {
+			e.credMu.Lock()
+			delete(e.removing, id)
+			e.credMu.Unlock()
+		}()
 	}
 	e.credMu.Unlock()
 	if err != nil {

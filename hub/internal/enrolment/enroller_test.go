@@ -26,6 +26,10 @@ type fakeHub struct {
 	kicked []string
 	forgot []string
 	view   map[string]bool
+	// entered, when set, hears the next DisconnectDevice's id, which then
+	// waits for release: a remove-pi caught half-way.
+	entered chan string
+	release chan struct{}
 }
 
 func (f *fakeHub) SetCredentials(c *credentials.File) error {
@@ -38,6 +42,14 @@ func (f *fakeHub) SetCredentials(c *credentials.File) error {
 	return nil
 }
 func (f *fakeHub) DisconnectDevice(id string) (int, error) {
+	f.mu.Lock()
+	entered, release := f.entered, f.release
+	f.entered = nil // only the first call waits
+	f.mu.Unlock()
+	if entered != nil {
+		entered <- id
+		<-release
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.kicked = append(f.kicked, id)
@@ -246,5 +258,56 @@ func TestJoinBeforeTheBrokerRuns(t *testing.T) {
 	h.setErr = nil
 	if ans, err := join(e, add.Token, ""); err != nil || ans.ID != "pi-early" {
 		t.Errorf("the retry: %+v, %v", ans, err)
+	}
+}
+
+// TestRejoinDuringRemove: a join of an id whose remove-pi is still
+// closing its session and forgetting it is refused (409, the use given
+// back) rather than admitted and then cut off by that remove; once the
+// remove is done the same id joins.
+func TestRejoinDuringRemove(t *testing.T) {
+	e, h, _ := newEnroller(t)
+	add, err := e.Add(AddRequest{ID: "pi-r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := join(e, add.Token, ""); err != nil {
+		t.Fatal(err)
+	}
+	h.view["pi-r"] = true
+	entered, release := make(chan string, 1), make(chan struct{})
+	h.entered, h.release = entered, release
+	removed := make(chan error, 1)
+	go func() { _, err := e.Remove(context.Background(), "pi-r"); removed <- err }()
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("remove-pi did not reach DisconnectDevice")
+	}
+
+	again, err := e.Add(AddRequest{ID: "pi-r"}) // its login is gone: a token for the id can be made
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = join(e, again.Token, "")
+	var je *joinError
+	if !errors.As(err, &je) || je.status != 409 || !strings.Contains(err.Error(), "being removed") {
+		t.Errorf("a join of pi-r during its remove: %v; want 409 \"being removed\"", err)
+	}
+	if _, err := e.Remove(context.Background(), "pi-r"); err == nil || !strings.Contains(err.Error(), "being removed") {
+		t.Errorf("a second remove-pi pi-r during the first: %v", err)
+	}
+	close(release)
+	if err := <-removed; err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	if p := e.Pending(); len(p) != 1 || p[0].UsesLeft != 1 {
+		t.Errorf("pending after the refused join: %+v; want its use given back", p)
+	}
+	if _, err := join(e, again.Token, ""); err != nil {
+		t.Fatalf("a join after the remove finished: %v", err)
+	}
+	if _, _, ok := h.creds.Find("pi-r"); !ok || len(h.kicked) != 1 || len(h.forgot) != 1 {
+		t.Errorf("after remove and re-join: login %v, kicked %v, forgot %v; want the new login and one cut", ok, h.kicked, h.forgot)
 	}
 }
