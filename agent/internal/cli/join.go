@@ -4,6 +4,7 @@ package cli
 // (the hub's side is hub/internal/enrolment, the token internal/enrol).
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/x509"
@@ -43,7 +44,8 @@ type joinFlags struct {
 
 func runJoin(ctx context.Context, env Env, args []string) error {
 	var f joinFlags
-	fs := flagenv.NewFlagSet("pifleet-agent join", "usage: pifleet-agent join [--id ID] HUB[:PORT] TOKEN   (as root: the line `pifleet add-pi` printed)\n       pifleet-agent join --discover [--id ID] TOKEN   (find the hub on the LAN by mDNS)", "")
+	fs := flagenv.NewFlagSet("pifleet-agent join", "usage: pifleet-agent join [--id ID] HUB[:PORT] TOKEN   (as root: the line `pifleet add-pi` printed)\n       pifleet-agent join --discover [--id ID] TOKEN   (find the hub on the LAN by mDNS)\n"+
+		"TOKEN may be - (read it from the standard input) or left out with "+joinTokenEnv+" set: either keeps it out of ps and the shell history", "")
 	fs.StringVar(&f.id, "id", "", "the id to ask for when the token does not fix one (default: the host name)")
 	fs.StringVar(&f.root, "root", "/", "write the Pi's files under this directory instead of / (an SD card's root)")
 	fs.StringVar(&f.systemctl, "systemctl", "systemctl", "the systemctl program that restarts "+enrol.AgentUnit)
@@ -60,11 +62,11 @@ func runJoin(ctx context.Context, env Env, args []string) error {
 	if f.discover {
 		want = 1
 	}
-	if fs.NArg() != want {
+	if fs.NArg() != want && fs.NArg() != want-1 {
 		fmt.Fprintln(env.Stderr, "usage: sudo pifleet-agent join HUB[:PORT] TOKEN  (the line `pifleet add-pi` printed on the hub), or join --discover TOKEN")
 		return ErrUsage
 	}
-	tok, err := enrol.ParseToken(fs.Arg(want - 1))
+	tok, err := joinToken(env, fs.Arg(want-1))
 	if err != nil {
 		return err
 	}
@@ -111,6 +113,33 @@ func askFirst(ctx context.Context, hubs []string, tok enrol.Token, id string) (s
 		}
 	}
 	return "", enrol.JoinAnswer{}, errors.Join(errs...)
+}
+
+// joinTokenEnv holds the token when the command line leaves it out.
+const joinTokenEnv = "PIFLEET_JOIN_TOKEN"
+
+// joinToken is the token from the command line (arg), the standard input
+// (arg "-": its first line) or the environment (arg "": joinTokenEnv).
+func joinToken(env Env, arg string) (enrol.Token, error) {
+	switch arg {
+	case "":
+		if env.Getenv != nil {
+			arg = env.Getenv(joinTokenEnv)
+		}
+		if arg == "" {
+			return enrol.Token{}, fmt.Errorf("no join token: give it after the hub, as - to read it from the standard input, or in %s", joinTokenEnv)
+		}
+	case "-":
+		if env.Stdin == nil {
+			return enrol.Token{}, errors.New("join token -: no standard input")
+		}
+		line, err := bufio.NewReader(io.LimitReader(env.Stdin, 4096)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return enrol.Token{}, fmt.Errorf("join token from the standard input: %w", err)
+		}
+		arg = line
+	}
+	return enrol.ParseToken(strings.TrimSpace(arg))
 }
 
 // discoverHub finds the hub whose CA pin starts like the token's and

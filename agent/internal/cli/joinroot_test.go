@@ -107,3 +107,42 @@ func TestJoinRootIsTheSDCard(t *testing.T) {
 		t.Errorf("join --root --restart: systemctl called with %q; want one restart", b)
 	}
 }
+
+// TestJoinTokenOutOfArgv: the token can come from the standard input
+// ("-") or PIFLEET_JOIN_TOKEN instead of the command line, where ps and
+// the shell history would show it.
+func TestJoinTokenOutOfArgv(t *testing.T) {
+	addr, token := fakeEnrolHub(t)
+	dir := t.TempDir()
+	run := func(name string, stdin string, env map[string]string, args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		root := filepath.Join(dir, name)
+		err := Run(context.Background(), Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
+			Getenv: func(k string) string { return env[k] }},
+			append([]string{"join", "--root", root, "--id", "pi-" + name}, args...))
+		return out.String() + errb.String(), err
+	}
+	joined := func(name string, out string, err error) {
+		t.Helper()
+		if err != nil || !strings.Contains(out, "joined the fleet as pi-"+name) {
+			t.Errorf("%s: %v\n%s", name, err, out)
+			return
+		}
+		if pw, _ := os.ReadFile(filepath.Join(dir, name, "etc/pifleet/device.password")); string(pw) != "pw-pi-"+name+"\n" {
+			t.Errorf("%s: device.password = %q", name, pw)
+		}
+	}
+	out, err := run("stdin", token+"\n", nil, addr, "-")
+	joined("stdin", out, err)
+	out, err = run("env", "", map[string]string{"PIFLEET_JOIN_TOKEN": token}, addr)
+	joined("env", out, err)
+	out, err = run("argv", "", nil, addr, token) // the form still works
+	joined("argv", out, err)
+
+	if out, err := run("none", "", nil, addr); err == nil || !strings.Contains(err.Error(), "PIFLEET_JOIN_TOKEN") {
+		t.Errorf("no token anywhere: %v\n%s", err, out)
+	}
+	if out, err := run("empty-stdin", "", nil, addr, "-"); err == nil || !strings.Contains(err.Error(), "token") {
+		t.Errorf("- with an empty standard input: %v\n%s", err, out)
+	}
+}

@@ -1,8 +1,8 @@
 package cli
 
 // Enrolment from the operator's side: add-pi makes a join token and prints
-// the one line to run on the Pi; pis pending lists the tokens not used up;
-// remove-pi revokes a Pi. All go through the hub's HTTP API
+// the one line to run on the Pi; pis pending lists the tokens not used up
+// and pis revoke ends one; remove-pi revokes a Pi. All go through the hub's HTTP API
 // (hub/internal/enrolment serves them).
 
 import (
@@ -23,7 +23,7 @@ import (
 func init() {
 	register("add-pi", "make a join token and print the one line to run on a Pi: sudo pifleet-agent join HUB:8443 TOKEN", runAddPi)
 	register("remove-pi", "revoke a Pi: its login goes, its session is closed at once, the view forgets it", runRemovePi)
-	register("pis", "pifleet pis pending: the join tokens that can still be used (never their secrets)", runPis)
+	register("pis", "pifleet pis pending: the join tokens that can still be used (never their secrets); pifleet pis revoke TOKEN_ID ends one", runPis)
 }
 
 // parseInterleaved parses flags before and after the positional
@@ -126,7 +126,8 @@ func runRemovePi(ctx context.Context, env Env, args []string) error {
 }
 
 func runPis(ctx context.Context, env Env, args []string) error {
-	fs := flagenv.NewFlagSet("pifleet pis", "usage: pifleet pis pending [--json]", "")
+	const usage = "usage: pifleet pis pending [--json]\n       pifleet pis revoke TOKEN_ID   (a token id from pis pending or add-pi: it can no longer be used)"
+	fs := flagenv.NewFlagSet("pifleet pis", usage, "")
 	var hub string
 	var asJSON bool
 	addHubFlags(fs, &hub)
@@ -135,13 +136,25 @@ func runPis(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	if len(pos) != 1 || pos[0] != "pending" {
-		fmt.Fprintln(env.Stderr, "usage: pifleet pis pending [--json]")
+	revoke := len(pos) == 2 && pos[0] == "revoke"
+	if !revoke && (len(pos) != 1 || pos[0] != "pending") {
+		fmt.Fprintln(env.Stderr, usage)
 		return ErrUsage
 	}
 	c, err := newHubClient(env, fs, hub)
 	if err != nil {
 		return err
+	}
+	if revoke {
+		var t enrolment.PendingToken
+		if err := c.do(ctx, "DELETE", "/api/pis/pending/"+url.PathEscape(pos[1]), nil, &t); err != nil {
+			return noEnrolment(err)
+		}
+		if asJSON {
+			return json.NewEncoder(env.Stdout).Encode(t)
+		}
+		fmt.Fprintf(env.Stdout, "revoked join token %s (%d use(s) were left); a Pi that tries it is refused\n", t.TokenID, t.UsesLeft)
+		return nil
 	}
 	var toks []enrolment.PendingToken
 	if err := c.do(ctx, "GET", "/api/pis/pending", nil, &toks); err != nil {

@@ -306,6 +306,15 @@ func TestEnrolOnePiOverALAN(t *testing.T) {
 		out, code = r.join(filepath.Join(r.dir, "typo"), enrolAddr, good[:40])
 		refusedOneLine(t, "half a token", out, code, "not a pifleet join token")
 
+		// pis revoke: the token is refused from then on.
+		_, revoked := r.addPi("pi-revoked")
+		out, code = r.cli("pis", "revoke", tokenID(t, revoked))
+		if code != 0 || !strings.Contains(out, "revoked join token "+tokenID(t, revoked)) {
+			t.Errorf("pis revoke: exit %d:\n%s", code, out)
+		}
+		out, code = r.join(filepath.Join(r.dir, "revoked"), enrolAddr, revoked)
+		refusedOneLine(t, "a revoked token", out, code, "revoked")
+
 		// A batch token: each Pi takes the id it asks for, never a taken one.
 		_, batch := r.addPi("--uses", "3")
 		out, code = r.join(filepath.Join(r.dir, "b1"), "--restart=false", "--id", "pi-b1", enrolAddr, batch)
@@ -328,6 +337,12 @@ func TestEnrolOnePiOverALAN(t *testing.T) {
 		}
 		if batchID := tokenID(t, batch); left[batchID] != 2 || len(pending) != 2 || strings.Contains(out, batch[5:]) {
 			t.Errorf("pis pending: want the batch token %s with 2 uses left (the refused join gave its use back) and pi-wrong's, no secret:\n%s", batchID, out)
+		}
+		// The token from the standard input, out of the command line.
+		cmd := r.piNS.Command(r.agent, "join", "--root", filepath.Join(r.dir, "b3"), "--id", "pi-b3", enrolAddr, "-")
+		cmd.Stdin = strings.NewReader(batch + "\n")
+		if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "joined the fleet as pi-b3") {
+			t.Errorf("join with the token on the standard input: %v\n%s", err, b)
 		}
 	})
 

@@ -380,6 +380,18 @@ func (e *Enroller) Pending() []PendingToken {
 	return out
 }
 
+// Revoke ends a pending join token (DELETE /api/pis/pending/{token_id}):
+// a Pi that tries it later is told it was revoked.
+func (e *Enroller) Revoke(tokenID string) (PendingToken, error) {
+	r, err := e.cfg.Tokens.Revoke(tokenID)
+	if err != nil {
+		return PendingToken{}, err
+	}
+	e.log.Info("join token revoked", "token_id", r.ID, "device", r.Device, "uses_left", r.UsesLeft)
+	return PendingToken{TokenID: r.ID, ID: r.Device, Labels: r.Labels, Auth: r.Auth, UsesLeft: r.UsesLeft,
+		Created: r.Created, Expires: r.Expires}, nil
+}
+
 // PendingToken is one entry of GET /api/pis/pending.
 type PendingToken struct {
 	TokenID  string    `json:"token_id"`

@@ -311,3 +311,65 @@ func TestRejoinDuringRemove(t *testing.T) {
 		t.Errorf("after remove and re-join: login %v, kicked %v, forgot %v; want the new login and one cut", ok, h.kicked, h.forgot)
 	}
 }
+
+// TestRevoke: pis revoke (DELETE /api/pis/pending/{token_id}) ends a
+// pending token: it leaves the pending list, a join with it is refused as
+// revoked, and revoking it (or an unknown one) again is a 404.
+func TestRevoke(t *testing.T) {
+	e, _, _ := newEnroller(t)
+	add, err := e.Add(AddRequest{ID: "pi-lost", Labels: []string{"lab"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, err := e.Add(AddRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for p, h := range e.APIRoutes() {
+		mux.Handle(p, h)
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	del := func(id string) (int, string) {
+		req, _ := http.NewRequest("DELETE", srv.URL+"/api/pis/pending/"+id, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	code, body := del(add.TokenID)
+	var got PendingToken
+	if code != 200 || json.Unmarshal([]byte(body), &got) != nil || got.TokenID != add.TokenID || got.ID != "pi-lost" || got.UsesLeft != 1 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	if strings.Contains(body, add.Token[len("pft1_"):]) {
+		t.Errorf("the revoke answer holds the token's secret: %s", body)
+	}
+	if p := e.Pending(); len(p) != 1 || p[0].TokenID != keep.TokenID {
+		t.Errorf("pending after revoke: %+v; want only the other token", p)
+	}
+	_, err = join(e, add.Token, "")
+	var je *joinError
+	if !errors.As(err, &je) || je.status != 403 || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("a join with the revoked token: %v; want 403 revoked", err)
+	}
+	for _, id := range []string{add.TokenID, "0123456789"} {
+		if code, body := del(id); code != 404 || !strings.Contains(body, "no pending join token") {
+			t.Errorf("revoke %s again: %d %s; want 404", id, code, body)
+		}
+	}
+	// The store keeps the revocation across a restart of the hub.
+	again, err := OpenStore(e.cfg.Tokens.path, e.cfg.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := enrol.ParseToken(add.Token)
+	if _, err := again.Take(tok); !errors.Is(err, ErrRevoked) {
+		t.Errorf("after a restart the revoked token: %v", err)
+	}
+}

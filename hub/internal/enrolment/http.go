@@ -86,7 +86,8 @@ func (e *Enroller) serveJoin(w http.ResponseWriter, r *http.Request) {
 
 // APIRoutes are the operator's requests on the hub's HTTP API (behind its
 // bearer token): POST /api/pis (add-pi), GET /api/pis/pending, DELETE
-// /api/pis/{id} (remove-pi).
+// /api/pis/pending/{token_id} (pis revoke), DELETE /api/pis/{id}
+// (remove-pi).
 func (e *Enroller) APIRoutes() map[string]http.Handler {
 	return map[string]http.Handler{
 		"POST /api/pis": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -104,6 +105,18 @@ func (e *Enroller) APIRoutes() map[string]http.Handler {
 		}),
 		"GET /api/pis/pending": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, e.Pending())
+		}),
+		"DELETE /api/pis/pending/{token_id}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ans, err := e.Revoke(r.PathValue("token_id"))
+			if err != nil {
+				status := http.StatusInternalServerError
+				if errors.Is(err, ErrNoToken) {
+					status = http.StatusNotFound
+				}
+				writeErr(w, status, err.Error())
+				return
+			}
+			writeJSON(w, ans)
 		}),
 		"DELETE /api/pis/{id}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ans, err := e.Remove(r.Context(), r.PathValue("id"))

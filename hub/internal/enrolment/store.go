@@ -24,6 +24,7 @@ type Record struct {
 	UsesLeft   int       `json:"uses_left"`
 	Created    time.Time `json:"created"`
 	Expires    time.Time `json:"expires"`
+	Revoked    bool      `json:"revoked,omitempty"` // pifleet pis revoke: no use left, and Take says so
 }
 
 // How a Pi logs in to the broker.
@@ -40,6 +41,7 @@ const keepSpent = 24 * time.Hour
 var (
 	ErrUnknownToken = errors.New("the hub does not know this token (copy the whole line again, or make a new one with `pifleet add-pi`)")
 	ErrExpired      = errors.New("this token has expired (make a new one with `pifleet add-pi`)")
+	ErrRevoked      = errors.New("this token was revoked on the hub (make a new one with `pifleet add-pi`)")
 	ErrUsedUp       = errors.New("this token was already used (tokens are single-use unless add-pi said --uses; make a new one with `pifleet add-pi`)")
 )
 
@@ -99,6 +101,8 @@ func (s *Store) Take(tok enrol.Token) (Record, error) {
 	}
 	r := recs[i]
 	switch {
+	case r.Revoked:
+		return Record{}, ErrRevoked
 	case !s.now().Before(r.Expires):
 		return Record{}, ErrExpired
 	case r.UsesLeft <= 0:
@@ -119,6 +123,25 @@ func (s *Store) GiveBack(id string) {
 	}
 }
 
+// ErrNoToken is a revoke of a token that cannot be used anyway: unknown,
+// used up, expired or revoked already.
+var ErrNoToken = errors.New("no pending join token")
+
+// Revoke ends a pending token: later joins with it are refused as
+// revoked. It returns the record as it was.
+func (s *Store) Revoke(id string) (Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recs := s.pruned()
+	i := slices.IndexFunc(recs, func(r Record) bool { return r.ID == id })
+	if i < 0 || recs[i].Revoked || recs[i].UsesLeft <= 0 || !s.now().Before(recs[i].Expires) {
+		return Record{}, fmt.Errorf("%w %q (pifleet pis pending lists them)", ErrNoToken, id)
+	}
+	r := recs[i]
+	recs[i].Revoked, recs[i].UsesLeft = true, 0
+	return r, s.save(recs)
+}
+
 // Pending lists the tokens that can still be used, oldest first.
 func (s *Store) Pending() []Record {
 	s.mu.Lock()
@@ -126,7 +149,7 @@ func (s *Store) Pending() []Record {
 	now := s.now()
 	var out []Record
 	for _, r := range s.recs {
-		if r.UsesLeft > 0 && now.Before(r.Expires) {
+		if r.UsesLeft > 0 && !r.Revoked && now.Before(r.Expires) {
 			out = append(out, r)
 		}
 	}
