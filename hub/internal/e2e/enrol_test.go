@@ -344,6 +344,21 @@ func TestEnrolOnePiOverALAN(t *testing.T) {
 		if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "joined the fleet as pi-b3") {
 			t.Errorf("join with the token on the standard input: %v\n%s", err, b)
 		}
+
+		// The answer of a join lost on the way (here: the Pi kept nothing):
+		// the same token and id again get a fresh login.
+		_, lost := r.addPi("pi-lost")
+		var pws []string
+		for _, dir := range []string{"lost1", "lost2"} {
+			out, code := r.join(filepath.Join(r.dir, dir), enrolAddr, lost)
+			if code != 0 || !strings.Contains(out, "joined the fleet as pi-lost") {
+				t.Fatalf("join %s with the token of a lost answer: exit %d:\n%s", dir, code, out)
+			}
+			pws = append(pws, readTrim(t, filepath.Join(r.dir, dir, "etc/pifleet/device.password")))
+		}
+		if pws[0] == pws[1] {
+			t.Errorf("joining again gave the same password")
+		}
 	})
 
 	t.Run("remove-pi cuts the session", func(t *testing.T) {

@@ -142,7 +142,7 @@ func (e *Enroller) Add(req AddRequest) (AddAnswer, error) {
 	}
 	now := e.cfg.Now()
 	r := Record{ID: tok.ID, SecretHash: tok.SecretHash(), Device: req.ID, Labels: req.Labels, Auth: auth,
-		UsesLeft: uses, Created: now.UTC(), Expires: now.Add(ttl).UTC()}
+		UsesLeft: uses, Uses: uses, Created: now.UTC(), Expires: now.Add(ttl).UTC()}
 	if err := e.cfg.Tokens.Add(r); err != nil {
 		return AddAnswer{}, err
 	}
@@ -191,14 +191,87 @@ func (e *Enroller) Join(req enrol.JoinRequest) (enrol.JoinAnswer, error) {
 	if tok.Pin != e.cfg.PKI.Pin {
 		return enrol.JoinAnswer{}, refuse(403, errors.New("this token was made for another fleet's CA"))
 	}
+	if rec, id, ok := e.cfg.Tokens.Retry(tok, req.ID); ok {
+		return e.readmit(rec, id)
+	}
 	rec, err := e.cfg.Tokens.Take(tok)
 	if err != nil {
 		return enrol.JoinAnswer{}, refuse(403, err)
 	}
 	ans, err := e.admit(rec, req.ID)
 	if err != nil {
-		e.cfg.Tokens.GiveBack(rec.ID)
+		e.cfg.Tokens.GiveBack(rec.ID, ans.ID)
 		return enrol.JoinAnswer{}, err
+	}
+	return ans, nil
+}
+
+// readmit answers a Pi that joined with this single-use token and id
+// less than RetryWindow ago and asks again: the answer was lost (the
+// connection dropped, the hub stopped after saving the login). It gets a
+// new login, which replaces the first (nobody could have received that
+// one, or the Pi would not ask again). Not when the id has shown up in
+// the view since — then the first answer did arrive, and the token is
+// used — nor while or after it is removed (Remove forgets the join).
+func (e *Enroller) readmit(rec Record, id string) (enrol.JoinAnswer, error) {
+	e.credMu.Lock()
+	defer e.credMu.Unlock()
+	if e.removing[id] {
+		return enrol.JoinAnswer{}, refuse(409, fmt.Errorf("the Pi named %q is being removed right now", id))
+	}
+	if e.cfg.Hub.HasDevice(id) {
+		return enrol.JoinAnswer{}, refuse(403, fmt.Errorf("%w: %q joined with it and has connected since (on the hub: pifleet remove-pi %s to enrol it again)", ErrUsedUp, id, id))
+	}
+	old, err := credentials.Load(e.cfg.PKI.Credentials)
+	if err != nil {
+		return enrol.JoinAnswer{}, err
+	}
+	if _, hub, _ := old.Find(id); hub {
+		return enrol.JoinAnswer{}, refuse(409, fmt.Errorf("%q is a hub's id", id))
+	}
+	creds := old.Clone()
+	ans, err := e.login(rec, id, creds)
+	if err != nil {
+		return enrol.JoinAnswer{}, err
+	}
+	if err := e.swap(old, creds); err != nil {
+		return enrol.JoinAnswer{}, err
+	}
+	if _, err := e.cfg.Hub.DisconnectDevice(id); err != nil { // a session of the first login, if one began
+		e.log.Warn("join again: could not close a session of the first login", "id", id, "err", err)
+	}
+	e.log.Info("Pi joined again with the same token (its first answer was lost); its first login is replaced", "id", id, "token_id", rec.ID)
+	return ans, nil
+}
+
+// login makes id's login as rec says (password or certificate), sets it
+// in creds and returns the answer that carries it.
+func (e *Enroller) login(rec Record, id string, creds *credentials.File) (enrol.JoinAnswer, error) {
+	ans := enrol.JoinAnswer{V: enrol.JoinVersion, ID: id, MQTTPort: e.cfg.MQTTPort, ServerName: ServerName,
+		CAPEM: string(e.cfg.PKI.CA.CertPEM), HubKey: e.cfg.HubKey, Labels: rec.Labels}
+	switch rec.Auth {
+	case AuthCert:
+		cert, key, err := e.cfg.PKI.CA.Issue(pki.Client, id, nil, e.cfg.Now(), certValidity)
+		if err != nil {
+			return enrol.JoinAnswer{}, err
+		}
+		entry, err := credentials.CertEntry(id, cert) // only this certificate logs in as id
+		if err != nil {
+			return enrol.JoinAnswer{}, err
+		}
+		creds.Set(false, entry)
+		ans.CertPEM, ans.KeyPEM = string(cert), string(key)
+	default:
+		pw, err := credentials.NewPassword()
+		if err != nil {
+			return enrol.JoinAnswer{}, err
+		}
+		h, err := credentials.HashPassword(pw)
+		if err != nil {
+			return enrol.JoinAnswer{}, err
+		}
+		creds.Set(false, credentials.Entry{ID: id, PasswordHash: h})
+		ans.Password = pw
 	}
 	return ans, nil
 }
@@ -227,34 +300,17 @@ func (e *Enroller) admit(rec Record, asked string) (enrol.JoinAnswer, error) {
 	if _, _, ok := creds.Find(id); ok {
 		return enrol.JoinAnswer{}, refuse(409, fmt.Errorf("the fleet already has a Pi or hub named %q: join --id ANOTHER, or on the hub: pifleet remove-pi %s", id, id))
 	}
-	ans := enrol.JoinAnswer{V: enrol.JoinVersion, ID: id, MQTTPort: e.cfg.MQTTPort, ServerName: ServerName,
-		CAPEM: string(e.cfg.PKI.CA.CertPEM), HubKey: e.cfg.HubKey, Labels: rec.Labels}
-	switch rec.Auth {
-	case AuthCert:
-		cert, key, err := e.cfg.PKI.CA.Issue(pki.Client, id, nil, e.cfg.Now(), certValidity)
-		if err != nil {
-			return enrol.JoinAnswer{}, err
-		}
-		entry, err := credentials.CertEntry(id, cert) // only this certificate logs in as id
-		if err != nil {
-			return enrol.JoinAnswer{}, err
-		}
-		creds.Set(false, entry)
-		ans.CertPEM, ans.KeyPEM = string(cert), string(key)
-	default:
-		pw, err := credentials.NewPassword()
-		if err != nil {
-			return enrol.JoinAnswer{}, err
-		}
-		h, err := credentials.HashPassword(pw)
-		if err != nil {
-			return enrol.JoinAnswer{}, err
-		}
-		creds.Set(false, credentials.Entry{ID: id, PasswordHash: h})
-		ans.Password = pw
+	ans, err := e.login(rec, id, creds)
+	if err != nil {
+		return enrol.JoinAnswer{}, err
+	}
+	// Noted before the login is saved: if the answer is lost from here on
+	// (a dropped connection, the hub stopping), the Pi may ask again.
+	if err := e.cfg.Tokens.NoteJoin(rec.ID, id); err != nil {
+		return enrol.JoinAnswer{ID: id}, err
 	}
 	if err := e.swap(old, creds); err != nil {
-		return enrol.JoinAnswer{}, err
+		return enrol.JoinAnswer{ID: id}, err // Join forgets the noted join
 	}
 	return ans, nil
 }
@@ -301,7 +357,9 @@ func (e *Enroller) Remove(ctx context.Context, id string) (RemoveAnswer, error) 
 			err = fmt.Errorf("%q is a hub, not a Pi", id)
 		case enrolled:
 			creds.Remove(id)
-			err = e.swap(old, creds)
+			if err = e.cfg.Tokens.ForgetJoins(id); err == nil { // its token cannot bring it back (readmit)
+				err = e.swap(old, creds)
+			}
 		case !e.cfg.Hub.HasDevice(id): // a Pi with no login but still in the view (a remove cut short) is forgotten below
 			err = fmt.Errorf("%w %q: it has no login and the view does not know it", ErrNoPi, id)
 		}

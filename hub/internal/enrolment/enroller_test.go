@@ -373,3 +373,114 @@ func TestRevoke(t *testing.T) {
 		t.Errorf("after a restart the revoked token: %v", err)
 	}
 }
+
+// TestJoinAgainAfterLostAnswer: a Pi whose answer was lost after the hub
+// saved its login (a dropped connection, a hub that stopped) runs join
+// again with the same single-use token and id within RetryWindow and gets
+// a fresh login that replaces the first — also after a hub restart. Not
+// once the Pi has shown up in the view, not after the window, not after
+// remove-pi, and never for a batch token (two Pis with one host name).
+func TestJoinAgainAfterLostAnswer(t *testing.T) {
+	e, h, c := newEnroller(t)
+	for _, auth := range []string{AuthPassword, AuthCert} {
+		id := "pi-lost-" + auth
+		add, err := e.Add(AddRequest{ID: id, Auth: auth})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := join(e, add.Token, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.t = c.t.Add(RetryWindow - time.Minute)
+		// The hub restarts: the token store is read again from its file.
+		tokens, err := OpenStore(e.cfg.Tokens.path, c.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := e.cfg
+		cfg.Tokens = tokens
+		e2 := New(cfg)
+		again, err := join(e2, add.Token, "")
+		if err != nil {
+			t.Fatalf("%s: join again after a lost answer: %v", auth, err)
+		}
+		creds, err := credentials.Load(e.cfg.PKI.Credentials)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth == AuthPassword {
+			if again.Password == "" || again.Password == first.Password {
+				t.Errorf("join again: password %q, first %q; want a fresh one", again.Password, first.Password)
+			}
+			if _, _, err := creds.Login(id, first.Password, nil); err == nil {
+				t.Errorf("the first (lost) password still logs in")
+			}
+			if _, _, err := creds.Login(id, again.Password, nil); err != nil {
+				t.Errorf("the new password does not log in: %v", err)
+			}
+		} else {
+			c1, _ := pki.ParseCertPEM([]byte(first.CertPEM))
+			c2, _ := pki.ParseCertPEM([]byte(again.CertPEM))
+			if _, _, err := creds.Login("", "", c1); err == nil {
+				t.Errorf("the first (lost) certificate still logs in")
+			}
+			if _, _, err := creds.Login("", "", c2); err != nil {
+				t.Errorf("the new certificate does not log in: %v", err)
+			}
+		}
+		if len(h.kicked) == 0 || h.kicked[len(h.kicked)-1] != id {
+			t.Errorf("%s: no session of the first login was closed: %v", auth, h.kicked)
+		}
+		// Once the Pi is in the view, the first (or second) answer arrived.
+		h.view[id] = true
+		if _, err := join(e2, add.Token, ""); err == nil || !strings.Contains(err.Error(), "has connected since") {
+			t.Errorf("%s: join again after the Pi connected: %v", auth, err)
+		}
+	}
+
+	// After the window: used.
+	add, _ := e.Add(AddRequest{ID: "pi-late"})
+	if _, err := join(e, add.Token, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(RetryWindow)
+	if _, err := join(e, add.Token, ""); !errors.Is(err, ErrUsedUp) {
+		t.Errorf("join again after RetryWindow: %v; want used", err)
+	}
+
+	// After remove-pi: the token does not bring the Pi back.
+	add, _ = e.Add(AddRequest{ID: "pi-gone"})
+	if _, err := join(e, add.Token, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Remove(context.Background(), "pi-gone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := join(e, add.Token, ""); !errors.Is(err, ErrUsedUp) {
+		t.Errorf("join again after remove-pi: %v; want used", err)
+	}
+	if _, _, ok := h.creds.Find("pi-gone"); ok {
+		t.Error("the removed Pi has a login again")
+	}
+
+	// A batch token: the same host name again is another Pi, refused.
+	add, _ = e.Add(AddRequest{Uses: 1})
+	batch, _ := e.Add(AddRequest{Uses: 2})
+	if _, err := join(e, batch.Token, "raspberrypi"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := join(e, batch.Token, "raspberrypi"); err == nil || !strings.Contains(err.Error(), "already has a Pi") {
+		t.Errorf("a batch token, the same host name again: %v; want refused", err)
+	}
+	// A single-use token for the host name: another id is not a retry.
+	if _, err := join(e, add.Token, "pi-host-a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := join(e, add.Token, "pi-host-b"); !errors.Is(err, ErrUsedUp) {
+		t.Errorf("the token again with another id: %v; want used", err)
+	}
+	if _, err := join(e, add.Token, "pi-host-a"); err != nil {
+		t.Errorf("the token again with its id: %v", err)
+	}
+}

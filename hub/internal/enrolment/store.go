@@ -25,7 +25,21 @@ type Record struct {
 	Created    time.Time `json:"created"`
 	Expires    time.Time `json:"expires"`
 	Revoked    bool      `json:"revoked,omitempty"` // pifleet pis revoke: no use left, and Take says so
+	// Uses is how many uses add-pi gave (0 in files from before it was kept).
+	Uses int `json:"uses,omitempty"`
+	// Joins are the joins of the last RetryWindow, for Retry.
+	Joins []Join `json:"joins,omitempty"`
 }
+
+// Join is one Pi that joined with a token.
+type Join struct {
+	ID string    `json:"id"`
+	At time.Time `json:"at"`
+}
+
+// RetryWindow is how long after its join a Pi may join again with the
+// same single-use token and id, when the hub's answer never reached it.
+const RetryWindow = 10 * time.Minute
 
 // How a Pi logs in to the broker.
 const (
@@ -112,15 +126,73 @@ func (s *Store) Take(tok enrol.Token) (Record, error) {
 	return r, s.save(recs)
 }
 
-// GiveBack returns a use that Take spent on a join that failed later.
-func (s *Store) GiveBack(id string) {
+// GiveBack returns a use that Take spent on a join that failed later,
+// and forgets that join of device (NoteJoin) if it was noted.
+func (s *Store) GiveBack(id, device string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	recs := s.pruned()
 	if i := slices.IndexFunc(recs, func(r Record) bool { return r.ID == id }); i >= 0 {
 		recs[i].UsesLeft++
+		recs[i].Joins = slices.DeleteFunc(slices.Clone(recs[i].Joins), func(j Join) bool { return j.ID == device })
 		_ = s.save(recs)
 	}
+}
+
+// NoteJoin records that device joined with token id now; it is saved
+// before the Pi's login is, so a hub that stops in between still knows.
+func (s *Store) NoteJoin(id, device string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recs := s.pruned()
+	i := slices.IndexFunc(recs, func(r Record) bool { return r.ID == id })
+	if i < 0 {
+		return ErrUnknownToken
+	}
+	now := s.now()
+	recs[i].Joins = append(slices.DeleteFunc(slices.Clone(recs[i].Joins), func(j Join) bool { return now.Sub(j.At) >= RetryWindow }),
+		Join{ID: device, At: now.UTC()})
+	return s.save(recs)
+}
+
+// Retry finds the join a Pi asks for again: tok is a single-use token,
+// used by the id it names (or, if it names none, asked) less than
+// RetryWindow ago, and not revoked since. It returns the record and the
+// id.
+func (s *Store) Retry(tok enrol.Token, asked string) (Record, string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.recs, func(r Record) bool { return r.ID == tok.ID })
+	if i < 0 || !tok.MatchesHash(s.recs[i].SecretHash) {
+		return Record{}, "", false
+	}
+	r := s.recs[i]
+	id := r.Device
+	if id == "" {
+		id = asked
+	}
+	if r.Revoked || r.Uses != 1 || r.UsesLeft != 0 || len(r.Joins) != 1 || r.Joins[0].ID != id || s.now().Sub(r.Joins[0].At) >= RetryWindow {
+		return Record{}, "", false
+	}
+	return r, id, true
+}
+
+// ForgetJoins ends any Retry of device: remove-pi calls it, so that a
+// removed Pi's token cannot bring it back.
+func (s *Store) ForgetJoins(device string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recs, changed := s.pruned(), false
+	for i := range recs {
+		if slices.ContainsFunc(recs[i].Joins, func(j Join) bool { return j.ID == device }) {
+			recs[i].Joins = slices.DeleteFunc(slices.Clone(recs[i].Joins), func(j Join) bool { return j.ID == device })
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return s.save(recs)
 }
 
 // ErrNoToken is a revoke of a token that cannot be used anyway: unknown,

@@ -72,7 +72,7 @@ func TestStoreUsesAndExpiry(t *testing.T) {
 	if _, err := s.Take(again); err != nil {
 		t.Fatal(err)
 	}
-	s.GiveBack(again.ID)
+	s.GiveBack(again.ID, "")
 	if _, err := s.Take(again); err != nil {
 		t.Errorf("after GiveBack: %v", err)
 	}
