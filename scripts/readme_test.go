@@ -101,7 +101,7 @@ func TestReadmeBenchFiguresAgree(t *testing.T) {
 		t.Fatalf("no table row starting %q", prefix)
 		return nil
 	}
-	bench := row("| embedded (nats-server")   // | engine | Pis | exact | RSS | CPU | …
+	bench := row("| embedded (nats-server") // | engine | Pis | exact | RSS | CPU | …
 	steps := row("| the hub's GC settings") // the last step: the code as it is
 	if bench[2] != "10,000" {
 		t.Fatalf("the embedded row is for %s Pis, want 10,000", bench[2])
