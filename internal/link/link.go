@@ -12,6 +12,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/pifleet/pifleet/internal/transport"
 	"github.com/pifleet/pifleet/internal/wire"
 )
 
@@ -155,7 +156,7 @@ func (l *Link) Run(ctx context.Context) error {
 		deliberate := false
 		if err != nil {
 			failures++
-			l.log.Warn("connect failed", "broker", broker, "err", err)
+			l.log.Warn("connect failed", "broker", transport.Redacted(broker), "err", err)
 			if l.o.OnConnectFailed != nil {
 				l.o.OnConnectFailed(err)
 			}
@@ -166,7 +167,7 @@ func (l *Link) Run(ctx context.Context) error {
 				l.shutdown()
 				return nil
 			case err := <-lost:
-				l.log.Warn("connection lost", "broker", broker, "err", err)
+				l.log.Warn("connection lost", "broker", transport.Redacted(broker), "err", err)
 				if l.o.OnDown != nil {
 					l.o.OnDown(err)
 				}
@@ -235,10 +236,10 @@ func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error)
 	tok := c.Connect()
 	if !waitToken(ctx, tok, l.o.ConnectTimeout) {
 		c.Disconnect(0)
-		return nil, fmt.Errorf("connect %s: timed out after %v", broker, l.o.ConnectTimeout)
+		return nil, fmt.Errorf("connect %s: timed out after %v", transport.Redacted(broker), l.o.ConnectTimeout)
 	}
 	if err := tok.Error(); err != nil {
-		return nil, fmt.Errorf("connect %s: %w", broker, err)
+		return nil, fmt.Errorf("connect %s: %w", transport.Redacted(broker), err)
 	}
 	// Both at QoS 0. Our own state: checkOwnState needs only the
 	// retained replay and the live copies. Commands: the hub sends a
@@ -273,7 +274,7 @@ func (l *Link) connect(ctx context.Context, broker string) (<-chan error, error)
 		return nil, fmt.Errorf("publish birth: %w", err)
 	}
 	l.setClient(c)
-	l.log.Info("connected", "broker", broker, "epoch", epoch)
+	l.log.Info("connected", "broker", transport.Redacted(broker), "epoch", epoch)
 	if l.o.OnUp != nil {
 		l.o.OnUp(epoch)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -398,4 +399,42 @@ func TestSessionOnTheBroker(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestBrokerPasswordNeverLogged: a password in a broker URL
+// (mqtt://user:secret@host) is not written to the log, in a failed
+// connect's line nor in its error.
+func TestBrokerPasswordNeverLogged(t *testing.T) {
+	var logged testenv.SyncBuffer
+	failed := make(chan error, 1)
+	l, err := New(Options{
+		ID: "pi-1", Brokers: []string{"mqtt://pi-1:s3cret-pw@127.0.0.1:1"}, ConnectTimeout: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logged, nil)),
+		OnConnectFailed: func(err error) {
+			select {
+			case failed <- err:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	var ferr error
+	select {
+	case ferr = <-failed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no failed connect within 30 s")
+	}
+	cancel()
+	<-done
+	if strings.Contains(logged.String(), "s3cret-pw") || strings.Contains(ferr.Error(), "s3cret-pw") {
+		t.Errorf("the password is in the log or the error:\n%s\n%v", logged.String(), ferr)
+	}
+	if !strings.Contains(logged.String(), "pi-1:xxxxx@127.0.0.1:1") {
+		t.Errorf("the log does not name the broker, redacted:\n%s", logged.String())
+	}
 }

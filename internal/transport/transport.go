@@ -318,3 +318,17 @@ func (o Options) CheckNATS(raw string) (*url.URL, error) {
 	}
 	return u, nil
 }
+
+// Redacted is broker or server URLs as they may be logged: comma-joined,
+// with any password in them (mqtt://user:secret@host) replaced by "xxxxx".
+// What does not parse as a URL is written as it is.
+func Redacted(urls ...string) string {
+	out := make([]string, len(urls))
+	for i, raw := range urls {
+		out[i] = raw
+		if u, err := url.Parse(raw); err == nil {
+			out[i] = u.Redacted()
+		}
+	}
+	return strings.Join(out, ",")
+}

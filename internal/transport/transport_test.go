@@ -243,3 +243,10 @@ func TestCheckBroker(t *testing.T) {
 		}
 	}
 }
+
+func TestRedacted(t *testing.T) {
+	got := transport.Redacted("mqtts://hub:pw@h1:8883", "mqtt://h2:1883", "%zz")
+	if got != "mqtts://hub:xxxxx@h1:8883,mqtt://h2:1883,%zz" {
+		t.Errorf("Redacted = %q", got)
+	}
+}

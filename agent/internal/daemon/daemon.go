@@ -206,7 +206,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go d.led.Run(runCtx)
 		go d.led.Follow(runCtx, time.Second, d.ledState)
 	}
-	log.Info("pifleet-agent starting", "id", d.cfg.Link.ID, "version", d.cfg.Version, "broker", strings.Join(d.cfg.Link.Brokers, ","))
+	log.Info("pifleet-agent starting", "id", d.cfg.Link.ID, "version", d.cfg.Version, "broker", transport.Redacted(d.cfg.Link.Brokers...))
 	err := d.run(runCtx)
 	cancel()
 	<-sdDone

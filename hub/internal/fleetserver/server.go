@@ -10,7 +10,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -364,16 +363,7 @@ func (h *Hub) startExternalNATS(ctx context.Context, enqueue func(topic string, 
 }
 
 // natsRedacted lists Config.NATSURLs without passwords.
-func (h *Hub) natsRedacted() string {
-	var out []string
-	for _, raw := range h.cfg.NATSURLs {
-		if u, err := url.Parse(raw); err == nil {
-			raw = u.Redacted()
-		}
-		out = append(out, raw)
-	}
-	return strings.Join(out, ",")
-}
+func (h *Hub) natsRedacted() string { return transport.Redacted(h.cfg.NATSURLs...) }
 
 // rmsgsStream is nats-server's stream of retained MQTT messages.
 const rmsgsStream = "$MQTT_rmsgs"
@@ -609,7 +599,7 @@ func (h *Hub) connect(ctx context.Context) error {
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { h.log.Warn("MQTT connection lost; reconnecting", "err", err) }).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			h.everConnected.Store(true)
-			h.log.Info("connected to MQTT broker", "broker", broker)
+			h.log.Info("connected to MQTT broker", "broker", transport.Redacted(strings.Split(broker, ",")...))
 			c.Publish(wire.HubPresenceTopic(h.cfg.ID), 1, true, h.presence(wire.StateOnline))
 			if !h.feedFromNATS() { // NATS (embedded or external) feeds the fleet itself
 				h.subscribeFleet(c)
@@ -639,7 +629,7 @@ func (h *Hub) connect(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	case <-time.After(15 * time.Second):
-		h.log.Warn("MQTT broker not reachable yet; still trying in the background", "broker", broker)
+		h.log.Warn("MQTT broker not reachable yet; still trying in the background", "broker", transport.Redacted(strings.Split(broker, ",")...))
 	}
 	return nil
 }
