@@ -63,6 +63,7 @@ type Stats struct {
 	SnapshotMsgs   int64 `json:"snapshot_msgs"`    // records passed with retained=true
 	LiveMsgs       int64 `json:"live_msgs"`        // records passed with retained=false
 	Forgotten      int64 `json:"forgotten"`        // topics gone during a break, passed as empty
+	Reconciled     int64 `json:"reconciled"`       // deletes the stream's own clean-up hid, found by comparing subjects, passed as empty
 	Restarts       int64 `json:"restarts"`         // times the feed started over after a break or error
 	LastSnapshotMS int64 `json:"last_snapshot_ms"` // how long the last full snapshot took
 	CoreMsgs       int64 `json:"core_msgs"`        // records passed from core NATS (Options.Live)
@@ -85,13 +86,28 @@ type Feed struct {
 	seed     maphash.Seed
 	coreDup  atomic.Int64
 
-	// known holds the topics fn last got a value for (Run's goroutine only).
-	known map[string]struct{}
+	// known holds the topics fn last got a value for, with the subject
+	// of their record (Run's goroutine only).
+	known map[string]string
+	// reconcileEvery is how often a live session compares known with the
+	// stream's subjects (reconcileInterval; tests shorten it).
+	reconcileEvery time.Duration
+	reconciled     atomic.Int64
 }
 
 // heartbeat is how often the server tells an idle consumer it is alive;
 // two missed ones (the consumer's node was lost) start the feed over.
 const heartbeat = 2 * time.Second
+
+// reconcileInterval is how often a live feed compares the topics it holds
+// with the stream's subjects. nats-server stores an empty retained publish
+// (a delete) as a record and then deletes that record itself, at once and
+// asynchronously (mqtt.go: "Delete this very message we just processed"):
+// a consumer that is behind never gets it, and the view would keep a
+// device the operator forgot (seen in CI: TestDeleteArrivesEmpty). A topic
+// the handler holds that the stream no longer has is then passed as
+// deleted. One look costs a subject list (about 60 bytes a topic).
+const reconcileInterval = 30 * time.Second
 
 // snapshotIdle is how long a snapshot may wait for its next record before
 // the feed asks the server whether any are left.
@@ -115,7 +131,7 @@ func New(opts Options) (*Feed, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := &Feed{opts: opts, log: opts.Logger.With("component", "natsfeed"),
-		warn: loglimit.Limit{Per: time.Minute, Burst: 5}, known: map[string]struct{}{},
+		warn: loglimit.Limit{Per: time.Minute, Burst: 5}, known: map[string]string{}, reconcileEvery: reconcileInterval,
 		coreLast: map[string]uint64{}, seed: maphash.MakeSeed()}
 	for _, filter := range opts.Filters {
 		s, err := filterSubject(filter)
@@ -130,7 +146,7 @@ func New(opts Options) (*Feed, error) {
 // Stats returns the feed's counters (safe at any time).
 func (f *Feed) Stats() Stats {
 	st := Stats{Snapshots: f.snapshots.Load(), SnapshotMsgs: f.snapshotMsgs.Load(), LiveMsgs: f.liveMsgs.Load(),
-		Forgotten: f.forgotten.Load(), Restarts: f.restarts.Load(), LastSnapshotMS: f.lastSnapMS.Load(), CoreMsgs: f.coreMsgs.Load(),
+		Forgotten: f.forgotten.Load(), Reconciled: f.reconciled.Load(), Restarts: f.restarts.Load(), LastSnapshotMS: f.lastSnapMS.Load(), CoreMsgs: f.coreMsgs.Load(),
 		CoreDuplicates: f.coreDup.Load()}
 	for _, sub := range f.subs() {
 		if n, err := sub.Dropped(); err == nil {
@@ -229,12 +245,22 @@ func (f *Feed) session(ctx context.Context, js jetstream.JetStream, fn Handler, 
 
 	snap := f.startSnapshot(fn, pending)
 	var consumer string
+	nextLook := time.Now().Add(f.reconcileEvery)
 	for {
-		var opts []jetstream.NextOpt
-		if snap != nil {
-			opts = append(opts, jetstream.NextMaxWait(snapshotIdle))
+		wait := snapshotIdle
+		if snap == nil {
+			if time.Now().After(nextLook) {
+				if err := f.reconcile(ctx, js, fn); err != nil {
+					f.log.Debug("retained topics not compared with the stream", "err", err)
+				}
+				nextLook = time.Now().Add(f.reconcileEvery)
+			}
+			wait = time.Until(nextLook)
 		}
-		msg, err := it.Next(opts...)
+		msg, err := it.Next(jetstream.NextMaxWait(max(wait, time.Millisecond)))
+		if snap == nil && errors.Is(err, nats.ErrTimeout) {
+			continue // time to compare with the stream
+		}
 		if snap != nil && errors.Is(err, nats.ErrTimeout) {
 			// The records still pending when the last one was sent were
 			// removed since (deleted ones): nothing says "0 pending" now.
@@ -259,7 +285,7 @@ func (f *Feed) session(ctx context.Context, js jetstream.JetStream, fn Handler, 
 		} else if meta.Consumer != consumer {
 			return snap == nil, errors.New("the ordered consumer was re-created (stream leader change or missed heartbeats)")
 		}
-		f.deliver(fn, topicOf(msg), msg.Data(), snap)
+		f.deliver(fn, topicOf(msg), msg.Subject(), msg.Data(), snap)
 		if snap != nil && meta.NumPending == 0 {
 			snap = f.endSnapshot(fn, snap)
 		}
@@ -300,11 +326,11 @@ func (f *Feed) endSnapshot(fn Handler, s *snapshot) *snapshot {
 	return nil
 }
 
-func (f *Feed) deliver(fn Handler, topic string, payload []byte, snap *snapshot) {
+func (f *Feed) deliver(fn Handler, topic, subject string, payload []byte, snap *snapshot) {
 	if len(payload) == 0 {
 		delete(f.known, topic)
 	} else {
-		f.known[topic] = struct{}{}
+		f.known[topic] = subject
 		if snap != nil {
 			snap.seen[topic] = struct{}{}
 		}
@@ -319,6 +345,41 @@ func (f *Feed) deliver(fn Handler, topic string, payload []byte, snap *snapshot)
 		}
 	}
 	fn(topic, payload, snap != nil)
+}
+
+// reconcile passes as deleted every known topic whose subject the stream
+// no longer holds (see reconcileInterval). Records the session has not
+// read yet are harmless: a topic added since is not known yet, and a
+// topic deleted and written again is in the stream.
+func (f *Feed) reconcile(ctx context.Context, js jetstream.JetStream, fn Handler) error {
+	if len(f.known) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, RetainedStream)
+	if err != nil {
+		return err
+	}
+	have := map[string]struct{}{}
+	for _, filter := range f.subjects {
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
+		if err != nil {
+			return err
+		}
+		for subj := range info.State.Subjects {
+			have[subj] = struct{}{}
+		}
+	}
+	for topic, subj := range f.known {
+		if _, ok := have[subj]; !ok {
+			delete(f.known, topic)
+			f.reconciled.Add(1)
+			f.liveMsgs.Add(1)
+			fn(topic, nil, false)
+		}
+	}
+	return nil
 }
 
 // coreHad reports whether payload is the last record core NATS passed

@@ -266,7 +266,7 @@ func (s *sink) wait(t testing.TB, what string, cond func(s *sink) bool) {
 }
 
 // runFeed runs a feed until the test ends.
-func runFeed(t testing.TB, opts Options, s *sink) *Feed {
+func runFeed(t testing.TB, opts Options, s *sink, tune ...func(*Feed)) *Feed {
 	t.Helper()
 	opts.OnSnapshot = s.onSnapshot
 	if opts.Logger == nil { // the feed's warnings explain a failure
@@ -275,6 +275,9 @@ func runFeed(t testing.TB, opts Options, s *sink) *Feed {
 	f, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, fn := range tune {
+		fn(f)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
