@@ -106,7 +106,9 @@ const heartbeat = 2 * time.Second
 // a consumer that is behind never gets it, and the view would keep a
 // device the operator forgot (seen in CI: TestDeleteArrivesEmpty). A topic
 // the handler holds that the stream no longer has is then passed as
-// deleted. One look costs a subject list (about 60 bytes a topic).
+// deleted. One look costs a list of the state subjects (about 60 bytes a
+// Pi): at 10,000 Pis 0.9 % of a core for states and statuses measured,
+// states alone about half.
 const reconcileInterval = 30 * time.Second
 
 // snapshotIdle is how long a snapshot may wait for its next record before
@@ -347,8 +349,9 @@ func (f *Feed) deliver(fn Handler, topic, subject string, payload []byte, snap *
 	fn(topic, payload, snap != nil)
 }
 
-// reconcile passes as deleted every known topic whose subject the stream
-// no longer holds (see reconcileInterval). Records the session has not
+// reconcile passes as deleted every known state topic whose subject the
+// stream no longer holds (see reconcileInterval); statuses are not
+// compared, as an empty status changes nothing in the hub's view. Records the session has not
 // read yet are harmless: a topic added since is not known yet, and a
 // topic deleted and written again is in the stream.
 func (f *Feed) reconcile(ctx context.Context, js jetstream.JetStream, fn Handler) error {
@@ -363,6 +366,9 @@ func (f *Feed) reconcile(ctx context.Context, js jetstream.JetStream, fn Handler
 	}
 	have := map[string]struct{}{}
 	for _, filter := range f.subjects {
+		if !strings.HasSuffix(filter, ".state") {
+			continue // only a state's delete changes the view (a cleared status keeps what it knew); half the cost
+		}
 		info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
 		if err != nil {
 			return err
@@ -372,7 +378,7 @@ func (f *Feed) reconcile(ctx context.Context, js jetstream.JetStream, fn Handler
 		}
 	}
 	for topic, subj := range f.known {
-		if _, ok := have[subj]; !ok {
+		if _, ok := have[subj]; !ok && strings.HasSuffix(subj, ".state") {
 			delete(f.known, topic)
 			f.reconciled.Add(1)
 			f.liveMsgs.Add(1)
