@@ -243,38 +243,42 @@ func (m *mconn) indexes() []int {
 }
 
 func (m *mconn) read4() {
-	defer m.wg.Done()
-	buf := make([]byte, maxPacket+1)
-	for {
+	m.read(func(buf []byte) (int, int, net.Addr, error) {
 		n, cm, src, err := m.p4.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
 		if cm == nil {
-			continue
+			return n, -1, src, err
 		}
-		m.deliver(buf[:n], src, cm.IfIndex)
-	}
+		return n, cm.IfIndex, src, err
+	})
 }
 
 func (m *mconn) read6() {
+	m.read(func(buf []byte) (int, int, net.Addr, error) {
+		n, cm, src, err := m.p6.ReadFrom(buf)
+		if cm == nil {
+			return n, -1, src, err
+		}
+		return n, cm.IfIndex, src, err
+	})
+}
+
+// read delivers what readFrom returns until the socket is closed; a packet
+// without its interface (ifIndex -1: no control message) is dropped.
+func (m *mconn) read(readFrom func([]byte) (n, ifIndex int, src net.Addr, err error)) {
 	defer m.wg.Done()
 	buf := make([]byte, maxPacket+1)
 	for {
-		n, cm, src, err := m.p6.ReadFrom(buf)
+		n, ifIndex, src, err := readFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		if cm == nil {
+		if ifIndex < 0 {
 			continue
 		}
-		m.deliver(buf[:n], src, cm.IfIndex)
+		m.deliver(buf[:n], src, ifIndex)
 	}
 }
 
