@@ -6,6 +6,7 @@ package hubd
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,9 +105,10 @@ func (l lazyJobs) SetAlertThread(ctx context.Context, device string, rec []byte)
 	return s.SetAlertThread(ctx, device, rec)
 }
 
-// wireCommands sets up the dispatcher. The returned lateResults takes the
-// results that arrive after the answer; give it the Slack bot once it runs.
-func wireCommands(c CommandsConfig, log *slog.Logger, h *fleetserver.Hub) (*lateResults, error) {
+// signingKey loads the hub's command-signing key (--signing-key, default
+// <state-dir>/hub.key), making it on first start and saying so; c's
+// SigningKey is set to the path used.
+func signingKey(c *CommandsConfig, log *slog.Logger) (ed25519.PrivateKey, error) {
 	if err := os.MkdirAll(c.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("--state-dir: %w", err)
 	}
@@ -119,6 +121,16 @@ func wireCommands(c CommandsConfig, log *slog.Logger, h *fleetserver.Hub) (*late
 	}
 	if created {
 		log.Info("created the command signing key; give agents its public key", "hub_key", dispatch.PublicKeyString(key), "file", c.SigningKey+".pub")
+	}
+	return key, nil
+}
+
+// wireCommands sets up the dispatcher. The returned lateResults takes the
+// results that arrive after the answer; give it the Slack bot once it runs.
+func wireCommands(c CommandsConfig, log *slog.Logger, h *fleetserver.Hub) (*lateResults, error) {
+	key, err := signingKey(&c, log)
+	if err != nil {
+		return nil, err
 	}
 	pol, err := policy.Load(c.Policy)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -152,16 +151,10 @@ func newEnroller(cfg *Config, s *securing, log *slog.Logger) (*enrolment.Enrolle
 	if err != nil {
 		return nil, nil, err
 	}
-	keyPath := cfg.Commands.SigningKey
-	if keyPath == "" {
-		keyPath = filepath.Join(cfg.Commands.StateDir, "hub.key")
-	}
-	if err := os.MkdirAll(cfg.Commands.StateDir, 0o750); err != nil {
-		return nil, nil, fmt.Errorf("--state-dir: %w", err)
-	}
-	key, _, err := dispatch.LoadOrCreateKey(keyPath)
+	cmds := cfg.Commands // wireCommands loads the same key later
+	key, err := signingKey(&cmds, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--signing-key: %w", err)
+		return nil, nil, err
 	}
 	_, mqttPort, _ := net.SplitHostPort(cfg.Server.MQTTListen)
 	port, _ := strconv.Atoi(mqttPort)
