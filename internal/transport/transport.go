@@ -326,7 +326,7 @@ func Redacted(urls ...string) string {
 	out := make([]string, len(urls))
 	for i, raw := range urls {
 		out[i] = raw
-		if u, err := url.Parse(raw); err == nil {
+		if u, err := url.Parse(strings.TrimSpace(raw)); err == nil {
 			out[i] = u.Redacted()
 		}
 	}

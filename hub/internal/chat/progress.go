@@ -53,7 +53,7 @@ func (s Status) Line() string {
 	if len(pis) <= perPiUpTo {
 		parts := make([]string, 0, len(pis))
 		for _, p := range pis {
-			parts = append(parts, cutRunes(p.Device, 64)+" "+p.word())
+			parts = append(parts, CutRunes(p.Device, 64)+" "+p.word())
 		}
 		return strings.Join(parts, " · ")
 	}
@@ -62,7 +62,7 @@ func (s Status) Line() string {
 	for _, p := range pis {
 		count[p.State]++
 		if p.State == PiRunning && len(running) < namedRunning {
-			running = append(running, cutRunes(p.Device, 64))
+			running = append(running, CutRunes(p.Device, 64))
 		}
 	}
 	var parts []string
@@ -115,7 +115,8 @@ func Took(d time.Duration) string {
 	return Duration(d)
 }
 
-func cutRunes(s string, n int) string {
+// CutRunes shortens s to at most n runes, the last of them "…".
+func CutRunes(s string, n int) string {
 	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
 	}

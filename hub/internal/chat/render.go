@@ -522,17 +522,10 @@ func changeText(kind, detail string) string {
 		return "lost its connection"
 	case string(wire.StateOffline):
 		return "shut down cleanly"
-	case "problem", "recovered":
-		var ws []string
-		for _, p := range strings.Split(detail, ", ") {
-			if p != "" {
-				ws = append(ws, fleet.ProblemWords(wire.Problem(p)))
-			}
-		}
-		if kind == "problem" {
-			return "health problem: " + strings.Join(ws, ", ")
-		}
-		return "recovered: " + strings.Join(ws, ", ")
+	case "problem":
+		return "health problem: " + fleet.ProblemsInWords(detail)
+	case "recovered":
+		return "recovered: " + fleet.ProblemsInWords(detail)
 	}
 	if detail == "" {
 		return kind

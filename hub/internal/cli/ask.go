@@ -117,9 +117,7 @@ func progressTo(w io.Writer) func(line string, last bool) {
 				fmt.Fprint(w, "\r\033[K")
 				return
 			}
-			if r := []rune(line); len(r) >= width { // a wrapped line could not be rewritten
-				line = string(r[:width-2]) + "…"
-			}
+			line = chat.CutRunes(line, width-1) // a wrapped line could not be rewritten
 			fmt.Fprint(w, "\r\033[K"+line)
 		}
 	}

@@ -86,15 +86,7 @@ func parseBroker(raw string, o transport.Options) (brokerURLs, error) {
 }
 
 // redact drops passwords from a comma-separated URL list.
-func redact(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			parts[i] = u.Redacted()
-		}
-	}
-	return strings.Join(parts, ",")
-}
+func redact(list string) string { return transport.Redacted(strings.Split(list, ",")...) }
 
 // natsOptions are the hub's NATS login and TLS from the same flags as its
 // MQTT login (--username, --password-file, --ca-file, --cert-file,
