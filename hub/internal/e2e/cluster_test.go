@@ -113,8 +113,9 @@ func TestClusterThreeHubs(t *testing.T) {
 	rest := hubs[1:]
 	// The Pi moves on. A node's first CONNECT after the loss can wait out
 	// nats-server's 5 s JetStream API timeout while the streams elect new
-	// leaders; then the agent tries the next node.
-	testenv.Eventually(t, 20*time.Second, func() string {
+	// leaders; then the agent tries the next node, after its backoff (seen
+	// in CI: two such attempts, more than 20 s in all).
+	testenv.Eventually(t, 60*time.Second, func() string {
 		if strings.Count(agents["pi-n1"].out.String(), "msg=connected") < 2 {
 			return "pi-n1 has not connected to another node"
 		}
